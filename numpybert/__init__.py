@@ -1,0 +1,21 @@
+"""numpybert: BERT (HuggingFace BertModel semantics) in plain NumPy, loaded from safetensors.
+
+    import numpybert
+    model = numpybert.load("weights/all-MiniLM-L6-v2")
+    out = model(**model.tokenize(["Hello world"]))
+    out.last_hidden_state, out.pooler_output
+
+The math is in `numpybert/model.py`; read it top to bottom.
+"""
+
+from .bert_model import BertModel, BertOutput, load
+from .config import BertConfig
+from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingWeightsError,
+                     NumpybertError, WeightsError, WeightsNotFoundError)
+
+__version__ = "0.1.0"
+DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"
+
+__all__ = ["load", "BertModel", "BertOutput", "BertConfig", "NumpybertError", "ConfigError", "WeightsError",
+           "WeightsNotFoundError", "MissingWeightsError", "InputValueError", "InputTypeError", "GoldenError",
+           "DEFAULT_MODEL"]

@@ -1,0 +1,146 @@
+"""The user-facing model: `numpybert.load(dir)` and `model(input_ids, ...)`.
+
+This file holds no math; it loads, checks inputs, calls `model.bert` and packages the
+outputs the way HuggingFace's `BertModel` (and TF Hub's BERT encoder) name them.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from . import model as M
+from .checkpoint import load_params, nest
+from .config import BertConfig
+from .errors import InputValueError, MissingWeightsError, WeightsNotFoundError
+from .inputs import check_inputs
+
+MASK_VALUES = ("finfo-min", "-10000", "-inf")
+GELU_CONVENTIONS = {"erf": "gelu", "tanh": "gelu_new"}
+
+
+@dataclasses.dataclass
+class BertOutput:
+    """What `BertModel.__call__` returns, named as transformers names it."""
+    last_hidden_state: np.ndarray  # [B, T, H]: the final layer, every token ("sequence_output")
+    _pooler_output: np.ndarray | None  # [B, H]: tanh(W·h_[CLS] + b), or None when the checkpoint has no pooler
+    hidden_states: tuple | None = None  # L+1 × [B, T, H]: the embedding output, then each layer's output
+    attentions: tuple | None = None  # L × [B, N, T, T]: softmax probabilities (one per layer, so one fewer)
+    trace: dict | None = None  # every recorded intermediate, in forward order (record=True)
+    _encoder_outputs: tuple = ()  # L × [B, T, H], kept for tfhub()
+    _pooler_missing: str = ""
+
+    @property
+    def pooler_output(self) -> np.ndarray:
+        if self._pooler_output is None:
+            raise MissingWeightsError(self._pooler_missing)
+        return self._pooler_output
+
+    def tfhub(self) -> dict:
+        """TF Hub's BERT encoder keys. `default` IS `pooled_output` (the same array);
+        `encoder_outputs` are the L layer outputs without the embedding output, so
+        `encoder_outputs[-1]` is `sequence_output` (HF's hidden_states has L+1 entries)."""
+        pooled = self.pooler_output
+        return {"sequence_output": self.last_hidden_state, "pooled_output": pooled, "default": pooled,
+                "encoder_outputs": list(self._encoder_outputs)}
+
+
+class BertModel:
+    """A loaded BERT: parameters, config, and the conventions the math runs under."""
+
+    def __init__(self, params, config: BertConfig, manifest, dtype=np.float32, mask_value="finfo-min",
+                 model_dir=None):
+        if mask_value not in MASK_VALUES:
+            raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
+        self.flat_params = params  # {checkpoint name: array}, for auditors to diff against the file
+        self.params = nest(params)
+        self.config = config
+        self.manifest = manifest
+        self.dtype = np.dtype(dtype)
+        self.mask_value = mask_value
+        self.model_dir = model_dir
+        self._tokenizer = None
+
+    def __repr__(self):
+        return f"BertModel({self.model_dir!r}, dtype={self.dtype.name}; {self.config.summary()})"
+
+    @property
+    def has_pooler(self) -> bool:
+        return "pooler" in self.params
+
+    def with_conventions(self, mask_value=None, gelu=None, eps=None) -> "BertModel":
+        """The same weights under another convention, to reproduce why other BERTs disagree:
+        mask_value "finfo-min" | "-10000" | "-inf", gelu "erf" | "tanh", eps a LayerNorm epsilon."""
+        changes = {}
+        if gelu is not None:
+            if gelu not in GELU_CONVENTIONS:
+                raise InputValueError(f"gelu={gelu!r}: expected one of {tuple(GELU_CONVENTIONS)}")
+            changes["hidden_act"] = GELU_CONVENTIONS[gelu]
+        if eps is not None:
+            changes["layer_norm_eps"] = float(eps)
+        config = dataclasses.replace(self.config, **changes)
+        return BertModel(self.flat_params, config, self.manifest, self.dtype,
+                         mask_value or self.mask_value, self.model_dir)
+
+    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False, record=False,
+                 input_word_ids=None, input_mask=None, input_type_ids=None) -> BertOutput:
+        """Run the encoder. Also accepts TF Hub's preprocessor keys (input_word_ids, input_mask,
+        input_type_ids). `record=True` fills `out.trace` with every intermediate."""
+        input_ids, attention_mask, token_type_ids = _tfhub_aliases(
+            input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids)
+        ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
+                                                   position_ids)
+        trace = M.Trace() if record else M.NO_TRACE
+        hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
+                                                   mask_value=self.mask_value, trace=trace)
+        return BertOutput(
+            last_hidden_state=hidden_states[-1],
+            _pooler_output=pooled,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+            trace=trace.store if record else None,
+            _encoder_outputs=tuple(hidden_states[1:]),
+            _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
+                            "is no pooled_output. (transformers would fill a random pooler silently.) "
+                            "Use last_hidden_state, e.g. its mean over real tokens, instead.",
+        )
+
+    # -- text in -------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from .tokenizer import BertTokenizer
+            self._tokenizer = BertTokenizer.from_dir(self.model_dir, self.config.max_position_embeddings)
+        return self._tokenizer
+
+    def tokenize(self, texts, text_pairs=None, **kwargs) -> dict:
+        """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
+        return self.tokenizer(texts, text_pairs, **kwargs)
+
+
+def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids):
+    for hf, tf, hf_name, tf_name in ((input_ids, input_word_ids, "input_ids", "input_word_ids"),
+                                     (attention_mask, input_mask, "attention_mask", "input_mask"),
+                                     (token_type_ids, input_type_ids, "token_type_ids", "input_type_ids")):
+        if hf is not None and tf is not None:
+            raise InputValueError(f"pass {hf_name} or {tf_name}, not both")
+    input_ids = input_ids if input_ids is not None else input_word_ids
+    if input_ids is None:
+        raise InputValueError("input_ids is required")
+    return (input_ids, attention_mask if attention_mask is not None else input_mask,
+            token_type_ids if token_type_ids is not None else input_type_ids)
+
+
+def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True) -> BertModel:
+    """Load a BERT checkpoint directory (config.json + model.safetensors or shards)."""
+    model_dir = os.fspath(model_dir)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise InputValueError(f"dtype={dtype.name!r}: numpybert computes in float32 or float64")
+    if not os.path.isdir(model_dir):
+        hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
+        raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}")
+    config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
+    params, manifest = load_params(model_dir, config, dtype, strict=strict)
+    return BertModel(params, config, manifest, dtype, mask_value, model_dir)

@@ -266,3 +266,24 @@ def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config
                                         trace=trace.scope("encoder"))
     pooled = pooler(hidden_states[-1], **params["pooler"], trace=trace) if "pooler" in params else None
     return hidden_states, attentions, pooled
+
+
+# ----------------------------------------------------------------------------- task heads
+
+def mlm_head(last_hidden_state, transform, decoder, bias, act, eps):
+    """Masked-LM head (`cls.predictions`): dense -> activation -> LayerNorm -> decoder, whose
+    weight is tied to the word embeddings, plus a per-token bias. Returns logits [B, T, V]."""
+    h = ACTIVATIONS[act](linear(last_hidden_state, **transform["dense"]))  # [B, T, H] -> [B, T, H]
+    h = layer_norm(h, **transform["LayerNorm"], eps=eps)
+    return linear(h, decoder["weight"], bias)  # [B, T, H] -> [B, T, V]
+
+
+def nsp_head(pooled_output, seq_relationship):
+    """Next-sentence prediction (`cls.seq_relationship`) on the pooled output: logits [B, 2],
+    label 0 = "B follows A". This is the task the pooler was trained for."""
+    return linear(pooled_output, **seq_relationship)  # [B, H] -> [B, 2]
+
+
+def classifier_head(pooled_output, classifier):
+    """BertForSequenceClassification's head on the pooled output: logits [B, num_labels]."""
+    return linear(pooled_output, **classifier)  # [B, H] -> [B, num_labels]

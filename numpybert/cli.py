@@ -1,0 +1,61 @@
+"""The `numpybert` command. Each subcommand lives in `numpybert/commands/<name>.py` and
+exposes `register(subparsers)`, which adds its parser with `set_defaults(run=...)`.
+
+Errors are one line on stderr and a non-zero exit, never a traceback: numpybert's own
+errors exit 2, a missing file or model 3, an interrupted run 130.
+"""
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import DEFAULT_MODEL, __version__
+from .errors import NumpybertError
+
+
+def add_model_argument(parser):
+    """Every command takes --model DIR, defaulting to the fetched all-MiniLM-L6-v2."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
+                        help=f"checkpoint directory (default: {DEFAULT_MODEL}; `numpybert fetch` puts it there)")
+
+
+def load_model(args, **kwargs):
+    """Load --model, saying which command fetches the default model when it is absent."""
+    from . import load
+    return load(args.model, **kwargs)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="numpybert", description="BERT in plain NumPy: no torch at run time.")
+    parser.add_argument("--version", action="version", version=f"numpybert {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args) or 0
+    except FileNotFoundError as e:
+        print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
+        return 3
+    except NumpybertError as e:
+        print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"numpybert {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `numpybert encode ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `numpybert` subcommand; each defines `register(subparsers)`."""

@@ -1,0 +1,623 @@
+#!/usr/bin/env python
+"""Export numpybert's reference data from PyTorch: tiny checkpoints and golden files.
+
+This is the only file in the project that imports torch, transformers or
+sentence-transformers. Everything it writes is committed; numpybert's tests read it
+with NumPy alone. Run it from the repository root with the project's venv.
+
+Every file it writes is a *target* with an id; paths are relative to --out (tests/):
+  checkpoints/<tiny>                      checkpoints/<tiny>/ (config.json + weights)
+  <model>/<case>.<dtype>                  golden/<model>/<case>.<dtype>.safetensors
+  all-MiniLM-L6-v2/tokens                 golden/all-MiniLM-L6-v2/tokens.json
+  all-MiniLM-L6-v2/sentence_embeddings    golden/all-MiniLM-L6-v2/sentence_embeddings.safetensors
+
+Usage:
+  .venv/bin/python scripts/export_golden.py all            # everything below
+  .venv/bin/python scripts/export_golden.py tiny           # tiny checkpoints + their goldens
+  .venv/bin/python scripts/export_golden.py minilm | tokens | sentences
+  .venv/bin/python scripts/export_golden.py export tiny-bert/pair.float64 [ID ...]
+  .venv/bin/python scripts/export_golden.py verify [--case ID ...]   # re-export and compare
+
+Goldens come from transformers' BertModel with attn_implementation="eager", in eval
+mode under torch.no_grad(), on CPU with 2 threads; re-running gives identical tensors.
+A golden of a reduced-precision checkpoint (F16, BF16) is computed in float32/float64
+from the stored, already rounded weights.
+"""
+import argparse
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import safetensors  # noqa: E402
+import safetensors.numpy  # noqa: E402
+import safetensors.torch  # noqa: E402
+import tokenizers  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers.activations import ACT2FN  # noqa: E402
+from transformers.models.bert import modeling_bert  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "tests"
+DEFAULT_MINILM = REPO / "weights" / "all-MiniLM-L6-v2"
+MINILM = "all-MiniLM-L6-v2"
+COMMAND = ".venv/bin/python scripts/export_golden.py"
+SEED = 0
+ATTN = "eager"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+VERIFY_TOL = {"float32": 1e-6, "float64": 1e-12}  # max abs diff allowed by `verify`
+CHECK_TOL = {"float32": 1e-5, "float64": 1e-12}  # relative, for the trace cross-checks
+
+# Base config of every tiny checkpoint. initializer_range is 0.2, not BERT's 0.02: at
+# hidden size 32, 0.02 leaves attention almost uniform and GELU inputs near 0, where gelu
+# and gelu_new agree to 1e-8; at 0.2 a wrong scale, mask or activation shows clearly.
+TINY_CONFIG = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                   intermediate_size=37, max_position_embeddings=64, type_vocab_size=2,
+                   hidden_act="gelu", layer_norm_eps=1e-12, initializer_range=0.2)
+# All share seed 0, so tiny-f16/bf16/f64/sharded/no-pooler/gelu-new/relu hold tiny-bert's weights.
+TINY_MODELS = {
+    "tiny-bert": {},
+    "tiny-pretraining": {"arch": "BertForPreTraining", "legacy_names": True},
+    "tiny-f16": {"storage": torch.float16},
+    "tiny-bf16": {"storage": torch.bfloat16},
+    "tiny-f64": {"storage": torch.float64},
+    "tiny-gelu-new": {"config": {"hidden_act": "gelu_new"}},
+    "tiny-type-vocab-1": {"config": {"type_vocab_size": 1}},
+    "tiny-relu": {"config": {"hidden_act": "relu"}},
+    "tiny-no-pooler": {"pooler": False},
+    "tiny-sharded": {"sharded": True},
+    "tiny-classifier": {"arch": "BertForSequenceClassification", "config": {
+        "num_labels": 3, "id2label": {0: "negative", 1: "neutral", 2: "positive"}}},
+}
+CASES = ["one_sentence", "padded_batch", "pair", "masked_first", "fully_masked"]
+DESCRIPTIONS = {
+    "one_sentence": "one unpadded sequence (B=1); the only case with trace.* sub-operation tensors",
+    "padded_batch": "four right-padded rows of very different lengths (pad id 0, mask 0 on pads)",
+    "pair": "two sequence pairs, token_type_ids 1 on the second segment (tiny-type-vocab-1: all 0)",
+    "masked_first": "two rows; row 1 has attention_mask 0 at position 0 only",
+    "fully_masked": "two rows; row 1 has an all-zero attention_mask (eager gives uniform probs)",
+    "long_512": "one English text truncated to exactly 512 tokens; attentions left out for size",
+}
+# Real English for all-MiniLM-L6-v2; long_512 joins the sentences of tests/data/sentences.json.
+MINILM_TEXTS = {
+    "one_sentence": ["Hello, how are you today?"],
+    "padded_batch": [
+        "Good morning!",
+        "The train to Berlin was delayed by forty minutes.",
+        "Electric cars are becoming cheaper every year, and many cities are building "
+        "charging stations in parking lots.",
+        "When the storm finally passed, the villagers walked down to the harbour to count "
+        "the broken boats, and the old fisherman said he had never seen waves like that.",
+    ],
+    "pair": [("How old are you?", "I am six years old."),
+             ("Where is the nearest station?", "It is two blocks north, next to the old post office.")],
+    "masked_first": ["A cat is sleeping on the warm windowsill.", "Prices fell sharply."],
+    "fully_masked": ["Photosynthesis converts sunlight into energy.", "See you tomorrow!"],
+}
+MINILM_FLOAT64 = ["one_sentence", "padded_batch", "pair"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def utc_now():
+    """The `created` stamp: UTC, ISO 8601, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def weights_sha256(model_dir):
+    """sha256 of the model's *.safetensors files, concatenated in sorted name order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def command_for(target, minilm_dir):
+    """The exact command that regenerates one target at its committed location."""
+    command = f"{COMMAND} export {target}"
+    if target.startswith(MINILM + "/") and Path(minilm_dir).resolve() != DEFAULT_MINILM:
+        command += f" --minilm {minilm_dir}"
+    return command
+
+
+def base_metadata(target, minilm_dir):
+    """Metadata keys shared by every golden file."""
+    return {"format": "numpybert-golden", "format_version": "1", "generator": "scripts/export_golden.py",
+            "command": command_for(target, minilm_dir), "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__, "numpy_version": np.__version__,
+            "created": utc_now()}
+
+
+def setup_torch():
+    """Fixed threads and seed, deterministic kernels, quiet transformers."""
+    torch.set_num_threads(2)
+    torch.manual_seed(SEED)
+    torch.use_deterministic_algorithms(True)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+def build_tiny_model(name):
+    """transformers' own random init (seed 0), then LayerNorms and biases made non-trivial."""
+    spec = TINY_MODELS[name]
+    config = transformers.BertConfig(**{**TINY_CONFIG, **spec.get("config", {})})
+    torch.manual_seed(SEED)
+    arch = getattr(transformers, spec.get("arch", "BertModel"))
+    kwargs = {} if spec.get("pooler", True) else {"add_pooling_layer": False}
+    model = arch(config, **kwargs).eval()
+    generator = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for pname, param in sorted(model.named_parameters()):
+            if pname.endswith("LayerNorm.weight"):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
+            elif pname.endswith("bias"):
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return model.to(spec.get("storage", torch.float32))
+
+
+def legacy_names(tensors, max_positions):
+    """Old-checkpoint spelling: LayerNorm.gamma/beta and a stored position_ids buffer."""
+    renamed = {}
+    for key, value in tensors.items():
+        if key.endswith("LayerNorm.weight"):
+            key = key[: -len("weight")] + "gamma"
+        elif key.endswith("LayerNorm.bias"):
+            key = key[: -len("bias")] + "beta"
+        renamed[key] = value
+    renamed["bert.embeddings.position_ids"] = torch.arange(max_positions, dtype=torch.int64)[None]
+    return renamed
+
+
+def write_sharded(out_dir, tensors):
+    """Two shards (embeddings + layer 0, then the rest) and model.safetensors.index.json."""
+    first = [k for k in sorted(tensors) if k.startswith(("embeddings.", "encoder.layer.0."))]
+    groups = [first, [k for k in sorted(tensors) if k not in first]]
+    weight_map = {}
+    for i, group in enumerate(groups, 1):
+        filename = f"model-{i:05d}-of-{len(groups):05d}.safetensors"
+        safetensors.torch.save_file({k: tensors[k] for k in group}, str(out_dir / filename),
+                                    metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(group, filename))
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def export_checkpoint(name, out_dir):
+    """Write tests/checkpoints/<name>/: the keys transformers itself saves, then reshaped."""
+    spec, model = TINY_MODELS[name], build_tiny_model(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)  # leaves out the tied cls.predictions.decoder.*
+        tensors = safetensors.torch.load_file(str(Path(tmp) / "model.safetensors"))
+        config_text = (Path(tmp) / "config.json").read_text()
+    if spec.get("legacy_names"):
+        tensors = legacy_names(tensors, model.config.max_position_embeddings)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    (out_dir / "config.json").write_text(config_text)
+    if spec.get("sharded"):
+        write_sharded(out_dir, tensors)
+    else:
+        safetensors.torch.save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+
+
+@functools.lru_cache(maxsize=4)
+def load_reference(model_dir, name, dtype):
+    """The torch reference for one checkpoint, upcast to `dtype`; refuses missing/extra keys."""
+    spec = TINY_MODELS.get(name, {})
+    arch = getattr(transformers, spec.get("arch", "BertModel"))
+    kwargs = {} if spec.get("pooler", True) else {"add_pooling_layer": False}
+    model, info = arch.from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation=ATTN,
+                                       output_loading_info=True, **kwargs)
+    problems = {k: sorted(v) for k, v in info.items() if v}
+    if problems:
+        raise SystemExit(f"{model_dir}: transformers did not load it cleanly: {problems}")
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def tiny_inputs(case, config):
+    """Seeded random ids in [1, vocab) with position 0 = 2 (a stand-in [CLS]), pad id 0."""
+    lengths, seq_len = {"one_sentence": ([9], 9), "padded_batch": ([12, 3, 7, 1], 12),
+                        "pair": ([10, 8], 10), "masked_first": ([8, 8], 8),
+                        "fully_masked": ([6, 6], 6)}[case]
+    rng = np.random.default_rng(100 + CASES.index(case))
+    mask = (np.arange(seq_len)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    ids = rng.integers(1, config.vocab_size, size=mask.shape) * mask
+    ids[:, 0] = 2
+    types = np.zeros_like(ids)
+    if case == "pair" and config.type_vocab_size > 1:
+        types[0, 5:10] = 1  # second segment; the pads of row 1 stay type 0, as tokenizers do
+        types[1, 3:8] = 1
+    if case == "masked_first":
+        mask[1, 0] = 0
+    if case == "fully_masked":
+        mask[1, :] = 0
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+            "token_type_ids": torch.from_numpy(types)}
+
+
+@functools.lru_cache(maxsize=2)
+def load_tokenizer(minilm_dir):
+    """transformers' fast tokenizer for the model directory."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_dir)
+    assert tokenizer.is_fast, "expected the fast (tokenizers) tokenizer"
+    return tokenizer
+
+
+def minilm_inputs(case, minilm_dir):
+    """Tokenized real English, padding="longest"; masks edited for the masking cases."""
+    tokenizer = load_tokenizer(str(minilm_dir))
+    if case == "long_512":
+        text = " ".join(json.loads((REPO / "tests/data/sentences.json").read_text())["sentences"])
+        enc = tokenizer([text], truncation=True, max_length=512, return_tensors="pt")
+        assert enc["input_ids"].shape == (1, 512), enc["input_ids"].shape
+    elif case == "pair":
+        first, second = zip(*MINILM_TEXTS["pair"])
+        enc = tokenizer(list(first), list(second), padding="longest", return_tensors="pt")
+    else:
+        enc = tokenizer(MINILM_TEXTS[case], padding="longest", return_tensors="pt")
+    inputs = {k: enc[k].to(torch.int64).clone() for k in ("input_ids", "attention_mask", "token_type_ids")}
+    if case == "masked_first":
+        inputs["attention_mask"][1, 0] = 0
+    if case == "fully_masked":
+        inputs["attention_mask"][1, :] = 0
+    return inputs
+
+
+# ------------------------------------------------------------------------------ trace
+
+class TraceRecorder:
+    """Records a BertModel forward's sub-operations as trace.* tensors.
+
+    nn.Module forward hooks give the embedding sum and output, the attention context
+    (input of attention.output), attention.output, intermediate pre/post activation and
+    the layer outputs. Attention internals come from wrapping modeling_bert's
+    eager_attention_forward (BertSelfAttention looks it up at call time): its query, key,
+    value and additive mask are recorded, scores and masked scores recomputed exactly
+    as it computes them, and its softmax output recorded.
+    """
+
+    def __init__(self, bert):
+        self.bert, self.trace, self.handles, self.original = bert, {}, [], None
+
+    def __enter__(self):
+        self._hook(self.bert.embeddings.LayerNorm, "trace.embeddings.sum", pre=True)
+        self._hook(self.bert.embeddings, "trace.embeddings.output")
+        for i, layer in enumerate(self.bert.encoder.layer):
+            prefix = f"trace.encoder.layer.{i}"
+            self._hook(layer.attention.output, f"{prefix}.attention.self.context", pre=True)
+            self._hook(layer.attention.output, f"{prefix}.attention.output")
+            self._hook(layer.intermediate.dense, f"{prefix}.intermediate.pre_act")
+            self._hook(layer.intermediate, f"{prefix}.intermediate.output")
+            self._hook(layer.output, f"{prefix}.output")
+        if self.bert.pooler is not None:
+            self._hook(self.bert.pooler.dense, "trace.pooler.pre_tanh")
+            self._hook(self.bert.pooler, "trace.pooled_output")
+        self.original = modeling_bert.eager_attention_forward
+        modeling_bert.eager_attention_forward = self._attention
+        return self
+
+    def __exit__(self, *exc):
+        modeling_bert.eager_attention_forward = self.original
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, module, name, pre=False):
+        if pre:
+            handle = module.register_forward_pre_hook(lambda mod, args: self._store(name, args[0]))
+        else:
+            handle = module.register_forward_hook(lambda mod, args, out: self._store(name, out))
+        self.handles.append(handle)
+
+    def _store(self, name, tensor):
+        assert name not in self.trace, f"{name} recorded twice"
+        self.trace[name] = tensor.detach().clone()
+
+    def _attention(self, module, query, key, value, attention_mask, scaling=None, **kwargs):
+        output, probs = self.original(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+        scale = query.size(-1) ** -0.5 if scaling is None else scaling
+        scores = torch.matmul(query, key.transpose(2, 3)) * scale  # as eager_attention_forward
+        masked = scores + attention_mask if attention_mask is not None else scores
+        prefix = f"trace.encoder.layer.{module.layer_idx}.attention.self"
+        for name, tensor in [("query", query), ("key", key), ("value", value), ("scores", scores),
+                             ("masked_scores", masked), ("probs", probs)]:
+            self._store(f"{prefix}.{name}", tensor)
+        return output, probs
+
+
+def require_close(t, name, expected, dtype, exact=False):
+    """Assert t[name] equals `expected` (bitwise if exact, else within CHECK_TOL relative)."""
+    got = t[name]
+    assert got.shape == expected.shape, f"trace check {name}: shape {got.shape} != {expected.shape}"
+    diff = (got - expected).abs().max().item() if got.numel() else 0.0
+    limit = 0.0 if exact else CHECK_TOL[dtype] * (1.0 + expected.abs().max().item())
+    assert diff <= limit, f"trace check {name}: max abs diff {diff:.3g} > {limit:.3g}"
+
+
+def check_trace(t, bert, dtype):
+    """Cross-check the recorded trace against the model outputs and the model's own modules."""
+    num_layers, act = bert.config.num_hidden_layers, ACT2FN[bert.config.hidden_act]
+    require_close(t, "trace.embeddings.output", t["outputs.hidden_states.0"], dtype, exact=True)
+    require_close(t, "trace.embeddings.output", bert.embeddings.LayerNorm(t["trace.embeddings.sum"]), dtype)
+    for i, layer in enumerate(bert.encoder.layer):
+        p = f"trace.encoder.layer.{i}"
+        q, k, v, probs = (t[f"{p}.attention.self.{n}"] for n in ("query", "key", "value", "probs"))
+        require_close(t, f"{p}.attention.self.scores", q @ k.transpose(2, 3) / math.sqrt(q.shape[-1]), dtype)
+        require_close(t, f"{p}.attention.self.probs", t[f"outputs.attentions.{i}"], dtype, exact=True)
+        require_close(t, f"{p}.attention.self.probs", t[f"{p}.attention.self.masked_scores"].softmax(-1), dtype)
+        context = (probs @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+        require_close(t, f"{p}.attention.self.context", context, dtype)
+        attn_out = layer.attention.output(t[f"{p}.attention.self.context"], t[f"outputs.hidden_states.{i}"])
+        require_close(t, f"{p}.attention.output", attn_out, dtype)
+        require_close(t, f"{p}.intermediate.output", act(t[f"{p}.intermediate.pre_act"]), dtype)
+        layer_out = layer.output(t[f"{p}.intermediate.output"], t[f"{p}.attention.output"])
+        require_close(t, f"{p}.output", layer_out, dtype)
+        require_close(t, f"{p}.output", t[f"outputs.hidden_states.{i + 1}"], dtype, exact=True)
+    require_close(t, f"trace.encoder.layer.{num_layers - 1}.output", t["outputs.last_hidden_state"], dtype, exact=True)
+    if "trace.pooled_output" in t:
+        require_close(t, "trace.pooled_output", torch.tanh(t["trace.pooler.pre_tanh"]), dtype)
+        require_close(t, "trace.pooled_output", t["outputs.pooler_output"], dtype, exact=True)
+
+
+# ---------------------------------------------------------------------------- goldens
+
+@torch.no_grad()
+def golden_tensors(model, inputs, dtype, trace, attentions=True):
+    """inputs.*, outputs.* (and trace.* when asked) for one forward of the reference model."""
+    bert = model if isinstance(model, transformers.BertModel) else model.bert
+    recorder = TraceRecorder(bert) if trace else contextlib.nullcontext()
+    with recorder:
+        out = bert(**inputs, output_hidden_states=True, output_attentions=attentions)
+    t = {f"inputs.{k}": v for k, v in inputs.items()}
+    t["outputs.last_hidden_state"] = out.last_hidden_state
+    if out.pooler_output is not None:
+        t["outputs.pooler_output"] = out.pooler_output
+    t.update({f"outputs.hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
+    t.update({f"outputs.attentions.{i}": a for i, a in enumerate(out.attentions or ())})
+    t.update(head_outputs(model, inputs, out.last_hidden_state))
+    if trace:
+        t.update(recorder.trace)
+        t["trace.cls_vector"] = out.last_hidden_state[:, 0]
+        check_trace(t, bert, dtype)
+    return t
+
+
+def head_outputs(model, inputs, last_hidden_state):
+    """Task-head logits of BertForPreTraining / BertForSequenceClassification (else none)."""
+    if isinstance(model, transformers.BertModel):
+        return {}
+    out = model(**inputs, output_hidden_states=True)
+    assert torch.equal(out.hidden_states[-1], last_hidden_state), "head run diverged from base run"
+    if isinstance(model, transformers.BertForPreTraining):
+        return {"outputs.prediction_logits": out.prediction_logits,
+                "outputs.seq_relationship_logits": out.seq_relationship_logits}
+    return {"outputs.logits": out.logits}
+
+
+def export_golden(target, path, ckpt_root, minilm_dir):
+    """Write one golden/<model>/<case>.<dtype>.safetensors."""
+    name, rest = target.split("/")
+    case, dtype = rest.split(".")
+    model_dir = minilm_dir if name == MINILM else Path(ckpt_root) / name
+    model = load_reference(str(model_dir), name, dtype)
+    bert = model if isinstance(model, transformers.BertModel) else model.bert
+    inputs = minilm_inputs(case, minilm_dir) if name == MINILM else tiny_inputs(case, bert.config)
+    tensors = golden_tensors(model, inputs, dtype, trace=case == "one_sentence",
+                             attentions=case != "long_512")
+    metadata = {**base_metadata(target, minilm_dir), "attn_implementation": ATTN, "dtype": dtype,
+                "model": name, "model_sha256": weights_sha256(model_dir), "case": case,
+                "description": DESCRIPTIONS[case]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file({k: v.detach().clone().contiguous() for k, v in sorted(tensors.items())},
+                                str(path), metadata=metadata)
+
+
+def token_case(tokenizer, kind, text, pair=None, max_length=None):
+    """One tokens.json case: the fast tokenizer's ids, no padding."""
+    truncation = "longest_first" if max_length is not None else None
+    enc = tokenizer(text, pair, truncation=truncation or False, max_length=max_length)
+    return {"kind": kind, "text": text, "pair": pair, "max_length": max_length, "truncation": truncation,
+            "input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+            "attention_mask": enc["attention_mask"],
+            "tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"])}
+
+
+def export_tokens(path, minilm_dir):
+    """Write tokens.json for tests/data/tricky_texts.json, one case per line."""
+    tokenizer = load_tokenizer(str(minilm_dir))
+    data = json.loads((REPO / "tests/data/tricky_texts.json").read_text())
+    cases = [token_case(tokenizer, "single", text) for text in data["single"]]
+    cases += [token_case(tokenizer, "pair", text, pair) for text, pair in data["pairs"]]
+    cases += [token_case(tokenizer, "truncated", c["text"], c["pair"], c["max_length"]) for c in data["truncated"]]
+    tokenizer_sha256 = hashlib.sha256((Path(minilm_dir) / "tokenizer.json").read_bytes()).hexdigest()
+    header = {"format": "numpybert-golden", "format_version": "1", "generator": "scripts/export_golden.py",
+              "command": command_for(f"{MINILM}/tokens", minilm_dir),
+              "transformers_version": transformers.__version__, "tokenizers_version": tokenizers.__version__,
+              "model": MINILM, "tokenizer_sha256": tokenizer_sha256, "created": utc_now()}
+    lines = ",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in cases)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"header": ' + json.dumps(header, indent=2, ensure_ascii=False)
+                    + ',\n "cases": [\n' + lines + "\n ]}\n", encoding="utf-8")
+
+
+def export_sentences(path, minilm_dir):
+    """Write sentence_embeddings.safetensors: SentenceTransformer.encode of tests/data/sentences.json."""
+    import sentence_transformers
+
+    sentences_file = REPO / "tests/data/sentences.json"
+    sentences = json.loads(sentences_file.read_text())["sentences"]
+    model = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
+    embeddings = model.encode(sentences, convert_to_numpy=True)
+    metadata = {**base_metadata(f"{MINILM}/sentence_embeddings", minilm_dir),
+                "sentence_transformers_version": sentence_transformers.__version__,
+                "attn_implementation": model[0].auto_model.config._attn_implementation,
+                "dtype": "float32", "model": MINILM, "model_sha256": weights_sha256(minilm_dir),
+                "case": "sentence_embeddings", "max_seq_length": str(model.max_seq_length),
+                "sentences_sha256": hashlib.sha256(sentences_file.read_bytes()).hexdigest(),
+                "description": "SentenceTransformer(dir).encode(tests/data/sentences.json sentences)"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.numpy.save_file({"outputs.embeddings": np.ascontiguousarray(embeddings, np.float32)},
+                                str(path), metadata=metadata)
+
+
+# ---------------------------------------------------------------------------- targets
+
+def tiny_targets():
+    """Ids of the tiny checkpoints and their goldens (checkpoints first)."""
+    return ([f"checkpoints/{n}" for n in TINY_MODELS]
+            + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in CASES for d in DTYPES])
+
+
+def minilm_targets():
+    """Ids of the all-MiniLM-L6-v2 forward goldens."""
+    return ([f"{MINILM}/{c}.float32" for c in CASES + ["long_512"]]
+            + [f"{MINILM}/{c}.float64" for c in MINILM_FLOAT64])
+
+
+def all_targets():
+    """Every target the script knows, in export order."""
+    return tiny_targets() + minilm_targets() + [f"{MINILM}/tokens", f"{MINILM}/sentence_embeddings"]
+
+
+def target_path(target, out):
+    """Where a target lives under --out."""
+    if target.startswith("checkpoints/"):
+        return Path(out) / target
+    if target == f"{MINILM}/tokens":
+        return Path(out) / "golden" / MINILM / "tokens.json"
+    return Path(out) / "golden" / f"{target}.safetensors"
+
+
+def export_target(target, out, ckpt_root, minilm_dir):
+    """Regenerate one target under `out`."""
+    if target not in all_targets():
+        raise SystemExit(f"unknown target {target!r}; known: checkpoints/<tiny>, <model>/<case>.<dtype>, "
+                         f"{MINILM}/tokens, {MINILM}/sentence_embeddings")
+    path = target_path(target, out)
+    if target.startswith("checkpoints/"):
+        export_checkpoint(target.split("/")[1], path)
+    elif target == f"{MINILM}/tokens":
+        export_tokens(path, minilm_dir)
+    elif target == f"{MINILM}/sentence_embeddings":
+        export_sentences(path, minilm_dir)
+    else:
+        export_golden(target, path, ckpt_root, minilm_dir)
+    print(f"wrote {path}")
+
+
+# ----------------------------------------------------------------------------- verify
+
+def compare_safetensors(committed, fresh):
+    """Problems between two golden files (metadata except `created`; tensors within VERIFY_TOL)."""
+    problems, worst = [], 0.0
+    a, b = safetensors.safe_open(str(committed), "pt"), safetensors.safe_open(str(fresh), "pt")
+    meta_a, meta_b = a.metadata() or {}, b.metadata() or {}
+    for key in sorted((set(meta_a) | set(meta_b)) - {"created"}):
+        if meta_a.get(key) != meta_b.get(key):
+            problems.append(f"metadata {key}: committed {meta_a.get(key)!r}, re-export {meta_b.get(key)!r}")
+    for name in sorted(set(a.keys()) | set(b.keys())):
+        if name not in a.keys() or name not in b.keys():
+            problems.append(f"tensor {name}: only in {'re-export' if name in b.keys() else 'committed file'}")
+            continue
+        x, y = a.get_tensor(name), b.get_tensor(name)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            problems.append(f"tensor {name}: {x.dtype}{list(x.shape)} vs re-export {y.dtype}{list(y.shape)}")
+            continue
+        diff = (x.double() - y.double()).abs().max().item() if x.numel() else 0.0
+        worst = max(worst, diff)
+        limit = VERIFY_TOL[str(x.dtype).removeprefix("torch.")] if x.is_floating_point() else 0.0
+        if not diff <= limit:  # `not <=` also catches NaN
+            problems.append(f"tensor {name}: max abs diff {diff:.3g} > {limit:g}")
+    return problems, worst
+
+
+def compare_target(target, committed, fresh):
+    """Problems and the largest tensor difference between a committed and a re-exported target."""
+    if not committed.exists():
+        return [f"committed file {committed} does not exist"], 0.0
+    if committed.suffix == ".safetensors":
+        return compare_safetensors(committed, fresh)
+    if committed.suffix == ".json":
+        a, b = json.loads(committed.read_text()), json.loads(fresh.read_text())
+        a["header"].pop("created"), b["header"].pop("created")
+        return ([] if a == b else ["tokens.json differs (header or cases)"]), 0.0
+    files = sorted(p.name for p in committed.iterdir()), sorted(p.name for p in fresh.iterdir())
+    if files[0] != files[1]:
+        return [f"checkpoint files {files[0]} vs re-export {files[1]}"], 0.0
+    return [f"{f} differs byte-wise" for f in files[0] if (committed / f).read_bytes() != (fresh / f).read_bytes()], 0.0
+
+
+def verify(targets, minilm_dir):
+    """Re-export targets into a temporary directory and compare; exit 1 on any mismatch."""
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for target in targets:
+            export_target(target, tmp, DEFAULT_OUT / "checkpoints", minilm_dir)
+            committed = target_path(target, DEFAULT_OUT)
+            problems, worst = compare_target(target, committed, target_path(target, tmp))
+            print(f"{'OK  ' if not problems else 'FAIL'} {target} (max abs diff {worst:.3g})")
+            for problem in problems:
+                print(f"  {committed.relative_to(REPO)}: {problem}\n  regenerate with: {command_for(target, minilm_dir)}")
+            failures += bool(problems)
+    print(f"{len(targets) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+# -------------------------------------------------------------------------------- CLI
+
+def parse_args(argv):
+    """argparse CLI with one subcommand per group of targets."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {"all": "regenerate every target", "tiny": "tiny checkpoints and their goldens",
+             "minilm": "all-MiniLM-L6-v2 forward goldens", "tokens": "tokens.json",
+             "sentences": "sentence_embeddings.safetensors", "export": "the named targets",
+             "verify": "re-export into a temporary directory and compare with the committed files"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--minilm", type=Path, default=DEFAULT_MINILM, help="all-MiniLM-L6-v2 directory")
+        if name == "export":
+            p.add_argument("targets", nargs="+", help="target ids, e.g. tiny-bert/pair.float32")
+        if name == "verify":
+            p.add_argument("--case", action="append", help="target id to verify (repeatable; default all)")
+        else:
+            p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="tests directory to write into")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Run one subcommand."""
+    args = parse_args(argv)
+    setup_torch()
+    if args.command == "verify":
+        return verify(args.case or all_targets(), args.minilm)
+    groups = {"all": all_targets(), "tiny": tiny_targets(), "minilm": minilm_targets(),
+              "tokens": [f"{MINILM}/tokens"], "sentences": [f"{MINILM}/sentence_embeddings"]}
+    targets = args.targets if args.command == "export" else groups[args.command]
+    ckpt_root = args.out / "checkpoints" if args.command in ("all", "tiny") else DEFAULT_OUT / "checkpoints"
+    for target in targets:
+        export_target(target, args.out, ckpt_root, args.minilm)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

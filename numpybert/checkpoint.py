@@ -12,111 +12,126 @@ Two layers:
 """
 
 import dataclasses
-import json
+import math
 import os
-import stat
 import struct
 
 import numpy as np
 
-from .config import BertConfig
+from .config import BertConfig, open_regular, parse_json, read_json
 from .errors import WeightsError, WeightsNotFoundError
 
-HEADER_CAP = 16 * 1024 * 1024  # a BERT header is tens of KB; a larger one is corrupt or hostile
-FLOAT_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bfloat16"}
-OTHER_DTYPES = {"I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+HEADER_CAP = 1024 * 1024  # bert-large's header is ~50 KB; a longer one is corrupt or hostile
+MAX_NDIM = 8  # BERT weights are 1-D or 2-D, golden tensors at most 4-D
+MAX_BYTES = 2**48  # no tensor is 256 TB, even counting zero dimensions as 1 (NumPy refuses those too)
+DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
+          "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+          "U8": np.dtype("u1"), "BOOL": np.dtype("?")}  # safetensors name -> how its bytes are stored
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+FINITE_CHUNK = 1 << 16  # elements per np.isfinite call: the bool temporary stays in cache
 
 
 # ----------------------------------------------------------------------------- safetensors format
 
-def _regular_file(path):
-    """Refuse anything but a regular file before opening it (a FIFO would block forever)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise WeightsNotFoundError(f"weights file not found: {path}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise WeightsError(f"{path}: not a regular file (a FIFO, device or directory cannot hold weights)")
-    return st.st_size
-
-
-def _no_duplicates(pairs, path):
-    seen = {}
-    for name, value in pairs:
-        if name in seen:
-            raise WeightsError(f"{path}: header names tensor {name!r} twice (the safetensors library "
-                               "would silently keep the last one)")
-        seen[name] = value
-    return seen
+def _short(value, limit=80):
+    """repr() cut to one short line, for error messages about hostile values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _read_header(f, path, size):
+    """The 8-byte little-endian header length, then that many bytes of JSON.
+    Returns (tensor entries, metadata, where the data section starts)."""
     if size < 8:
-        raise WeightsError(f"{path}: truncated ({size} bytes; a safetensors file starts with an 8-byte header length)")
+        raise WeightsError(f"{path}: truncated ({size} bytes); a safetensors file starts with an 8-byte header length")
     (n,) = struct.unpack("<Q", f.read(8))
     if n > HEADER_CAP:
-        raise WeightsError(f"{path}: header length {n} exceeds the {HEADER_CAP}-byte cap (corrupt file?)")
+        raise WeightsError(f"{path}: header length {n} exceeds the {HEADER_CAP}-byte cap (a BERT header is "
+                           "tens of KB): corrupt, or not a safetensors file")
     if 8 + n > size:
         raise WeightsError(f"{path}: header length {n} is larger than the file ({size} bytes): truncated or corrupt")
-    raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: _no_duplicates(p, path))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: header is not valid JSON ({e})") from None
+    header = parse_json(f.read(n), f"{path}: header", WeightsError)
     if not isinstance(header, dict):
-        raise WeightsError(f"{path}: header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
+        raise WeightsError(f"{path}: header is not a JSON object, got {_short(header)}")
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise WeightsError(f"{path}: __metadata__ must map strings to strings, got {_short(metadata)}")
     return header, metadata, 8 + n
+
+
+def _naturals(value):
+    """A JSON list of non-negative integers (not floats, not booleans)?"""
+    return isinstance(value, list) and all(type(i) is int and i >= 0 for i in value)
 
 
 def _check_entry(name, entry, path, data_size):
     """Validate one header entry; returns (dtype, shape, begin, end)."""
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise WeightsError(f"{path}: tensor {name!r}: header entry must have exactly dtype, shape, data_offsets")
+        raise WeightsError(f"{path}: tensor {name!r}: a header entry is an object with exactly dtype, shape "
+                           f"and data_offsets, got {_short(entry)}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in FLOAT_DTYPES and dtype not in OTHER_DTYPES:
-        raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
-    ints = lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
-    if not ints(shape):
-        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
-    if not ints(offsets) or len(offsets) != 2 or not offsets[0] <= offsets[1] <= data_size:
-        raise WeightsError(f"{path}: tensor {name!r} has data_offsets {offsets!r} outside the data section "
-                           f"({data_size} bytes)")
-    itemsize = 2 if dtype == "BF16" else np.dtype(FLOAT_DTYPES.get(dtype) or OTHER_DTYPES[dtype]).itemsize
-    if offsets[1] - offsets[0] != int(np.prod(shape, dtype=np.int64)) * itemsize:
-        raise WeightsError(f"{path}: tensor {name!r}: {offsets[1] - offsets[0]} bytes do not hold "
-                           f"shape {shape} of {dtype}")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {_short(dtype)} "
+                           f"(numpybert reads {', '.join(DTYPES)})")
+    itemsize = DTYPES[dtype].itemsize
+    if not _naturals(shape) or len(shape) > MAX_NDIM or math.prod(max(d, 1) for d in shape) * itemsize > MAX_BYTES:
+        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {_short(shape)} (expected at most "
+                           f"{MAX_NDIM} non-negative integers describing under {MAX_BYTES} bytes)")
+    if not _naturals(offsets) or len(offsets) != 2 or not offsets[0] <= offsets[1] <= data_size:
+        raise WeightsError(f"{path}: tensor {name!r} has data_offsets {_short(offsets)}; expected [begin, end] "
+                           f"with 0 <= begin <= end <= {data_size} (the data section's size)")
+    nbytes = math.prod(shape) * itemsize  # Python ints: no overflow (np.prod would wrap around)
+    if offsets[1] - offsets[0] != nbytes:
+        raise WeightsError(f"{path}: tensor {name!r}: data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, "
+                           f"but shape {shape} of {dtype} needs {nbytes}")
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
-def _check_overlaps(entries, path):
-    spans = sorted((b, e, name) for name, (_, _, b, e) in entries.items() if e > b)
-    for (_, end1, name1), (begin2, _, name2) in zip(spans, spans[1:]):
-        if begin2 < end1:
-            raise WeightsError(f"{path}: tensors {name1!r} and {name2!r} overlap in the data section")
+def _check_layout(header, path, data_size):
+    """Check every entry, then that the tensors tile the data section exactly, as the format
+    requires: no overlap, no unused bytes, nothing after the last tensor."""
+    entries = {name: _check_entry(name, entry, path, data_size) for name, entry in header.items()}
+    end, previous = 0, None
+    for begin, stop, name in sorted((b, e, name) for name, (_, _, b, e) in entries.items()):
+        if begin < end:
+            raise WeightsError(f"{path}: tensors {previous!r} and {name!r} overlap in the data section")
+        if begin > end:
+            raise WeightsError(f"{path}: {begin - end} unused bytes before tensor {name!r} in the data section")
+        end, previous = stop, name
+    if end != data_size:
+        raise WeightsError(f"{path}: {data_size - end} bytes after the last tensor: the data section is "
+                           "longer than the header says")
+    return entries
+
+
+def _read_exactly(f, n, path):
+    """Read the data section into memory numpybert owns: one copy and no memory map, so a file
+    truncated or rewritten later can neither kill the process (SIGBUS) nor change the weights."""
+    data = np.empty(n, dtype=np.uint8)
+    got = f.readinto(memoryview(data))
+    if got != n:
+        raise WeightsError(f"{path}: the file changed size while being read (expected {n} data bytes, read {got})")
+    return data
 
 
 def _as_array(buf, dtype, shape):
     """View raw little-endian bytes as an array (BF16 becomes float32: exact, a 16-bit shift)."""
+    array = buf.view(DTYPES[dtype]).reshape(shape)
     if dtype == "BF16":
-        u16 = buf.view("<u2").reshape(shape)
-        return (u16.astype(np.uint32) << 16).view(np.float32)
-    np_dtype = np.dtype(FLOAT_DTYPES.get(dtype) or OTHER_DTYPES[dtype]).newbyteorder("<")
-    return buf.view(np_dtype).reshape(shape)
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array
 
 
 def read_safetensors(path):
     """Read one .safetensors file strictly. Returns ({name: (stored dtype str, array)}, metadata)."""
-    size = _regular_file(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "weights file", WeightsError) as f:
+        size = os.fstat(f.fileno()).st_size
         header, metadata, data_start = _read_header(f, path, size)
-        data_size = size - data_start
-        entries = {name: _check_entry(name, e, path, data_size) for name, e in header.items()}
-        _check_overlaps(entries, path)
-        data = np.empty(data_size, dtype=np.uint8)  # one copy, owned by us: no SIGBUS if the file changes
-        if f.readinto(memoryview(data)) != data_size:
-            raise WeightsError(f"{path}: file shrank while being read")
+        entries = _check_layout(header, path, size - data_start)
+        data = _read_exactly(f, size - data_start, path)
     tensors = {name: (dtype, _as_array(data[b:e], dtype, shape)) for name, (dtype, shape, b, e) in entries.items()}
     return tensors, metadata
 
@@ -124,14 +139,15 @@ def read_safetensors(path):
 # ----------------------------------------------------------------------------- which files
 
 def weight_files(model_dir):
-    """The safetensors file(s) of a model directory: model.safetensors, or a sharded index."""
+    """The safetensors file(s) of a model directory: model.safetensors, or a sharded index.
+    (`lexists`: a broken symlink or a FIFO under those names is reported when opened.)"""
     if not os.path.isdir(model_dir):
         raise WeightsNotFoundError(f"model directory not found: {model_dir}")
     index = os.path.join(model_dir, "model.safetensors.index.json")
     single = os.path.join(model_dir, "model.safetensors")
-    if os.path.exists(index):
+    if os.path.lexists(index):
         return _sharded_files(index)
-    if os.path.exists(single):
+    if os.path.lexists(single):
         return [single], None
     pickles = sorted(f for f in os.listdir(model_dir) if f.endswith(PICKLE_SUFFIXES))
     if pickles:
@@ -142,17 +158,17 @@ def weight_files(model_dir):
 
 
 def _sharded_files(index):
-    try:
-        with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-        files = sorted(set(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise WeightsError(f"{index}: not a valid shard index ({type(e).__name__}: {e})") from None
-    for name in files:
-        if not isinstance(name, str) or os.path.basename(name) != name:
-            raise WeightsError(f"{index}: shard file name {name!r} must be a plain file name in the directory")
+    """The shard files named by model.safetensors.index.json, and its {tensor name: file} map."""
+    content = read_json(index, "shard index", WeightsError)
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict):
+        raise WeightsError(f'{index}: expected {{"weight_map": {{tensor name: shard file}}}}, got {_short(content)}')
+    for name, file in weight_map.items():
+        if not isinstance(file, str) or os.path.basename(file) != file or file in ("", ".", ".."):
+            raise WeightsError(f"{index}: tensor {name!r}: shard file name {_short(file)} must be a plain file "
+                               "name in the model directory")
     folder = os.path.dirname(index)
-    return [os.path.join(folder, name) for name in files], weight_map
+    return [os.path.join(folder, file) for file in sorted(set(weight_map.values()))], weight_map
 
 
 # ----------------------------------------------------------------------------- the strict loader
@@ -248,19 +264,52 @@ def read_checkpoint(model_dir):
     return files, tensors
 
 
+def _all_finite(array):
+    """np.isfinite(array).all(), in cache-sized chunks (no array-sized bool temporary)."""
+    flat = array.reshape(-1)
+    return all(np.isfinite(flat[i:i + FINITE_CHUNK]).all() for i in range(0, flat.size, FINITE_CHUNK))
+
+
+def _not_finite(name, stored, converted, key, path):
+    """The error for a weight holding NaN or Inf: how many, the first index, and whether the
+    conversion to the model dtype made them (a float64 value beyond float32's range)."""
+    bad = np.argwhere(~np.isfinite(converted))
+    where = "[" + ", ".join(str(int(i)) for i in bad[0]) + "]"
+    cause = f" after {key} (the stored value overflows)" if key and _all_finite(stored) else ""
+    return WeightsError(f"{path}: tensor {name!r} contains NaN or Inf{cause}: {len(bad)} values, first at {where}")
+
+
 def _convert(name, dtype_str, array, dtype, path, manifest):
     """Cast a float tensor to the model dtype, refusing non-float and non-finite weights."""
     if dtype_str not in FLOAT_DTYPES:
-        raise WeightsError(f"{path}: tensor {name!r} has dtype {dtype_str}; a weight must be a float (F16, BF16, F32, F64)")
-    if dtype_str == "F32" and dtype == np.float32:
-        out = array
-    else:
-        out = array.astype(dtype)
+        raise WeightsError(f"{path}: tensor {name!r} has dtype {dtype_str}; a weight must be a float "
+                           f"({', '.join(FLOAT_DTYPES)})")
+    key = None
+    out = array
+    if not (dtype_str == "F32" and dtype == np.float32):
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: reported below
+            out = array.astype(dtype)
         key = f"{dtype_str} -> {np.dtype(dtype).name}"
         manifest.converted[key] = manifest.converted.get(key, 0) + 1
-    if not np.isfinite(out).all():
-        raise WeightsError(f"{path}: tensor {name!r} contains NaN or Inf")
+    if not _all_finite(out):
+        raise _not_finite(name, array, out, key, path)
     return out
+
+
+def _problem(name, new, array, path, known, params):
+    """Why the tensor `name` (BertModel name `new`) cannot be used, or None if it can."""
+    if new not in known:
+        return f"unexpected tensor {name!r} {list(array.shape)} in {os.path.basename(path)}"
+    if tuple(array.shape) != known[new]:
+        return f"tensor {name!r} has shape {list(array.shape)}, config.json implies {list(known[new])}"
+    if new in params:
+        return f"tensor {new!r} appears twice (as {name!r} and another spelling)"
+    return None
+
+
+def _one_line(model_dir, problems, shown=5):
+    more = f"; (+{len(problems) - shown} more)" if len(problems) > shown else ""
+    return f"{model_dir}: the checkpoint does not match config.json: " + "; ".join(problems[:shown]) + more
 
 
 def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
@@ -268,32 +317,23 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
     files, raw = read_checkpoint(model_dir)
     manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
     params, problems = {}, []
-    expected = expected_shapes(config)
-    groups = optional_groups(config)
+    expected, groups = expected_shapes(config), optional_groups(config)
     known = dict(expected, **{n: s for g in groups.values() for n, s in g.items()})
     known.update({n: known[t] for n, t in TIED.items()})
     for name, (dtype_str, array, path) in raw.items():
         new = canonical_name(name)
         if new in BUFFERS:
             manifest.ignored.append((name, "a buffer, not a weight (positions/token types are inputs)"))
-            continue
-        if new not in known:
-            problems.append(f"unexpected tensor {name!r} {list(array.shape)} in {os.path.basename(path)}")
-            continue
-        if tuple(array.shape) != known[new]:
-            problems.append(f"tensor {name!r} has shape {list(array.shape)}, config.json implies {list(known[new])}")
-            continue
-        if new != name:
-            manifest.renamed.append((name, new))
-        if new in params:
-            problems.append(f"tensor {new!r} appears twice (as {name!r} and another spelling)")
-            continue
-        params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
+        elif problem := _problem(name, new, array, path, known, params):
+            problems.append(problem)
+        else:
+            manifest.renamed += [(name, new)] if new != name else []
+            params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
     problems += [f"missing tensor {n!r} {list(s)}" for n, s in expected.items() if n not in params]
     problems += _check_groups(params, groups, manifest)
     _tie(params, manifest)
     if problems and strict:
-        raise WeightsError(f"{model_dir}: the checkpoint does not match config.json:\n  " + "\n  ".join(problems))
+        raise WeightsError(_one_line(model_dir, problems))
     manifest.ignored += [(p, "strict=False") for p in problems]
     return params, manifest
 

@@ -47,7 +47,7 @@ _CUT_AT = re.compile(r"[ \t\n\r]")
 # Latin-1 letters (NFD keeps an ASCII base letter), CJK Unified Ideographs U+4E00-9FA5 and Hangul
 # syllables (Unicode 1.1/2.0, so every Unicode table knows them). A whitespace-separated run that
 # holds one of them produces at least one token, whatever else it holds.
-_SURE_CHAR = re.compile(r"[!-~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u4e00-\u9fa5\uac00-\ud7a3]")
+_SURE_CHAR = re.compile(r"[\u0301!-~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u4e00-\u9fa5\uac00-\ud7a3]")
 # Texts shorter than this are tokenized whole: scanning them would cost more than it saves.
 _CAP_SCAN_MIN_CHARS = 4096
 

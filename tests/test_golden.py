@@ -63,6 +63,8 @@ def run(path):
     ours = {"last_hidden_state": out.last_hidden_state, **out.trace} if out.trace else {"last_hidden_state": out.last_hidden_state}
     if model.has_pooler:
         ours["pooler_output"] = out.pooler_output
+    elif out.trace:  # no pooler, so the forward records no pooler input; torch's hook still saw h[:, 0]
+        ours["cls_vector"] = out.last_hidden_state[:, 0]
     ours.update({f"hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
     ours.update({f"attentions.{i}": a for i, a in enumerate(out.attentions)})
     return golden, ours

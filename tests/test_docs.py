@@ -1,0 +1,125 @@
+"""The teaching docs are executed: a changed number in docs/*.md fails here.
+
+Convention (docs/pooled-vs-cls.md):
+* every ```python block runs, in order, in one namespace shared by the whole file, and the
+  ```text block right after it holds exactly what it prints;
+* a ```console block starts with `$ numpybert ARGS`; the rest of the block is exactly what that
+  command prints (run in-process through `numpybert.cli.main`), and it must exit 0.
+Blocks in any other language are prose.
+"""
+
+import contextlib
+import dataclasses
+import io
+import re
+import shlex
+import traceback
+
+import pytest
+
+from conftest import ROOT, require_minilm
+
+DOCS = [ROOT / "docs" / "pooled-vs-cls.md"]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+@dataclasses.dataclass
+class Block:
+    kind: str  # "python" or "console"
+    code: str  # the Python source, or the command line without "$ "
+    expected: str  # what it must print
+    line: int  # where the block starts in the file, for messages
+
+
+def parse(markdown: str) -> list:
+    """The executable blocks of a markdown text, each with its expected output."""
+    fences = [(m.group(1), m.group(2), markdown.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(markdown)]
+    blocks = []
+    for k, (lang, body, line) in enumerate(fences):
+        if lang == "python":
+            if k + 1 >= len(fences) or fences[k + 1][0] != "text":
+                raise ValueError(f"line {line}: a python block must be followed by a text block with its output")
+            blocks.append(Block("python", body, fences[k + 1][1], line))
+        elif lang == "console":
+            command, _, output = body.partition("\n")
+            if not command.startswith("$ numpybert "):
+                raise ValueError(f"line {line}: a console block must start with '$ numpybert '")
+            blocks.append(Block("console", command[2:], output, line))
+    return blocks
+
+
+def run_block(block: Block, namespace: dict) -> str:
+    """Execute one block; returns what it printed (an exception's traceback is the output)."""
+    from numpybert import cli
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        try:
+            if block.kind == "python":
+                exec(compile(block.code, f"<doc line {block.line}>", "exec"), namespace)
+            else:
+                code = cli.main(shlex.split(block.code)[1:])
+                if code:
+                    print(f"[exit code {code}]")
+        except Exception:  # the doc must show what failed, not stop the other blocks
+            print(traceback.format_exc())
+    return stdout.getvalue()
+
+
+def same_output(actual: str, expected: str) -> bool:
+    """Exact comparison; only trailing newlines at the very end are ignored."""
+    return actual.rstrip("\n") == expected.rstrip("\n")
+
+
+@pytest.fixture(scope="module")
+def doc_outputs():
+    """Run every doc once, block by block, sharing one namespace per doc."""
+    require_minilm()
+    results = {}
+    for path in DOCS:
+        namespace = {"__name__": "__doc__"}
+        results[path.name] = [run_block(b, namespace) for b in parse(path.read_text(encoding="utf-8"))]
+    return results
+
+
+CASES = [(path, i) for path in DOCS for i in range(len(parse(path.read_text(encoding="utf-8"))))]
+
+
+@pytest.mark.parametrize("path, index", CASES, ids=[f"{p.name}:{i}" for p, i in CASES])
+def test_doc_block_prints_what_the_doc_says(doc_outputs, path, index):
+    block = parse(path.read_text(encoding="utf-8"))[index]
+    actual = doc_outputs[path.name][index]
+    assert same_output(actual, block.expected), (
+        f"{path.name} line {block.line}: the block printed\n{actual}\nbut the doc says\n{block.expected}")
+
+
+def test_each_doc_has_executable_blocks_with_output():
+    for path in DOCS:
+        blocks = parse(path.read_text(encoding="utf-8"))
+        assert len(blocks) >= 5, f"{path.name}: only {len(blocks)} executable blocks"
+        assert all(b.expected.strip() for b in blocks), f"{path.name}: a block has an empty expected output"
+        assert any(b.kind == "console" and b.code.startswith("numpybert explain") for b in blocks)
+
+
+def test_the_harness_catches_a_changed_number():
+    """The harness itself: a wrong expected output must not pass, a right one must."""
+    doc = "```python\nx = 0.25\nprint(f'{x:.3f}')\n```\n\n```text\n0.251\n```\n"
+    [block] = parse(doc)
+    actual = run_block(block, {})
+    assert actual == "0.250\n"
+    assert not same_output(actual, block.expected)
+    assert same_output(actual, "0.250")
+
+
+def test_the_harness_refuses_a_python_block_without_output():
+    with pytest.raises(ValueError, match="followed by a text block"):
+        parse("```python\nprint(1)\n```\n\n```python\nprint(2)\n```\n")
+
+
+def test_the_harness_reports_a_failing_command_as_output():
+    [block] = parse("```console\n$ numpybert info --model /nonexistent/model\n```\n")
+    assert "[exit code 3]" in run_block(block, {})
+
+
+def test_the_docs_similarity_table_uses_the_shared_sentence_pairs():
+    text = DOCS[0].read_text(encoding="utf-8")
+    assert "tests/data/sentences.json" in text and "paraphrase_pairs" in text and "non_paraphrase_pairs" in text

@@ -1,0 +1,67 @@
+"""A tiny random BERT checkpoint built inside a test, and raw safetensors bytes to corrupt.
+
+The hostile-input tests build every bad file from this valid one, in pytest's tmp_path, so
+they depend on nothing but numpy and safetensors' writer (never on another test's files).
+Sizes: vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37, 64 positions, 2 types.
+"""
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import safetensors.numpy
+
+TINY_CONFIG = {
+    "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12, "max_position_embeddings": 64, "type_vocab_size": 2, "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+}
+
+
+def tiny_tensors(config=TINY_CONFIG, seed=0, pooler=True):
+    """HF BertModel key names -> random float32 weights (scale 0.2: outputs vary visibly)."""
+    rng = np.random.default_rng(seed)
+    H, I = config["hidden_size"], config["intermediate_size"]
+    shapes = {"embeddings.word_embeddings.weight": (config["vocab_size"], H),
+              "embeddings.position_embeddings.weight": (config["max_position_embeddings"], H),
+              "embeddings.token_type_embeddings.weight": (config["type_vocab_size"], H),
+              "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H, H), (H,)
+        shapes[p + "intermediate.dense.weight"], shapes[p + "intermediate.dense.bias"] = (I, H), (I,)
+        shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (H, I), (H,)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H,), (H,)
+    if pooler:
+        shapes["pooler.dense.weight"], shapes["pooler.dense.bias"] = (H, H), (H,)
+    tensors = {name: (0.2 * rng.standard_normal(shape)).astype(np.float32) for name, shape in shapes.items()}
+    for name in tensors:  # LayerNorm scales near 1, as a trained model's
+        if name.endswith("LayerNorm.weight"):
+            tensors[name] += 1.0
+    return tensors
+
+
+def write_model(folder, tensors=None, config=None, metadata=None):
+    """A model directory: config.json + model.safetensors. Returns the folder as a Path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIG if config is None else config))
+    tensors = tiny_tensors() if tensors is None else tensors
+    safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"), metadata=metadata or {"format": "pt"})
+    return folder
+
+
+def split(raw: bytes):
+    """safetensors bytes -> (header dict, data section bytes)."""
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def join(header, data: bytes = b"") -> bytes:
+    """(header dict or raw header bytes, data) -> safetensors bytes, with a correct header length."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data

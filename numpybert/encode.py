@@ -217,26 +217,34 @@ def encode(model, texts, batch_size: int = 32, pooling=None, normalize=None, sho
     pooling, normalize, max_seq_length: None takes the model directory's defaults (`read_settings`).
     show_progress_bar: a tqdm bar over texts on stderr (needs the `cli` extra: pip install tqdm).
     """
-    settings = encode_settings(model, pooling, normalize, max_seq_length)
-    batch_size, window = _positive("batch_size", batch_size), _positive("window", window)
+    settings = encode_settings(model.model_dir, model.config, pooling, normalize, max_seq_length)
     single = isinstance(texts, str)
-    texts = [check_text(t, f"texts[{i}]") for i, t in enumerate([texts] if single else texts)]
-    width = model.config.hidden_size * len(settings.pooling)
+    texts = [texts] if single else texts
     with progress_bar(show_progress_bar, len(texts)) as bar:
-        parts = [embed_window(model, texts[i:i + window], settings, batch_size, bar.update)
-                 for i in range(0, len(texts), window)]
-    result = np.concatenate(parts) if parts else np.empty((0, width), dtype=model.dtype)
+        result = embed_texts(model, texts, settings, batch_size, window, bar.update)
     return result[0] if single else result
 
 
-def encode_settings(model, pooling=None, normalize=None, max_seq_length=None) -> EncodeSettings:
-    """The model directory's defaults with the caller's overrides, checked."""
-    settings = read_settings(model.model_dir, model.config.max_position_embeddings)
+def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None):
+    """`encode` with explicit settings: texts in consecutive windows of `window`, each embedded by
+    `embed_window`; [N, D] in input order. The core shared by encode, Embedder and numpybert embed."""
+    batch_size, window = _positive("batch_size", batch_size), _positive("window", window)
+    texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+    parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch)
+             for i in range(0, len(texts), window)]
+    if not parts:
+        return np.empty((0, model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)
+    return np.concatenate(parts)
+
+
+def encode_settings(model_dir, config, pooling=None, normalize=None, max_seq_length=None) -> EncodeSettings:
+    """The model directory's defaults (`read_settings`) with the caller's overrides, checked."""
+    settings = read_settings(model_dir, config.max_position_embeddings)
     if max_seq_length is not None:
         max_seq_length = _positive("max_seq_length", max_seq_length)
-        if not 2 <= max_seq_length <= model.config.max_position_embeddings:
+        if not 2 <= max_seq_length <= config.max_position_embeddings:
             raise InputValueError(f"max_seq_length={max_seq_length}: expected 2 to max_position_embeddings="
-                                  f"{model.config.max_position_embeddings}")
+                                  f"{config.max_position_embeddings}")
     return settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
 
 

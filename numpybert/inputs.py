@@ -10,13 +10,24 @@ import numpy as np
 from .errors import InputTypeError, InputValueError
 
 
-def _as_2d_int(name, x):
-    """An integer array [B, T]; a 1-D array is one sequence."""
+def _as_array(name, x):
+    """A NumPy array from an array or a (nested) list; anything else is refused."""
     if isinstance(x, (list, tuple)):
-        x = np.asarray(x)
+        try:
+            return np.asarray(x)
+        except ValueError:  # NumPy 2 refuses ragged nested lists
+            raise InputValueError(f"{name} is a ragged list (rows of different lengths); pad the rows "
+                                  "to one length and mark the padding with attention_mask") from None
     if not isinstance(x, np.ndarray):
         raise InputTypeError(f"{name} must be a NumPy integer array, got {type(x).__name__}")
-    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
+    return np.asarray(x)  # a subclass (np.matrix, ...) becomes a plain array
+
+
+def _as_2d(name, x, allow_bool=False):
+    """An integer array [B, T] (a 1-D array is one sequence); bool too when allow_bool."""
+    x = _as_array(name, x)
+    is_bool = x.dtype == np.bool_
+    if (is_bool and not allow_bool) or not (is_bool or np.issubdtype(x.dtype, np.integer)):
         raise InputTypeError(f"{name} must have an integer dtype, got {x.dtype}")
     if x.ndim == 1:
         x = x[None, :]
@@ -25,16 +36,43 @@ def _as_2d_int(name, x):
     return x
 
 
+def _first(bad):
+    """The [b, t] index of the first True of a 2-D bool array, as a tuple of ints."""
+    return tuple(int(i) for i in np.argwhere(bad)[0])
+
+
 def _in_range(name, x, high, what):
     bad = (x < 0) | (x >= high)
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputValueError(f"{name}[{where[0]}, {where[1]}] = {int(x[where])} is outside [0, {high}) ({what})")
+        b, t = _first(bad)
+        raise InputValueError(f"{name}[{b}, {t}] = {int(x[b, t])} is outside [0, {high}) ({what})")
+
+
+def _same_shape(name, x, shape, default, allow_bool=False):
+    if x is None:
+        return default
+    x = _as_2d(name, x, allow_bool)
+    if name == "position_ids" and x.shape[0] == 1 and shape[0] > 1:
+        x = np.broadcast_to(x, (shape[0], x.shape[1]))  # HF accepts position_ids of shape [1, T]
+    if x.shape != shape:
+        raise InputValueError(f"{name} has shape {x.shape}, input_ids has {shape}")
+    return x
+
+
+def _check_mask(attention_mask, shape):
+    """The padding mask: 0/1 integers or booleans, shaped as input_ids; all ones by default."""
+    mask = _same_shape("attention_mask", attention_mask, shape, np.ones(shape, np.int64), allow_bool=True)
+    bad = (mask != 0) & (mask != 1)
+    if bad.any():
+        b, t = _first(bad)
+        raise InputValueError(f"attention_mask[{b}, {t}] = {mask[b, t]}: "
+                              "a padding mask holds only 0 (padding) and 1 (token)")
+    return mask
 
 
 def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
     """Validate and fill defaults; returns int64 arrays [B, T] ready for `model.bert`."""
-    input_ids = _as_2d_int("input_ids", input_ids)
+    input_ids = _as_2d("input_ids", input_ids)
     B, T = input_ids.shape
     if B == 0 or T == 0:
         raise InputValueError(f"input_ids has shape {input_ids.shape}: need at least one sequence of one token")
@@ -42,27 +80,23 @@ def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, po
         raise InputValueError(f"input_ids has {T} tokens, more than max_position_embeddings="
                               f"{config.max_position_embeddings}; truncate (tokenize with max_length=...)")
     _in_range("input_ids", input_ids, config.vocab_size, "vocab_size")
-    ones, zeros = np.ones((B, T), np.int64), np.zeros((B, T), np.int64)
-    attention_mask = _same_shape("attention_mask", attention_mask, input_ids.shape, ones)
-    bad = (attention_mask != 0) & (attention_mask != 1)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputValueError(f"attention_mask[{where[0]}, {where[1]}] = {attention_mask[where]}: "
-                              "a padding mask holds only 0 (padding) and 1 (token)")
-    token_type_ids = _same_shape("token_type_ids", token_type_ids, input_ids.shape, zeros)
+    attention_mask = _check_mask(attention_mask, (B, T))
+    token_type_ids = _same_shape("token_type_ids", token_type_ids, (B, T), np.zeros((B, T), np.int64))
     _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
-    position_ids = _same_shape("position_ids", position_ids, input_ids.shape,
+    position_ids = _same_shape("position_ids", position_ids, (B, T),
                                np.broadcast_to(np.arange(T, dtype=np.int64), (B, T)))
     _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
     return [a.astype(np.int64, copy=False) for a in (input_ids, attention_mask, token_type_ids, position_ids)]
 
 
-def _same_shape(name, x, shape, default):
-    if x is None:
-        return default
-    x = _as_2d_int(name, x)
-    if name == "position_ids" and x.shape[0] == 1 and shape[0] > 1:
-        x = np.broadcast_to(x, (shape[0], x.shape[1]))  # HF accepts position_ids of shape [1, T]
-    if x.shape != shape:
-        raise InputValueError(f"{name} has shape {x.shape}, input_ids has {shape}")
-    return x
+def check_masked_rows(attention_mask, mask_value):
+    """Refuse a sequence with no real token under mask_value="-inf": every score of its rows
+    is -inf and softmax is 0/0 = NaN. (finfo.min, HF's choice, gives uniform attention instead;
+    -10000 attends as if unmasked.)"""
+    if mask_value != "-inf":
+        return
+    empty = ~np.asarray(attention_mask).any(axis=-1)
+    if empty.any():
+        row = int(np.argmax(empty))
+        raise InputValueError(f"attention_mask row {row} is all 0: under mask_value='-inf' its attention "
+                              "would be NaN (0/0); drop the row or use mask_value='finfo-min'")

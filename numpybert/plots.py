@@ -48,9 +48,10 @@ def _panel_pooled_vs_cls(ax, e) -> None:
     lo, hi = min(h.min(), pooled.min()), max(h.max(), pooled.max())
     ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1, label="y = x (if pooled_output were h_[CLS])")
     ax.scatter(h, pooled, s=10, alpha=0.7, color="tab:blue", label=f"one dot per dimension ({len(h)})")
-    i = int(np.abs(h).argmax())
-    ax.annotate(f"dim {i}", (h[i], pooled[i]), textcoords="offset points", xytext=(-10, 10), ha="right",
-                fontsize=8)
+    i = int(np.abs(h).argmax())  # label the largest h_[CLS] value, on its inner side
+    inward = -1 if h[i] > 0 else 1
+    ax.annotate(f"dim {i}", (h[i], pooled[i]), textcoords="offset points", xytext=(10 * inward, 10),
+                ha="right" if inward < 0 else "left", fontsize=8)
     ax.set_xlabel("h_[CLS] = last_hidden_state[0, 0]")
     ax.set_ylabel("pooled_output")
     ax.set_title(f"per dimension (cosine {e.pooler.cosine_vs_cls:+.3f})")
@@ -78,9 +79,14 @@ def _panel_histograms(ax, e) -> None:
     bins = np.linspace(min(h.min(), pooled.min()), max(h.max(), pooled.max()), 80)
     ax.hist(h, bins=bins, alpha=0.6, color="tab:blue", label="h_[CLS]")
     ax.hist(pooled, bins=bins, alpha=0.6, color="tab:orange", label="pooled_output")
-    ax.set_yscale("log")
     ax.set_xlabel("value")
-    ax.set_ylabel("dimensions (log scale)")
+    if len(h) > 100:  # a lone outlier dimension stays visible next to bins of ~100 dimensions
+        ax.set_yscale("log")
+        ax.set_ylabel("dimensions (log scale)")
+    else:
+        from matplotlib.ticker import MaxNLocator
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of a few dimensions: whole numbers
+        ax.set_ylabel("dimensions")
     ax.set_title("distribution of the values")
     ax.legend(fontsize=8)
 

@@ -6,11 +6,12 @@
     tok(["a", "b"], style="tfhub", seq_length=128)  # TF Hub preprocessor: int32, fixed length, round robin
 
 The WordPiece work (normalize, pre-tokenize, word pieces) is done by `tokenizers`. This module only
-  * validates the inputs before `tokenizers` sees them (it reports one bad item without naming it),
+  * validates the inputs first and names the bad item (`tokenizers` fails the whole batch without
+    saying which item),
   * encodes each segment WITHOUT special tokens, then truncates the id lists itself (the strategies
     of `tokenizers`, plus the TF Text round robin), adds [CLS]/[SEP] and type ids, and pads,
   * cuts very long texts before tokenizing when that provably cannot change the result
-    (see `_char_cap`), so a 10 MB line costs milliseconds, not seconds.
+    (see `_CharCap`), so a 10 MB line costs milliseconds, not seconds.
 
 Output layout is BERT's template: `[CLS] A [SEP]` (type 0), then `B [SEP]` (type 1) for a pair;
 padding is on the right with the [PAD] id, type 0, mask 0.
@@ -37,17 +38,16 @@ REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "pad_token", "unk_token")
 DEFAULT_SPECIAL_TOKENS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                           "unk_token": "[UNK]", "mask_token": "[MASK]"}
 
-# --- The character cap -------------------------------------------------------------------------
-# Only these separate words for certain: BertPreTokenizer splits on them, the BertNormalizer maps
-# \t \n \r to a space (clean_text) or keeps them (still whitespace), and no BERT special token
-# contains them.
-_CUT_AT = re.compile(r"[ \t\n\r]")
-# Characters that survive every BertNormalizer setting (clean_text deletes control/format/
-# unassigned chars and U+FFFD; strip_accents deletes combining marks after NFD): printable ASCII,
-# Latin-1 letters (NFD keeps an ASCII base letter), CJK Unified Ideographs U+4E00-9FA5 and Hangul
-# syllables (Unicode 1.1/2.0, so every Unicode table knows them). A whitespace-separated run that
-# holds one of them produces at least one token, whatever else it holds.
-_SURE_CHAR = re.compile(r"[\u0301!-~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u4e00-\u9fa5\uac00-\ud7a3]")
+# Characters that survive every BertNormalizer setting (clean_text deletes control, format and
+# unassigned characters and U+FFFD; strip_accents deletes combining marks after NFD, which keeps the
+# base letter): printable ASCII, Latin-1 letters, and the basic letters of Greek, Cyrillic, Hebrew,
+# Arabic, Devanagari, Thai, Hiragana, Katakana, CJK ideographs and Hangul, all in Unicode since
+# 1.1/2.0, so no Unicode table treats them as unassigned. See `_CharCap`.
+_SURE_CHARS = ("!-~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
+               "\u0410-\u044f\u05d0-\u05ea\u0621-\u063a\u0641-\u064a\u0905-\u0939\u0e01-\u0e2e"
+               "\u3041-\u3093\u30a1-\u30fa\u4e00-\u9fa5\uac00-\ud7a3")
+_CJK = "\u4e00-\u9fa5"          # CJK Unified Ideographs (Unicode 1.1), each its own word in BERT
+_ASCII_PUNCT = "".join(chr(c) for c in range(0x21, 0x7f) if not chr(c).isalnum())
 # Texts shorter than this are tokenized whole: scanning them would cost more than it saves.
 _CAP_SCAN_MIN_CHARS = 4096
 
@@ -87,7 +87,7 @@ class BertTokenizer:
         self.source = source
         self.max_position_embeddings = int(max_position_embeddings)
         self._ids = _special_token_ids(tokenizer, special_tokens, source)
-        self._char_cap_ok = _char_cap_applies(tokenizer)
+        self._char_cap = _CharCap.for_tokenizer(tokenizer)
         _check_bert_template(tokenizer, self._ids, source)
 
     # --- construction -------------------------------------------------------------------------
@@ -169,8 +169,8 @@ class BertTokenizer:
             raise InputValueError(f"ids must be 1-D, got shape {arr.shape}")
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise InputTypeError(f"ids must be integers, got dtype {arr.dtype}")
-        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size)) if arr.size else []
-        if len(bad):
+        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
+        if bad.size:
             raise InputValueError(f"ids[{bad[0]}] = {arr[bad[0]]} is outside the vocabulary [0, {self.vocab_size})")
         return [int(i) for i in arr]
 
@@ -212,12 +212,7 @@ class BertTokenizer:
             raise InputValueError(f"style must be one of {STYLES}, got {style!r}")
         if padding not in PADDING_STRATEGIES:
             raise InputValueError(f"padding must be one of {PADDING_STRATEGIES}, got {padding!r}")
-        truncation_off = truncation is False
-        if truncation is True:
-            truncation = "longest_first"
-        if truncation is False:
-            truncation = None
-        if truncation is not None and truncation not in TRUNCATION_STRATEGIES:
+        if not (truncation is None or isinstance(truncation, bool) or truncation in TRUNCATION_STRATEGIES):
             raise InputValueError(f"truncation must be one of {TRUNCATION_STRATEGIES} or False/None, "
                                   f"got {truncation!r}")
         if truncation == "only_second" and not pair:
@@ -231,15 +226,17 @@ class BertTokenizer:
             seq_length = self._check_length(seq_length, "seq_length", n_special)
             return _Plan(seq_length, "round_robin", seq_length, f"seq_length={seq_length}", n_special)
 
+        # HF semantics: truncation=True means "longest_first"; max_length alone implies it too.
+        if truncation is True or (truncation is None and max_length is not None):
+            truncation = "longest_first"
+        strategy = truncation or None          # False / None: refuse over-long rows
         if max_length is None:
             if padding == "max_length":
                 raise InputValueError("padding='max_length' needs max_length=...")
             limit_name = f"max_position_embeddings={self.max_position_embeddings}"
-            return _Plan(self.max_position_embeddings, truncation, None, limit_name, n_special)
+            return _Plan(self.max_position_embeddings, strategy, None, limit_name, n_special)
         max_length = self._check_length(max_length, "max_length", n_special)
-        if truncation is None and not truncation_off:
-            truncation = "longest_first"      # as transformers' truncation=True
-        return _Plan(max_length, truncation, max_length if padding == "max_length" else None,
+        return _Plan(max_length, strategy, max_length if padding == "max_length" else None,
                      f"max_length={max_length}", n_special)
 
     def _check_length(self, value: Any, name: str, n_special: int) -> int:
@@ -260,9 +257,7 @@ class BertTokenizer:
                          plan: _Plan) -> tuple[list[list[int]], list[list[int]] | None, list[bool]]:
         """Token ids of every segment (no special tokens), and whether item i was cut short.
 
-        Long texts are cut (`_char_cap`) only where it changes nothing:
-
-        Every strategy keeps at most `budget` tokens of a segment and only needs to know whether a
+        Long texts are cut first (`_CharCap`), which changes nothing: every strategy keeps at most `budget` tokens of a segment and only needs to know whether a
         segment has more than `budget`, so a prefix with at least budget + 1 tokens is as good as
         the whole text. One exception: "longest_first" with an odd budget gives the extra token to
         the longer segment, so when both segments of a pair are over budget and one was cut, that
@@ -284,7 +279,7 @@ class BertTokenizer:
 
     def _encode_capped(self, texts: list[str], min_tokens: int) -> tuple[list[list[int]], list[bool]]:
         """Encode texts without special tokens; returns the ids and which texts were cut short."""
-        cut_texts = [_char_cap(t, min_tokens) if self._char_cap_ok else t for t in texts]
+        cut_texts = [self._char_cap(t, min_tokens) for t in texts] if self._char_cap else texts
         encodings = self._tok.encode_batch_fast(cut_texts, add_special_tokens=False)
         return [e.ids for e in encodings], [len(c) < len(t) for c, t in zip(cut_texts, texts)]
 
@@ -300,7 +295,7 @@ class BertTokenizer:
         if n_a + n_b > plan.budget:
             if plan.strategy is None:
                 raise InputValueError(_too_long_message(i, n_a + n_b + plan.n_special, b is not None, plan, cut))
-            keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan)
+            keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan, cut)
             a, b = a[:keep_a], None if b is None else b[:keep_b]
         ids = [self.cls_token_id, *a, self.sep_token_id]
         types = [0] * len(ids)
@@ -327,27 +322,28 @@ class BertTokenizer:
 
 # --- truncation strategies (pure functions on segment lengths) -----------------------------------------
 
-def _truncated_lengths(i: int, n_a: int, n_b: int, pair: bool, plan: _Plan) -> tuple[int, int]:
-    """How many tokens of segment A and B to keep when n_a + n_b > plan.budget."""
+def _truncated_lengths(i: int, n_a: int, n_b: int, pair: bool, plan: _Plan, cut: bool) -> tuple[int, int]:
+    """How many tokens of segment A and B to keep when n_a + n_b > plan.budget (as tokenizers does)."""
     budget, strategy = plan.budget, plan.strategy
     if budget == 0:                         # tokenizers' special case: everything goes
         return 0, 0
     if strategy == "round_robin":
         return round_robin_lengths(n_a, n_b, budget)
+    if not pair:                            # longest_first / only_first on a single text
+        return budget, 0
     if strategy == "longest_first":
-        return longest_first_lengths(n_a, n_b, budget) if pair else (budget, 0)
-    # only_first / only_second: the other segment stays whole; the target must keep >= 1 token
+        return longest_first_lengths(n_a, n_b, budget)
+    # only_first / only_second: the other segment stays whole, the target must keep >= 1 token,
+    # so this fails exactly when the other segment alone fills the budget.
     to_remove = n_a + n_b - budget
-    target, n_target, other, n_other = (("texts", n_a, "text_pairs", n_b) if strategy == "only_first"
-                                        else ("text_pairs", n_b, "texts", n_a))
+    n_target = n_a if strategy == "only_first" else n_b
     if n_target <= to_remove:
-        fix = "use truncation='longest_first' or a larger max_length"
-        if pair:
-            raise InputValueError(
-                f"truncation={strategy!r} cannot fit item {i} into {plan.limit_name}: {other}[{i}] alone has "
-                f"{n_other} tokens (+{plan.n_special} special) and {target}[{i}] has {n_target} to cut from; {fix}")
-        raise InputValueError(f"truncation={strategy!r} cannot fit texts[{i}] ({n_target} tokens) into "
-                              f"{plan.limit_name}; {fix}")
+        target, other = ("texts", "text_pairs") if strategy == "only_first" else ("text_pairs", "texts")
+        n_other = n_b if strategy == "only_first" else n_a
+        raise InputValueError(
+            f"truncation={strategy!r} cannot fit item {i} into {plan.limit_name}: {other}[{i}] "
+            f"({'at least ' if cut else ''}{n_other} tokens, kept whole) and {plan.n_special} special tokens "
+            f"leave no room for {target}[{i}]; use truncation='longest_first' or a larger max_length")
     return (n_a - to_remove, n_b) if strategy == "only_first" else (n_a, n_b - to_remove)
 
 
@@ -394,46 +390,60 @@ def _too_long_message(i: int, n_tokens: int, pair: bool, plan: _Plan, cut: bool)
 
 # --- the character cap ------------------------------------------------------------------------------
 
-def _char_cap(text: str, min_tokens: int) -> str:
-    """A prefix of `text` whose tokens are the first >= min_tokens tokens of `text`, or `text` itself.
+class _CharCap:
+    """Cut a long text to a prefix whose tokens are the text's first >= min_tokens tokens.
 
-    Rule: count whitespace-separated runs (split on ' ', \\t, \\n, \\r) that contain a `_SURE_CHAR`;
-    once min_tokens such runs are seen, cut at the whitespace that ends the last one.
-    Why it is safe:
-      * The cut is at a separator, so every word before it is complete: normalization is per
-        character (NFD, lowercasing, deletions never cross a space) and pre-tokenization splits at
-        that space anyway, so the prefix's tokens equal the first tokens of the whole text.
-      * Each counted run yields >= 1 token: its sure character survives normalization, so the run
-        holds >= 1 non-empty word (or special token), and WordPiece emits >= 1 id per word ([UNK]
-        at worst). Runs are counted, not characters: one 150-char word is a single [UNK].
-    Texts that never reach min_tokens counted runs (e.g. emoji-only) are returned whole: correct,
-    only slower.
+    Rule: "boundary" characters are ' ', \\t, \\n, \\r, ASCII punctuation, and CJK ideographs when the
+    normalizer handles Chinese characters, minus any character that occurs in an added (special)
+    token. Scan units (a boundary character alone, or a run between boundaries) that hold a sure
+    character (`_SURE_CHARS`); after min_tokens of them, cut right before the next boundary.
+    Why the tokens are unchanged:
+      * Every boundary ends a word in the full text too: BertPreTokenizer splits at whitespace and
+        isolates every ASCII punctuation character, the normalizer pads CJK ideographs with spaces,
+        and no special token can span the cut. Normalization is per character (lowercasing is not
+        context-sensitive, NFD does not reorder across a base character, deletions are local), so
+        every word before the cut is normalized and split exactly as in the full text.
+      * Every counted unit yields >= 1 token: its sure character survives normalization, so the unit
+        holds a non-empty word or a special token, and WordPiece gives every word >= 1 id ([UNK] at
+        worst). Units are counted, not characters: a 150-character word is one [UNK].
+    Only the boundary set matters for correctness of the cut; \\x85 and \\x0b are NOT boundaries
+    (clean_text deletes them, so "a\\x85b" is one word), although Python's str.isspace() says so.
+    A text with fewer counted units (e.g. emoji or Thai without spaces) is kept whole: correct,
+    just slower.
     """
-    if len(text) < _CAP_SCAN_MIN_CHARS:
-        return text
-    pos, runs = 0, 0
-    while runs < min_tokens:
-        sure = _SURE_CHAR.search(text, pos)
-        if sure is None:
-            return text
-        end = _CUT_AT.search(text, sure.end())
-        if end is None:
-            return text
-        runs += 1
-        pos = end.start()
-    return text[:pos]
 
+    def __init__(self, boundary_chars: str):
+        self._boundary = re.compile(f"[{boundary_chars}]")
+        self._sure = re.compile(f"[{_SURE_CHARS}]")
 
-def _char_cap_applies(tokenizer: Tokenizer) -> bool:
-    """The cap's argument holds for BERT's normalizer + pre-tokenizer + WordPiece, and no special
-    token containing whitespace (which could join two runs into one token)."""
-    if not isinstance(tokenizer.model, WordPiece):
-        return False
-    if not isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer):
-        return False
-    if tokenizer.normalizer is not None and not isinstance(tokenizer.normalizer, normalizers.BertNormalizer):
-        return False
-    return not any(_CUT_AT.search(t.content) for t in tokenizer.get_added_tokens_decoder().values())
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Tokenizer) -> "_CharCap | None":
+        """The cap for BERT's pipeline (WordPiece, BertPreTokenizer, BertNormalizer or none); else None."""
+        normalizer = tokenizer.normalizer
+        if not (isinstance(tokenizer.model, WordPiece)
+                and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer)
+                and (normalizer is None or isinstance(normalizer, normalizers.BertNormalizer))):
+            return None
+        in_added = set("".join(t.content for t in tokenizer.get_added_tokens_decoder().values()))
+        boundary = "".join(re.escape(c) for c in " \t\n\r\u2019" + _ASCII_PUNCT if c not in in_added)
+        if normalizer is not None and normalizer.handle_chinese_chars \
+                and not any(0x4E00 <= ord(c) <= 0x9FA5 for c in in_added):
+            boundary += _CJK
+        return cls(boundary)
+
+    def __call__(self, text: str, min_tokens: int) -> str:
+        if len(text) < _CAP_SCAN_MIN_CHARS:
+            return text
+        pos = 0
+        for _ in range(min_tokens):
+            sure = self._sure.search(text, pos)
+            if sure is None:
+                return text
+            end = self._boundary.search(text, sure.end())     # the unit ends before the next boundary
+            if end is None:
+                return text
+            pos = end.start()
+        return text[:pos]
 
 
 # --- input validation -------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """`numpybert info [MODEL]`: what a checkpoint directory holds, and what the loader did with it."""
 
-import numpy as np
 
 from .. import DEFAULT_MODEL, cli
 from ..errors import InputValueError, NumpybertError

@@ -1,0 +1,103 @@
+"""`numpybert.Embedder`: one picklable callable that embeds texts wherever it is sent.
+
+    embedder = numpybert.Embedder("weights/all-MiniLM-L6-v2")   # settings resolved now, weights loaded on first use
+    embedder(["a text", "another"])                             # float32 [2, 384]
+
+It carries only the model directory and the settings, so it pickles in a few hundred bytes;
+each process loads the weights once, on its first call, and keeps them (`load_model`).
+The same object runs under an existing engine:
+
+    # Dask (pip install 'numpybert[dask]'): a bag of texts, one partition = one call
+    import dask.bag as db, numpy as np
+    vectors = np.stack(db.from_sequence(texts, partition_size=1024).map_partitions(embedder).compute())
+
+    # Ray Data: a callable class; batches are dicts of arrays, the output gets an "embedding" column
+    ds.map_batches(numpybert.Embedder, fn_constructor_args=("/models/all-MiniLM-L6-v2",),
+                   batch_size=1024, concurrency=4)
+
+Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
+a mapping of columns (Ray's "numpy" batches) -> the same mapping plus `output_field`;
+a pandas DataFrame (Ray's "pandas" batches, dask DataFrame partitions) -> a copy plus `output_field`.
+The model directory must exist at the same path on every worker.
+
+`dask_runner(embedder, address)` is how `numpybert embed --dask ADDRESS` spreads a file's
+windows over a cluster (numpybert/corpus.py does the reading and writing).
+"""
+
+import collections
+import functools
+import os
+from collections.abc import Mapping
+
+from .config import BertConfig
+from .encode import WINDOW, embed_texts, encode_settings
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(model_dir: str, dtype: str):
+    """The model of a directory, loaded once per process (every Embedder call in a worker shares it)."""
+    from .bert_model import load
+    return load(model_dir, dtype=dtype)
+
+
+class Embedder:
+    """texts -> sentence embeddings, picklable. Arguments as `encode` (numpybert/encode.py); None
+    takes the model directory's defaults (sentence-transformers config when present)."""
+
+    def __init__(self, model_dir, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
+                 dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
+                 window: int = WINDOW):
+        self.model_dir = os.path.abspath(os.fspath(model_dir))
+        self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
+        self.settings = encode_settings(self.model_dir, self.config, pooling, normalize, max_seq_length)
+        self.batch_size, self.dtype, self.window = batch_size, str(dtype), window
+        self.text_field, self.output_field = text_field, output_field
+
+    def __repr__(self):
+        s = self.settings
+        return (f"Embedder({self.model_dir!r}, pooling={'+'.join(s.pooling)}, normalize={s.normalize}, "
+                f"max_seq_length={s.max_seq_length}, batch_size={self.batch_size}, dtype={self.dtype})")
+
+    @property
+    def dim(self) -> int:
+        """Width of one embedding: hidden size times the number of pooling modes."""
+        return self.config.hidden_size * len(self.settings.pooling)
+
+    @property
+    def model(self):
+        return load_model(self.model_dir, self.dtype)
+
+    def embed(self, texts):
+        """A list of texts -> [N, D] in the model's dtype, in input order."""
+        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window)
+
+    def __call__(self, batch):
+        """Embed a batch: texts -> array; a mapping or DataFrame -> the same plus `output_field`."""
+        if isinstance(batch, Mapping):  # Ray Data "numpy" batches: {column: array}
+            return {**batch, self.output_field: self.embed(batch[self.text_field])}
+        if hasattr(batch, "columns") and hasattr(batch, "assign"):  # a pandas DataFrame
+            return batch.assign(**{self.output_field: list(self.embed(batch[self.text_field]))})
+        return self.embed(batch)
+
+
+def dask_runner(embedder: Embedder, address: str, in_flight: int | None = None):
+    """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster.
+
+    Keeps at most `in_flight` windows on the cluster (default: 2 per worker thread) and yields the
+    results in input order, so the client's memory stays bounded whatever the corpus size.
+    """
+    from distributed import Client
+
+    def run(windows):
+        with Client(address) as client:
+            limit = in_flight or 2 * max(1, sum(client.nthreads().values()))
+            pending = collections.deque()
+            for window in windows:
+                pending.append((window, client.submit(embedder, window.texts, pure=False)))
+                if len(pending) >= limit:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+    return run

@@ -1,0 +1,383 @@
+"""Fuzzing (hypothesis) of the loader, the config and the forward-pass validator, and the
+invariances every BERT forward pass must have.
+
+The only allowed outcomes of a fuzz case are a correct result or a NumpybertError (a
+crash with any other exception, a hang, or a NaN fails the test). Every fuzz test is run
+through `run_counted`, which checks that hypothesis really ran its examples: together they
+are more than 10,000 cases (see MIN_EXAMPLES), and the file runs in well under a minute.
+Settings are derandomized, so CI runs the same cases every time.
+
+Sections: the safetensors reader, config.json, the forward-pass validator, invariances
+(tiny random model, then the real all-MiniLM-L6-v2), and a separate section left for the
+tokenizer's fuzzing.
+"""
+
+import collections
+import functools
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import numpybert
+from numpybert import BertConfig, NumpybertError
+from numpybert.checkpoint import DTYPES, read_safetensors
+from tiny_bert import TINY_CONFIG, write_model
+
+MINILM = Path(__file__).resolve().parents[1] / "weights" / "all-MiniLM-L6-v2"
+RUNS = collections.Counter()  # examples each fuzz test really ran
+MIN_EXAMPLES = {  # sums to 11,300: the issue asks for >= 10,000 fuzz cases in CI
+    "fuzz_random_bytes": 1500, "fuzz_random_json_header": 1500, "fuzz_mutated_file": 3000,
+    "fuzz_config": 1500, "fuzz_forward_inputs": 2500,
+    "fuzz_padding_invariance": 400, "fuzz_batch_invariance": 400, "fuzz_permutation": 500,
+}
+
+
+def fuzz_settings(name):
+    return settings(max_examples=MIN_EXAMPLES[name], deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck), print_blob=True)
+
+
+def counted(f):
+    """Count the examples hypothesis runs through `f` (the body of a fuzz test)."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        RUNS[f.__name__] += 1
+        return f(*args, **kwargs)
+    return wrapper
+
+
+def run_counted(fuzz, *args):
+    """Run a hypothesis test and check that it ran at least its MIN_EXAMPLES cases."""
+    name = fuzz.hypothesis.inner_test.__name__
+    before = RUNS[name]
+    fuzz(*args)
+    assert RUNS[name] - before >= MIN_EXAMPLES[name], f"{name} ran only {RUNS[name] - before} examples"
+
+
+def outcome(fn, *args, **kwargs):
+    """fn's result, or None when it raised a NumpybertError; any other exception fails the test."""
+    try:
+        return fn(*args, **kwargs)
+    except NumpybertError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return numpybert.load(write_model(tmp_path_factory.mktemp("tiny")))
+
+
+# ----------------------------------------------------------------------------- the safetensors reader
+
+def valid_file() -> bytes:
+    """A small valid safetensors file with every kind of entry: several dtypes (BF16 included),
+    a scalar, a zero-size tensor, metadata."""
+    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, np.float16),
+               "c": np.array([3, -4], np.int64), "d": np.array([0x3F80, 0xC000], np.uint16),
+               "e": np.zeros((0, 3), np.float32), "f": np.array(2.5), "g": np.array([True, False])}
+    raw = safetensors.numpy.save(tensors, metadata={"format": "pt"})
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    header["d"]["dtype"] = "BF16"  # 0x3F80 = 1.0, 0xC000 = -2.0
+    return encode(header, raw[8 + n:])
+
+
+def encode(header, data: bytes) -> bytes:
+    text = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return struct.pack("<Q", len(text)) + text + data
+
+
+VALID = valid_file()
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                    max_leaves=8)
+NEAR_VALID = st.one_of(  # values a header field might plausibly (or almost) hold
+    st.sampled_from(sorted(DTYPES) + ["F8_E4M3", "F4", "U16", "f32", ""]),
+    st.lists(st.integers(-2, 2**65), max_size=4), st.lists(st.integers(0, 64), min_size=2, max_size=2),
+    st.just([2**40, 2**40]), st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2))
+
+
+def check_tiling(tensors, raw):
+    """An accepted file's tensors account for every byte of the data section, none twice."""
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert sum(DTYPES[dtype].itemsize * array.size for dtype, array in tensors.values()) == len(raw) - 8 - n
+
+
+def read_bytes(path, raw):
+    path.write_bytes(raw)
+    result = outcome(read_safetensors, path)
+    if result is not None:
+        check_tiling(result[0], raw)
+
+
+@fuzz_settings("fuzz_random_bytes")
+@given(raw=st.binary(max_size=200))
+@counted
+def fuzz_random_bytes(path, raw):
+    read_bytes(path, raw)
+
+
+@fuzz_settings("fuzz_random_json_header")
+@given(header=st.one_of(JSON, st.dictionaries(st.text(max_size=4), JSON, max_size=3)),
+       data=st.binary(max_size=64), as_bytes=st.binary(max_size=40), raw_header=st.booleans())
+@counted
+def fuzz_random_json_header(path, header, data, as_bytes, raw_header):
+    read_bytes(path, encode(as_bytes if raw_header else header, data))
+
+
+def edit_header(draw, header):
+    """Corrupt one header entry in place: a field, a deleted field, the whole entry, or drop it."""
+    name = draw(st.sampled_from(sorted(header)))
+    kind = draw(st.sampled_from(["field", "delete", "entry", "drop"]))
+    entry = header[name] = dict(header[name]) if isinstance(header[name], dict) else {}
+    if kind == "field":
+        entry[draw(st.sampled_from(["dtype", "shape", "data_offsets", "x"]))] = draw(NEAR_VALID | JSON)
+    elif kind == "delete" and entry:
+        del entry[draw(st.sampled_from(sorted(entry)))]
+    elif kind == "entry":
+        header[name] = draw(JSON)
+    else:
+        del header[name]
+
+
+def damage_bytes(draw, raw: bytes) -> bytes:
+    """Corrupt the encoded file: the length prefix, one byte, a cut, or appended bytes (or nothing)."""
+    kind = draw(st.sampled_from(["none", "prefix", "flip", "cut", "append"]))
+    if kind == "prefix":
+        return struct.pack("<Q", draw(st.integers(0, 2**64 - 1))) + raw[8:]
+    if kind == "flip":
+        i = draw(st.integers(0, len(raw) - 1))
+        return raw[:i] + bytes([draw(st.integers(0, 255))]) + raw[i + 1:]
+    if kind == "cut":
+        return raw[:draw(st.integers(0, len(raw) - 1))]
+    if kind == "append":
+        return raw + draw(st.binary(min_size=1, max_size=16))
+    return raw
+
+
+@fuzz_settings("fuzz_mutated_file")
+@given(data=st.data())
+@counted
+def fuzz_mutated_file(path, data):
+    """Up to three header edits, maybe a duplicated entry, then maybe damage to the bytes."""
+    (n,) = struct.unpack("<Q", VALID[:8])
+    header, section = json.loads(VALID[8:8 + n]), VALID[8 + n:]
+    for _ in range(data.draw(st.integers(0, 3))):
+        if header:
+            edit_header(data.draw, header)
+    text = json.dumps(header)
+    if header and data.draw(st.booleans()):  # the same name twice: json.loads would keep the last
+        name = data.draw(st.sampled_from(sorted(header)))
+        text = text[:-1] + ", " + json.dumps({name: header[name]})[1:]
+    read_bytes(path, damage_bytes(data.draw, encode(text.encode(), section)))
+
+
+def test_the_unmutated_file_reads(tmp_path):
+    tensors, metadata = read_safetensors(write_bytes(tmp_path / "x.safetensors", VALID))
+    assert metadata == {"format": "pt"}
+    np.testing.assert_array_equal(tensors["d"][1], [1.0, -2.0])  # BF16 -> float32, exact
+    assert tensors["e"][1].shape == (0, 3) and tensors["f"][1].shape == () and tensors["g"][0] == "BOOL"
+
+
+def write_bytes(path, raw):
+    path.write_bytes(raw)
+    return path
+
+
+def test_fuzz_random_bytes(tmp_path):
+    run_counted(fuzz_random_bytes, tmp_path / "x.safetensors")
+
+
+def test_fuzz_random_json_header(tmp_path):
+    run_counted(fuzz_random_json_header, tmp_path / "x.safetensors")
+
+
+def test_fuzz_mutated_file(tmp_path):
+    run_counted(fuzz_mutated_file, tmp_path / "x.safetensors")
+
+
+# ----------------------------------------------------------------------------- config.json
+
+CONFIG_VALUES = st.one_of(st.integers(-3, 130), st.floats(), st.sampled_from(["gelu", "relu", "swish", "absolute",
+                                                                             "relative_key", "bert", "roberta"]),
+                          st.dictionaries(st.sampled_from(["0", "1", "2", "x"]), st.text(max_size=3), max_size=3), JSON)
+
+
+@fuzz_settings("fuzz_config")
+@given(changes=st.dictionaries(st.sampled_from(sorted(TINY_CONFIG) + ["id2label", "is_decoder", "x"]), CONFIG_VALUES,
+                               max_size=3),
+       drop=st.lists(st.sampled_from(sorted(TINY_CONFIG)), max_size=2))
+@counted
+def fuzz_config(changes, drop):
+    d = {k: v for k, v in dict(TINY_CONFIG, **changes).items() if k not in drop}
+    config = outcome(BertConfig.from_dict, d)
+    if config is not None:
+        assert config.hidden_size % config.num_attention_heads == 0 and config.hidden_act in ("gelu", "relu")
+        assert min(config.vocab_size, config.hidden_size, config.num_hidden_layers, config.intermediate_size,
+                   config.max_position_embeddings, config.type_vocab_size) > 0
+        assert 0 <= config.layer_norm_eps < 1
+
+
+def test_fuzz_config():
+    run_counted(fuzz_config)
+
+
+# ----------------------------------------------------------------------------- the forward-pass validator
+
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+OTHER_DTYPES = [np.bool_, np.float16, np.float32, np.float64, np.complex64, object]
+
+
+@st.composite
+def an_input(draw, shape, high):
+    """Mostly near-valid: the right shape, an integer dtype, values around [0, high); sometimes
+    another shape, dtype, huge values, a list, or None."""
+    if draw(st.integers(0, 9)) == 0:
+        shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
+    values = draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, high + 1) | st.integers(-2**63, 2**63 - 1)))
+    dtype = draw(st.sampled_from(INT_DTYPES * 3 + OTHER_DTYPES))
+    with np.errstate(over="ignore"):  # int64 -> float16 may overflow to inf: that is a case too
+        array = values.astype(dtype)
+    return draw(st.sampled_from([array, array, array, array.tolist()]))
+
+
+@fuzz_settings("fuzz_forward_inputs")
+@given(data=st.data())
+@counted
+def fuzz_forward_inputs(model, data):
+    B, T = data.draw(st.integers(0, 4)), data.draw(st.integers(0, 8) | st.sampled_from([64, 65]))
+    ids = data.draw(an_input((B, T), 99))
+    optional = {name: data.draw(st.none() | an_input((B, T), high))
+                for name, high in (("attention_mask", 1), ("token_type_ids", 2), ("position_ids", 64))}
+    out = outcome(model, ids, **optional)
+    if out is not None:  # accepted: ids were a valid [B, T] (or [T]) array, and the outputs are finite
+        assert out.last_hidden_state.shape == np.atleast_2d(np.asarray(ids)).shape + (TINY_CONFIG["hidden_size"],)
+        assert np.isfinite(out.last_hidden_state).all() and np.isfinite(out.pooler_output).all()
+
+
+def test_fuzz_forward_inputs(tiny):
+    run_counted(fuzz_forward_inputs, tiny)
+
+
+# ----------------------------------------------------------------------------- invariances
+
+def pad_batch(seqs, T, pad_id=0, pad_type=0):
+    """Right-padded [B, T] ids, mask and token types; padding holds pad_id / pad_type."""
+    ids = np.full((len(seqs), T), pad_id, np.int64)
+    mask = np.zeros((len(seqs), T), np.int64)
+    types = np.full((len(seqs), T), pad_type, np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)], mask[i, :len(s)], types[i, :len(s)] = s, 1, 0
+    return ids, mask, types
+
+
+def forward(model, seqs, T, pad_id=0, pad_type=0):
+    ids, mask, types = pad_batch(seqs, T, pad_id, pad_type)
+    out = model(ids, mask, types)
+    return out.last_hidden_state, out.pooler_output
+
+
+# Tolerances. PADDED: the issue's bound, 1e-5. Measured max over random batches
+# (/tmp-free: see the report): 1.2e-6 on the tiny model, 3.3e-6 on MiniLM; masked keys get
+# exp(finfo.min - max) = 0 exactly, so only the GEMM blocking of a longer T changes rounding.
+# PERMUTED: measured 0 (OpenBLAS computes each row the same way wherever it sits); 1e-6
+# leaves room for a BLAS whose rounding depends on the row's position.
+PADDED, PERMUTED = 1e-5, 1e-6
+SEQS = st.lists(st.lists(st.integers(1, 98), min_size=1, max_size=24), min_size=1, max_size=4)
+
+
+def assert_padding_invariant(model, seqs, extra, pad_id, pad_type):
+    T = max(map(len, seqs))
+    h, pooled = forward(model, seqs, T)
+    h_more, pooled_more = forward(model, seqs, T + extra, pad_id, pad_type)
+    for i, s in enumerate(seqs):
+        np.testing.assert_allclose(h_more[i, :len(s)], h[i, :len(s)], rtol=0, atol=PADDED)
+    np.testing.assert_allclose(pooled_more, pooled, rtol=0, atol=PADDED)
+
+
+def assert_batch_invariant(model, seqs):
+    h, pooled = forward(model, seqs, max(map(len, seqs)))
+    for i, s in enumerate(seqs):
+        h_alone, pooled_alone = forward(model, [s], len(s))
+        np.testing.assert_allclose(h[i, :len(s)], h_alone[0], rtol=0, atol=PADDED)
+        np.testing.assert_allclose(pooled[i], pooled_alone[0], rtol=0, atol=PADDED)
+
+
+def assert_permutation_equivariant(model, seqs, order):
+    T = max(map(len, seqs))
+    h, pooled = forward(model, seqs, T)
+    h_perm, pooled_perm = forward(model, [seqs[i] for i in order], T)
+    np.testing.assert_allclose(h_perm, h[order], rtol=0, atol=PERMUTED)
+    np.testing.assert_allclose(pooled_perm, pooled[order], rtol=0, atol=PERMUTED)
+
+
+@fuzz_settings("fuzz_padding_invariance")
+@given(seqs=SEQS, extra=st.integers(1, 12), pad_id=st.integers(0, 98), pad_type=st.integers(0, 1))
+@counted
+def fuzz_padding_invariance(model, seqs, extra, pad_id, pad_type):
+    """Appending padding (any id, any type) never changes the real tokens' outputs."""
+    assert_padding_invariant(model, seqs, extra, pad_id, pad_type)
+
+
+@fuzz_settings("fuzz_batch_invariance")
+@given(seqs=SEQS)
+@counted
+def fuzz_batch_invariance(model, seqs):
+    """A sequence alone gives the same outputs as inside any batch."""
+    assert_batch_invariant(model, seqs)
+
+
+@fuzz_settings("fuzz_permutation")
+@given(data=st.data())
+@counted
+def fuzz_permutation(model, data):
+    """Permuting the batch permutes the outputs."""
+    seqs = data.draw(SEQS)
+    assert_permutation_equivariant(model, seqs, np.array(data.draw(st.permutations(range(len(seqs))))))
+
+
+def test_fuzz_padding_invariance(tiny):
+    run_counted(fuzz_padding_invariance, tiny)
+
+
+def test_fuzz_batch_invariance(tiny):
+    run_counted(fuzz_batch_invariance, tiny)
+
+
+def test_fuzz_permutation(tiny):
+    run_counted(fuzz_permutation, tiny)
+
+
+def test_fuzz_cases_total():
+    assert sum(MIN_EXAMPLES.values()) >= 10_000
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if not (MINILM / "model.safetensors").is_file():
+        pytest.fail(f"the real model is missing at {MINILM}: run: numpybert fetch")
+    return numpybert.load(MINILM)
+
+
+def test_minilm_invariances(minilm):
+    """The three properties on the real all-MiniLM-L6-v2, on a few fixed random batches
+    ([CLS] ... [SEP] around random word-piece ids)."""
+    rng = np.random.default_rng(7)
+    seqs = [[101, *rng.integers(1000, 30522, n), 102] for n in (3, 30, 11, 1)]
+    assert_padding_invariant(minilm, seqs, extra=9, pad_id=0, pad_type=0)
+    assert_padding_invariant(minilm, seqs[:2], extra=3, pad_id=2023, pad_type=1)
+    assert_batch_invariant(minilm, seqs)
+    assert_permutation_equivariant(minilm, seqs, np.array([2, 0, 3, 1]))
+
+
+# ----------------------------------------------------------------------------- tokenizer fuzzing
+# Reserved for the tokenizer part of issue 7 (random Unicode, including lone surrogates and
+# control characters, through model.tokenize): to be added here by its owner, with its own
+# MIN_EXAMPLES entries.

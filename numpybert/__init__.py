@@ -10,12 +10,13 @@ The math is in `numpybert/model.py`; read it top to bottom.
 
 from .bert_model import BertModel, BertOutput, load
 from .config import BertConfig
+from .embedder import Embedder
 from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingWeightsError,
                      NumpybertError, WeightsError, WeightsNotFoundError)
 
 __version__ = "0.1.0"
 DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"
 
-__all__ = ["load", "BertModel", "BertOutput", "BertConfig", "NumpybertError", "ConfigError", "WeightsError",
+__all__ = ["load", "BertModel", "BertOutput", "BertConfig", "Embedder", "NumpybertError", "ConfigError", "WeightsError",
            "WeightsNotFoundError", "MissingWeightsError", "InputValueError", "InputTypeError", "GoldenError",
            "DEFAULT_MODEL"]

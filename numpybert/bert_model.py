@@ -118,6 +118,27 @@ class BertModel:
         """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
         return self.tokenizer(texts, text_pairs, **kwargs)
 
+    # -- what BERT is used for: sentence embeddings and task heads (numpybert/encode.py, heads.py) --
+    def encode(self, texts, **kwargs):
+        """Sentence embeddings [N, D], as `SentenceTransformer.encode`; see `numpybert.encode.encode`."""
+        from .encode import encode
+        return encode(self, texts, **kwargs)
+
+    def fill_mask(self, text, top_k=5) -> list:
+        """Top-k tokens for each [MASK] (masked-LM head); see `numpybert.heads.fill_mask`."""
+        from .heads import fill_mask
+        return fill_mask(self, text, top_k)
+
+    def next_sentence(self, text_a, text_b) -> dict:
+        """P(text_b follows text_a) (next-sentence head); see `numpybert.heads.next_sentence`."""
+        from .heads import next_sentence
+        return next_sentence(self, text_a, text_b)
+
+    def classify(self, texts, text_pairs=None) -> list:
+        """Label probabilities (classifier head); see `numpybert.heads.classify`."""
+        from .heads import classify
+        return classify(self, texts, text_pairs)
+
 
 def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids):
     for hf, tf, hf_name, tf_name in ((input_ids, input_word_ids, "input_ids", "input_word_ids"),

@@ -255,18 +255,32 @@ def embed_corpus(job: CorpusJob, run_windows=None, progress=None, overwrite=Fals
     """
     if os.path.exists(job.out) and not overwrite:
         raise InputValueError(f"{job.out} exists; pass --overwrite to replace it")
-    run_windows = run_windows or (lambda windows: ((w, job.embedder(w.texts)) for w in windows))
+    progress = progress or (lambda done, total: None)
     with open(job.report_path + ".tmp", "w", encoding="utf-8") as report:
         scanned = scan(job, report)
     identity = job_identity(job, scanned)
     out, state = _open_output(job, scanned, identity, restart)
-    progress = progress or (lambda done, total: None)
     resumed_from = state["position"]["row"]
     progress(resumed_from, scanned.rows)
+    run_windows = run_windows or _local_runner(job.embedder, lambda done: progress(done, scanned.rows))
     for window, vectors in run_windows(read_windows(job, Position(**state["position"]))):
         _write_window(job, out, state, window, vectors)
         progress(window.end.row, scanned.rows)
     return _finish(job, out, state, scanned, resumed_from)
+
+
+def _local_runner(embedder, progress):
+    """Embed windows one after the other in this process, reporting progress after every batch."""
+    def run(windows):
+        for window in windows:
+            done = window.first_row
+
+            def on_batch(k):
+                nonlocal done
+                done += k
+                progress(done)
+            yield window, embedder.embed(window.texts, on_batch)
+    return run
 
 
 def _open_output(job, scanned: Scan, identity: dict, restart: bool):

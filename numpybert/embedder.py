@@ -8,17 +8,19 @@ each process loads the weights once, on its first call, and keeps them (`load_mo
 The same object runs under an existing engine:
 
     # Dask (pip install 'numpybert[dask]'): a bag of texts, one partition = one call
-    import dask.bag as db, numpy as np
+    import dask, dask.bag as db, numpy as np
     vectors = np.stack(db.from_sequence(texts, partition_size=1024).map_partitions(embedder).compute())
+    # a dask DataFrame column: one call per partition (a pandas Series is a sequence of str)
+    vectors = np.concatenate(dask.compute(*[dask.delayed(embedder)(part) for part in ddf["text"].to_delayed()]))
 
     # Ray Data: a callable class; batches are dicts of arrays, the output gets an "embedding" column
     ds.map_batches(numpybert.Embedder, fn_constructor_args=("/models/all-MiniLM-L6-v2",),
                    batch_size=1024, concurrency=4)
 
 Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
-a mapping of columns (Ray's "numpy" batches) -> the same mapping plus `output_field`;
-a pandas DataFrame (Ray's "pandas" batches, dask DataFrame partitions) -> a copy plus `output_field`.
-The model directory must exist at the same path on every worker.
+a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
+The model directory must exist at the same path on every worker. A partition of 1024 texts
+(encode.WINDOW) gives bit-for-bit the numbers of a single-process run over the whole list.
 
 `dask_runner(embedder, address)` is how `numpybert embed --dask ADDRESS` spreads a file's
 windows over a cluster (numpybert/corpus.py does the reading and writing).
@@ -67,16 +69,14 @@ class Embedder:
     def model(self):
         return load_model(self.model_dir, self.dtype)
 
-    def embed(self, texts):
-        """A list of texts -> [N, D] in the model's dtype, in input order."""
-        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window)
+    def embed(self, texts, on_batch=None):
+        """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch."""
+        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
 
     def __call__(self, batch):
-        """Embed a batch: texts -> array; a mapping or DataFrame -> the same plus `output_field`."""
-        if isinstance(batch, Mapping):  # Ray Data "numpy" batches: {column: array}
+        """Embed a batch: texts -> array [B, D]; a mapping of columns -> the same plus `output_field`."""
+        if isinstance(batch, Mapping):  # Ray Data's default "numpy" batches: {column: array}
             return {**batch, self.output_field: self.embed(batch[self.text_field])}
-        if hasattr(batch, "columns") and hasattr(batch, "assign"):  # a pandas DataFrame
-            return batch.assign(**{self.output_field: list(self.embed(batch[self.text_field]))})
         return self.embed(batch)
 
 

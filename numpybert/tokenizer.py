@@ -257,11 +257,12 @@ class BertTokenizer:
                          plan: _Plan) -> tuple[list[list[int]], list[list[int]] | None, list[bool]]:
         """Token ids of every segment (no special tokens), and whether item i was cut short.
 
-        Long texts are cut first (`_CharCap`), which changes nothing: every strategy keeps at most `budget` tokens of a segment and only needs to know whether a
-        segment has more than `budget`, so a prefix with at least budget + 1 tokens is as good as
-        the whole text. One exception: "longest_first" with an odd budget gives the extra token to
-        the longer segment, so when both segments of a pair are over budget and one was cut, that
-        pair is re-encoded whole (rare: two very long texts).
+        Long texts are cut first (`_CharCap`), which changes nothing: every strategy keeps at most
+        `budget` tokens of a segment and only needs to know whether a segment has more than
+        `budget`, so a prefix with at least budget + 1 tokens is as good as the whole text.
+        One exception: "longest_first" with an odd budget gives the extra token to the longer
+        segment, so when both segments of a pair are over budget and one was cut, that pair is
+        re-encoded whole (rare: two very long texts).
         """
         min_tokens = plan.budget + 1
         ids_a, cut = self._encode_capped(batch_a, min_tokens)
@@ -348,11 +349,11 @@ def _truncated_lengths(i: int, n_a: int, n_b: int, pair: bool, plan: _Plan, cut:
 
 
 def longest_first_lengths(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
-    """tokenizers' LongestFirst for a pair: keep the shorter whole if it fits in half, else split evenly.
+    """tokenizers' LongestFirst for a pair (tokenizers/src/utils/truncation.rs).
 
-    The shorter segment keeps min(its length, budget // 2 ...); exactly, as tokenizers/src/utils/truncation.rs:
-    with s <= l: s' = s, l' = budget - s if that fits, else s' = budget // 2 and l' = the rest.
-    The longer segment (B on a tie) gets the odd token.
+    With s the shorter and l the longer length: keep s whole and cut l to budget - s when s fits in
+    half the budget; otherwise s gets budget // 2 and l the rest (the odd token goes to the
+    longer segment, to B on a tie).
     """
     if n_a + n_b <= budget:
         return n_a, n_b
@@ -425,7 +426,7 @@ class _CharCap:
                 and (normalizer is None or isinstance(normalizer, normalizers.BertNormalizer))):
             return None
         in_added = set("".join(t.content for t in tokenizer.get_added_tokens_decoder().values()))
-        boundary = "".join(re.escape(c) for c in " \t\n\r\u2019" + _ASCII_PUNCT if c not in in_added)
+        boundary = "".join(re.escape(c) for c in " \t\n\r" + _ASCII_PUNCT if c not in in_added)
         if normalizer is not None and normalizer.handle_chinese_chars \
                 and not any(0x4E00 <= ord(c) <= 0x9FA5 for c in in_added):
             boundary += _CJK

@@ -18,6 +18,9 @@ Usage:
   .venv/bin/python scripts/export_golden.py export tiny-bert/pair.float64 [ID ...]
   .venv/bin/python scripts/export_golden.py verify [--case ID ...]   # re-export and compare
 
+A file whose tensors and metadata (other than `created`) come out the same is left
+untouched, so re-running leaves git clean.
+
 Goldens come from transformers' BertModel with attn_implementation="eager", in eval
 mode under torch.no_grad(), on CPU with 2 threads; re-running gives identical tensors.
 A golden of a reduced-precision checkpoint (F16, BF16) is computed in float32/float64
@@ -539,6 +542,20 @@ def export_target(target, out, ckpt_root, minilm_dir):
     return path
 
 
+def update_target(target, out, ckpt_root, minilm_dir):
+    """Export one target, but keep the existing file when only its `created` stamp would change."""
+    path = target_path(target, out)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = export_target(target, tmp, ckpt_root, minilm_dir)
+        if path.exists() and compare_target(target, path, fresh) == ([], 0.0):
+            return f"unchanged {path}"
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(fresh), str(path))
+    return f"wrote {path}"
+
+
 # ----------------------------------------------------------------------------- verify
 
 def compare_safetensors(committed, fresh):
@@ -634,7 +651,7 @@ def main(argv=None):
     targets = args.targets if args.command == "export" else groups[args.command]
     ckpt_root = args.out / "checkpoints" if args.command in ("all", "tiny") else DEFAULT_OUT / "checkpoints"
     for target in targets:
-        print(f"wrote {export_target(target, args.out, ckpt_root, args.minilm)}")
+        print(update_target(target, args.out, ckpt_root, args.minilm))
     return 0
 
 

@@ -322,12 +322,14 @@ def test_single_truncation_matches_tokenizers(tok, backend, n, max_length, strat
 
 def test_only_first_cannot_fit_names_item(tok):
     long_b = " ".join(["b"] * 20)
-    with pytest.raises(InputValueError, match=r"only_first.*item 1.*text_pairs\[1\] \(20 tokens.*no room for texts\[1\]"):
+    pattern = r"only_first.*item 1.*text_pairs\[1\] \(20 tokens.*no room for texts\[1\]"
+    with pytest.raises(InputValueError, match=pattern):
         tok(["a", "a a"], ["b", long_b], max_length=10, truncation="only_first")
 
 
 def test_only_second_cannot_fit_names_item(tok):
-    with pytest.raises(InputValueError, match=r"only_second.*item 0.*texts\[0\] \(20 tokens.*no room for text_pairs\[0\]"):
+    pattern = r"only_second.*item 0.*texts\[0\] \(20 tokens.*no room for text_pairs\[0\]"
+    with pytest.raises(InputValueError, match=pattern):
         tok(" ".join(["a"] * 20), "b", max_length=10, truncation="only_second")
 
 
@@ -569,8 +571,9 @@ def test_cap_keeps_longest_first_odd_budget_order(tok):
 # Texts as runs joined by separators. Pieces include what the normalizer deletes (\x00, \x07, \x85, \x0b,
 # U+200B, U+FFFD, combining marks), which str.isspace() wrongly calls whitespace (\x85, \x0b), words over
 # 100 chars, special-token literals and their halves: a wrong cut or a wrong "sure token" shows up here.
-_PIECES = ["a", "B", "word", "Ünï", "é", "ΑΣ", "中", "日本語", "한국", "كتاب", "ไทย", "ｶ", ".", ",", "'", "$", "+",
-           "-", "_", "|", "~", "(", ")", "\\", "{", "@", "#", "[SEP]", "[CLS]", "[SE", "P]", "x" * 120, "🍕",
+_PIECES = ["a", "B", "word", "Ünï", "é", "ΑΣ", "中", "日本語", "한국", "كتاب", "ไทย", "ｶ",
+           ".", ",", "'", "$", "+", "-", "_", "|", "~", "(", ")", "\\", "{", "@", "#",
+           "[SEP]", "[CLS]", "[SE", "P]", "x" * 120, "🍕",
            "\x00", "\x07", "\x85", "\x0b", "\u0301", "\u200b", "\ufffd", "\u2019", "\U000e0001"]
 _SEPARATORS = [" ", " ", "  ", "\t", "\n", "\r\n", "\u3000", "\x85", "\x0b", " \u0301 ", " \x00 ", ""]
 _runs = st.lists(st.sampled_from(_PIECES), min_size=1, max_size=3).map("".join)

@@ -452,7 +452,10 @@ def export_golden(target, path, ckpt_root, minilm_dir):
 def token_case(tokenizer, kind, text, pair=None, max_length=None):
     """One tokens.json case: the fast tokenizer's ids, no padding."""
     truncation = "longest_first" if max_length is not None else None
-    enc = tokenizer(text, pair, truncation=truncation or False, max_length=max_length)
+    # The batched call: transformers' single-string call drops an empty pair (`if text_pair:`), while its
+    # batched call and the tokenizers library keep it ([CLS] A [SEP] [SEP]); numpybert follows the latter.
+    batch = tokenizer([text], None if pair is None else [pair], truncation=truncation or False, max_length=max_length)
+    enc = {key: values[0] for key, values in batch.items()}
     return {"kind": kind, "text": text, "pair": pair, "max_length": max_length, "truncation": truncation,
             "input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
             "attention_mask": enc["attention_mask"],

@@ -2,13 +2,11 @@
 
 Needs the real all-MiniLM-L6-v2 tokenizer (FAILS, never skips, when missing: run `numpybert fetch`)
 and the golden tests/golden/all-MiniLM-L6-v2/tokens.json (`python scripts/export_golden.py tokens`).
-NUMPYBERT_GOLDEN_TOKENS may point at another tokens.json of the same format (development only).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -27,8 +25,7 @@ from numpybert.tokenizer import BertTokenizer, longest_first_lengths, round_robi
 
 ROOT = Path(__file__).resolve().parent.parent
 TRICKY = ROOT / "tests" / "data" / "tricky_texts.json"
-GOLDEN_TOKENS = Path(os.environ.get("NUMPYBERT_GOLDEN_TOKENS",
-                                    ROOT / "tests" / "golden" / "all-MiniLM-L6-v2" / "tokens.json"))
+GOLDEN_TOKENS = ROOT / "tests" / "golden" / "all-MiniLM-L6-v2" / "tokens.json"
 MAX_POS = 512   # all-MiniLM-L6-v2's max_position_embeddings
 HF_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 TFHUB_KEYS = ("input_word_ids", "input_mask", "input_type_ids")

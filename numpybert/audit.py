@@ -252,8 +252,10 @@ def output_tensors(out, has_pooler: bool) -> dict:
 
 
 def numpybert_tensors(model, inputs: dict, traced: bool = True) -> dict:
-    """numpybert's tensors for one forward: the trace, or (traced=False) the model outputs."""
-    out = model(**inputs, output_hidden_states=True, output_attentions=not traced, record=traced)
+    """numpybert's tensors for one forward: the trace, or (traced=False) the model outputs.
+    NaN from a -inf mask is reported in the audit, so NumPy's warnings about it are silenced."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = model(**inputs, output_hidden_states=True, output_attentions=not traced, record=traced)
     if not traced:
         return output_tensors(out, model.has_pooler)
     tensors = dict(out.trace)
@@ -272,9 +274,7 @@ def reference_tensors(reference: Golden) -> tuple:
 def audit(model, reference: Golden, oracle_model=None) -> AuditReport:
     """Run numpybert on the reference's inputs and compare every tensor the reference holds.
     `oracle_model`: the same checkpoint in float64, for the error budget (needs a float32 reference)."""
-    dtype = reference.metadata.get("dtype")
-    if dtype != model.dtype.name:
-        raise GoldenError(f"{reference.path}: a {dtype} reference; load numpybert in {dtype} to compare with it")
+    dtype = _check_dtypes(model, reference, oracle_model)
     ref, scaled = reference_tensors(reference)
     ours = numpybert_tensors(model, reference.inputs, traced=scaled)
     mask = reference.inputs.get("attention_mask", np.ones_like(reference.inputs["input_ids"]))
@@ -282,11 +282,19 @@ def audit(model, reference: Golden, oracle_model=None) -> AuditReport:
                          {"input_ids": reference.inputs["input_ids"], "attention_mask": mask},
                          compare(ours, ref, mask, dtype, scaled), scaled)
     if oracle_model is not None:
-        if dtype != "float32" or oracle_model.dtype != np.float64:
-            raise GoldenError("the fp64 oracle compares float32 runs with a float64 numpybert run")
-        exact = numpybert_tensors(oracle_model, reference.inputs, traced=scaled)
-        report.oracle = oracle_rows(ours, ref, exact, mask)
+        report.oracle = oracle_rows(ours, ref, numpybert_tensors(oracle_model, reference.inputs, scaled), mask)
     return report
+
+
+def _check_dtypes(model, reference: Golden, oracle_model) -> str:
+    """The reference's dtype, after checking numpybert (and the oracle) run in the right ones."""
+    dtype = reference.metadata.get("dtype")
+    if dtype != model.dtype.name:
+        raise GoldenError(f"{reference.path}: a {dtype} reference; load numpybert in {dtype} to compare with it")
+    if oracle_model is not None and (dtype != "float32" or oracle_model.dtype != np.float64):
+        raise GoldenError(f"the fp64 oracle needs a float32 reference and a float64 numpybert; "
+                          f"{reference.path} is {dtype}")
+    return dtype
 
 
 def _reference_info(reference: Golden) -> dict:
@@ -487,7 +495,7 @@ def report_json(report: AuditReport) -> dict:
                    "input_ids": report.inputs["input_ids"].tolist(), "attention_mask": mask.tolist()},
         "tolerance": {**dataclasses.asdict(TOLERANCES[report.dtype]), "scaled": report.scaled},
         "passed": report.passed,
-        "first_divergence": None if first is None else tensor_json(first),
+        "first_divergence": None if first is None else {"index": report.tensors.index(first), **tensor_json(first)},
         "tensors": [tensor_json(row) for row in report.tensors],
         "oracle": None if report.oracle is None else oracle_json(report.oracle),
     }

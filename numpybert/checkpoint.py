@@ -77,12 +77,18 @@ def _check_entry(name, entry, path, data_size):
         raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {_short(dtype)} "
                            f"(numpybert reads {', '.join(DTYPES)})")
     itemsize = DTYPES[dtype].itemsize
-    if not _naturals(shape) or len(shape) > MAX_NDIM or math.prod(max(d, 1) for d in shape) * itemsize > MAX_BYTES:
-        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {_short(shape)} (expected at most "
-                           f"{MAX_NDIM} non-negative integers describing under {MAX_BYTES} bytes)")
-    if not _naturals(offsets) or len(offsets) != 2 or not offsets[0] <= offsets[1] <= data_size:
-        raise WeightsError(f"{path}: tensor {name!r} has data_offsets {_short(offsets)}; expected [begin, end] "
-                           f"with 0 <= begin <= end <= {data_size} (the data section's size)")
+    if not _naturals(shape) or len(shape) > MAX_NDIM:
+        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {_short(shape)} (expected a list of "
+                           f"at most {MAX_NDIM} non-negative integers)")
+    if math.prod(max(d, 1) for d in shape) * itemsize > MAX_BYTES:
+        raise WeightsError(f"{path}: tensor {name!r} has shape {_short(shape)}: more than 2**48 bytes, larger "
+                           "than any file")
+    if not _naturals(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+        raise WeightsError(f"{path}: tensor {name!r} has invalid data_offsets {_short(offsets)} (expected "
+                           "[begin, end], integers with begin <= end)")
+    if offsets[1] > data_size:
+        raise WeightsError(f"{path}: tensor {name!r} has data_offsets {offsets}, past the end of the data "
+                           f"section ({data_size} bytes): truncated or corrupt")
     nbytes = math.prod(shape) * itemsize  # Python ints: no overflow (np.prod would wrap around)
     if offsets[1] - offsets[0] != nbytes:
         raise WeightsError(f"{path}: tensor {name!r}: data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, "
@@ -276,7 +282,8 @@ def _not_finite(name, stored, converted, key, path):
     bad = np.argwhere(~np.isfinite(converted))
     where = "[" + ", ".join(str(int(i)) for i in bad[0]) + "]"
     cause = f" after {key} (the stored value overflows)" if key and _all_finite(stored) else ""
-    return WeightsError(f"{path}: tensor {name!r} contains NaN or Inf{cause}: {len(bad)} values, first at {where}")
+    return WeightsError(f"{path}: tensor {name!r} contains NaN or Inf{cause}: {len(bad)} of {converted.size} "
+                        f"values, first at {where}")
 
 
 def _convert(name, dtype_str, array, dtype, path, manifest):
@@ -316,12 +323,13 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
     """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}."""
     files, raw = read_checkpoint(model_dir)
     manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
-    params, problems = {}, []
+    params, problems, seen = {}, [], set()
     expected, groups = expected_shapes(config), optional_groups(config)
     known = dict(expected, **{n: s for g in groups.values() for n, s in g.items()})
     known.update({n: known[t] for n, t in TIED.items()})
     for name, (dtype_str, array, path) in raw.items():
         new = canonical_name(name)
+        seen.add(new)
         if new in BUFFERS:
             manifest.ignored.append((name, "a buffer, not a weight (positions/token types are inputs)"))
         elif problem := _problem(name, new, array, path, known, params):
@@ -329,8 +337,8 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
         else:
             manifest.renamed += [(name, new)] if new != name else []
             params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
-    problems += [f"missing tensor {n!r} {list(s)}" for n, s in expected.items() if n not in params]
-    problems += _check_groups(params, groups, manifest)
+    problems += [f"missing tensor {n!r} {list(s)}" for n, s in expected.items() if n not in seen]
+    problems += _check_groups(params, groups, seen, manifest)
     _tie(params, manifest)
     if problems and strict:
         raise WeightsError(_one_line(model_dir, problems))
@@ -338,14 +346,20 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
     return params, manifest
 
 
-def _check_groups(params, groups, manifest):
+def _check_groups(params, groups, seen, manifest):
+    """Each optional group (pooler, heads) is all-or-nothing. An absent group is noted in the
+    manifest; an incomplete one is a problem, and its loaded tensors are dropped, so that
+    strict=False never leaves half a head behind."""
     problems = []
     for group, names in groups.items():
-        present = [n for n in names if n in params]
-        if not present:
-            manifest.missing.append((group, _MISSING_GROUP[group]))
-        elif len(present) < len(names):
-            problems += [f"missing tensor {n!r} (the {group} is incomplete)" for n in names if n not in params]
+        loaded = [n for n in names if n in params]
+        if len(loaded) == len(names):
+            continue
+        manifest.missing.append((group, _MISSING_GROUP[group]))
+        if loaded:  # tensors in the file but refused (shape) are already reported
+            problems += [f"missing tensor {n!r} (the {group} is incomplete)" for n in names if n not in seen]
+        for n in loaded:
+            del params[n]
     return problems
 
 

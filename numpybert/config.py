@@ -19,6 +19,7 @@ from .errors import ConfigError, WeightsNotFoundError
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 CONFIG_CAP = 4 * 1024 * 1024  # a BERT config.json is ~1 KB; even a huge id2label stays far below
+MAX_LAYERS = 1024  # the loader lists every layer's tensors: a corrupt 10**9 would exhaust memory
 
 
 # ----------------------------------------------------------------------------- safe file reading
@@ -41,7 +42,7 @@ def open_regular(path, what: str, error: type):
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
-        raise error(f"{path}: is {kind}, not a regular file; the {what} must be a regular file")
+        raise error(f"{path}: is {kind}, not a regular file")
     return os.fdopen(fd, "rb")
 
 
@@ -60,6 +61,8 @@ def parse_json(raw: bytes, source, error: type):
     exhaust Python's recursion, or an integer of thousands of digits) becomes `error`."""
     try:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: _refuse_duplicates(p, source, error))
+    except error:  # a duplicate key, already worded
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
         raise error(f"{source}: not valid JSON ({reason})") from None
@@ -104,6 +107,9 @@ class BertConfig:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             _positive_int(name, getattr(self, name))
+        if self.num_hidden_layers > MAX_LAYERS:
+            raise ConfigError(f"config field num_hidden_layers={self.num_hidden_layers}: more than {MAX_LAYERS}; "
+                              "no BERT is that deep (corrupt config?)")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"config field hidden_size={self.hidden_size} is not divisible by "

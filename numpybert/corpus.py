@@ -193,10 +193,11 @@ def model_fingerprint(model_dir) -> dict:
 def job_identity(job: CorpusJob, scanned: Scan) -> dict:
     """Everything the output bytes depend on. Resuming requires all of it to be equal."""
     e = job.embedder
-    return {"input_sha256": scanned.sha256, "input_size": scanned.size, "format": job.format,
+    identity = {"input_sha256": scanned.sha256, "input_size": scanned.size, "format": job.format,
             "text_field": job.text_field if job.format == "jsonl" else None, "skip_bad": job.skip_bad,
             "window": job.window, "batch_size": e.batch_size, "dtype": e.dtype,
             "settings": dataclasses.asdict(e.settings) | {"source": None}, "model": model_fingerprint(e.model_dir)}
+    return json.loads(json.dumps(identity))  # as the state file will hold it (tuples become lists)
 
 
 def write_state(path, state: dict):
@@ -256,8 +257,7 @@ def embed_corpus(job: CorpusJob, run_windows=None, progress=None, overwrite=Fals
     if os.path.exists(job.out) and not overwrite:
         raise InputValueError(f"{job.out} exists; pass --overwrite to replace it")
     progress = progress or (lambda done, total: None)
-    with open(job.report_path + ".tmp", "w", encoding="utf-8") as report:
-        scanned = scan(job, report)
+    scanned = _scan_with_report(job)
     identity = job_identity(job, scanned)
     out, state = _open_output(job, scanned, identity, restart)
     resumed_from = state["position"]["row"]
@@ -267,6 +267,19 @@ def embed_corpus(job: CorpusJob, run_windows=None, progress=None, overwrite=Fals
         _write_window(job, out, state, window, vectors)
         progress(window.end.row, scanned.rows)
     return _finish(job, out, state, scanned, resumed_from)
+
+
+def _scan_with_report(job: CorpusJob) -> Scan:
+    """The scan; with skip_bad its report goes to OUT.skipped.jsonl.tmp (renamed when OUT is complete)."""
+    if not job.skip_bad:
+        return scan(job)
+    tmp = job.report_path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as report:
+            return scan(job, report)
+    except BaseException:
+        os.remove(tmp)
+        raise
 
 
 def _local_runner(embedder, progress):
@@ -286,7 +299,7 @@ def _local_runner(embedder, progress):
 def _open_output(job, scanned: Scan, identity: dict, restart: bool):
     """Resume OUT.partial when its state matches, else create it: (memmap [N, D], state)."""
     dim = job.embedder.dim
-    state = None if restart else read_state(job)
+    state = None if restart or scanned.rows == 0 else read_state(job)  # nothing to resume in 0 rows
     if state is not None:
         check_resumable(job, state, identity)
         out = np.lib.format.open_memmap(job.partial, mode="r+")
@@ -334,12 +347,9 @@ def _finish(job, out, state, scanned: Scan, resumed_from: int) -> CorpusResult:
     del out
     os.replace(job.partial, job.out)
     os.remove(job.state_path)
-    report = None
-    if scanned.bad:
+    if job.skip_bad:
         os.replace(job.report_path + ".tmp", job.report_path)
-        report = job.report_path
-    else:
-        os.remove(job.report_path + ".tmp")
-        if os.path.exists(job.report_path):
-            os.remove(job.report_path)  # a stale report of an earlier run would describe another OUT
+    if not scanned.bad and os.path.exists(job.report_path):
+        os.remove(job.report_path)  # empty, or a stale report of an earlier run: it would describe another OUT
+    report = job.report_path if scanned.bad else None
     return CorpusResult(job.out, scanned.rows, state["dim"], scanned.bad, resumed_from, report)

@@ -90,7 +90,7 @@ def fill_mask(model, text: str, top_k: int = 5) -> list:
     """The top_k tokens for each [MASK] in `text`, as HF's fill-mask pipeline scores them.
 
     Returns one list per [MASK] (in order), each of top_k dicts {"token", "token_id", "score"},
-    best first; score is the softmax probability over the whole vocabulary.
+    best first; score is the softmax probability over the model's whole vocabulary (vocab_size).
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputValueError(f"top_k={top_k!r}: expected a positive integer")
@@ -114,9 +114,11 @@ def _mask_positions(ids, mask_token_id, text) -> np.ndarray:
 
 
 def _top_tokens(probs, top_k, tokenizer) -> list:
+    """The top_k ids by probability. An id past the tokenizer's vocabulary (models whose vocab_size
+    was padded, e.g. to a multiple of 8) has no token string: token None."""
     best = np.argsort(-probs, kind="stable")[:top_k]
-    tokens = tokenizer.convert_ids_to_tokens(best)
-    return [{"token": t, "token_id": int(i), "score": float(probs[i])} for t, i in zip(tokens, best)]
+    return [{"token": tokenizer.convert_ids_to_tokens([i])[0] if i < tokenizer.vocab_size else None,
+             "token_id": int(i), "score": float(probs[i])} for i in best]
 
 
 def next_sentence(model, text_a: str, text_b: str) -> dict:

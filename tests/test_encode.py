@@ -29,7 +29,7 @@ from conftest import CHECKPOINTS, GOLDEN, ROOT, require_minilm
 # lowercase word, so no test text becomes [UNK].
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-WORDS = ("the a is of and to in man dog cat paris france capital city music guitar river plays runs book "
+WORDS = ("the is of and to in man dog cat paris france capital city music guitar river plays runs book "
          "reads bright dark house").split()
 VOCAB = SPECIALS + LETTERS + ["##" + c for c in LETTERS] + list("0123456789") + list(".,!?'-") + WORDS
 TEXTS = ["the man plays the guitar", "a dog runs", "", "paris is the capital of france!", "x",
@@ -41,7 +41,7 @@ def make_text_model(dest, checkpoint="tiny-bert", sentence_transformers=None):
     """A committed tiny checkpoint plus a vocab.txt, so it takes text. `sentence_transformers`:
     {"pooling": {...Pooling config.json...}, "normalize": bool, "max_seq_length": int, "modules": [...]}."""
     shutil.copytree(CHECKPOINTS / checkpoint, dest)
-    assert len(VOCAB) <= 99, "the tiny checkpoints have vocab_size 99"
+    assert len(set(VOCAB)) == len(VOCAB) <= 99, "unique tokens; the tiny checkpoints have vocab_size 99"
     (dest / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     (dest / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
     if sentence_transformers is not None:

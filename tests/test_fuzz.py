@@ -16,7 +16,6 @@ import collections
 import functools
 import json
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,14 +26,14 @@ from hypothesis.extra import numpy as hnp
 
 import numpybert
 from numpybert import BertConfig, NumpybertError
-from numpybert.checkpoint import DTYPES, read_safetensors
-from tiny_bert import TINY_CONFIG, write_model
+from numpybert.checkpoint import DTYPES, expected_shapes, read_safetensors
+from numpybert.config import SUPPORTED_ACTIVATIONS
+from tiny_bert import TINY_CONFIG, tiny_tensors, write_model
 
-MINILM = Path(__file__).resolve().parents[1] / "weights" / "all-MiniLM-L6-v2"
 RUNS = collections.Counter()  # examples each fuzz test really ran
-MIN_EXAMPLES = {  # sums to 11,300: the issue asks for >= 10,000 fuzz cases in CI
-    "fuzz_random_bytes": 1500, "fuzz_random_json_header": 1500, "fuzz_mutated_file": 3000,
-    "fuzz_config": 1500, "fuzz_forward_inputs": 2500,
+MIN_EXAMPLES = {  # sums to 11,600: the issue asks for >= 10,000 fuzz cases in CI
+    "fuzz_random_bytes": 2000, "fuzz_random_json_header": 1000, "fuzz_mutated_file": 3000,
+    "fuzz_load_tensor": 300, "fuzz_config": 1500, "fuzz_forward_inputs": 2500,
     "fuzz_padding_invariance": 400, "fuzz_batch_invariance": 400, "fuzz_permutation": 500,
 }
 
@@ -111,6 +110,7 @@ def check_tiling(tensors, raw):
 
 
 def read_bytes(path, raw):
+    """Write raw to path and read it: a tiled result or a NumpybertError."""
     path.write_bytes(raw)
     result = outcome(read_safetensors, path)
     if result is not None:
@@ -138,6 +138,7 @@ EDITS = st.sampled_from(["field", "delete", "entry", "drop"])
 DAMAGES = st.sampled_from(["none", "prefix", "flip", "cut", "append"])
 INDEX = st.integers(0, 2**16)  # taken modulo a length: fixed strategies keep hypothesis fast
 U64 = st.integers(0, 2**64 - 1)
+ODD_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 
 
 def pick(draw, items):
@@ -197,15 +198,12 @@ def fuzz_mutated_file(path, raw):
 
 
 def test_the_unmutated_file_reads(tmp_path):
-    tensors, metadata = read_safetensors(write_bytes(tmp_path / "x.safetensors", VALID))
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(VALID)
+    tensors, metadata = read_safetensors(path)
     assert metadata == {"format": "pt"}
     np.testing.assert_array_equal(tensors["d"][1], [1.0, -2.0])  # BF16 -> float32, exact
     assert tensors["e"][1].shape == (0, 3) and tensors["f"][1].shape == () and tensors["g"][0] == "BOOL"
-
-
-def write_bytes(path, raw):
-    path.write_bytes(raw)
-    return path
 
 
 def test_fuzz_random_bytes(tmp_path):
@@ -218,6 +216,49 @@ def test_fuzz_random_json_header(tmp_path):
 
 def test_fuzz_mutated_file(tmp_path):
     run_counted(fuzz_mutated_file, tmp_path / "x.safetensors")
+
+
+TINY_TENSORS = tiny_tensors()
+RENAMES = st.sampled_from(["same", "same", "same", "bert.", "gamma", "extra"])
+TENSOR_DTYPES = st.sampled_from([np.float32, np.float32, np.float16, np.float64, np.int64, np.uint8, np.bool_])
+SPECIALS = st.sampled_from([None, None, np.nan, np.inf, -np.inf, 1e300, 6e4])
+
+
+@st.composite
+def replaced_tensors(draw):
+    """The tiny checkpoint with one tensor replaced: maybe renamed (a `bert.` prefix, a legacy
+    gamma/beta, an unknown name), maybe another dtype or shape, maybe holding a NaN, an Inf or a
+    value too large for float16/float32."""
+    tensors = dict(TINY_TENSORS)
+    name = pick(draw, tensors)
+    array = tensors.pop(name).astype(draw(TENSOR_DTYPES))
+    if draw(INDEX) % 5 == 0:
+        array = np.resize(array, draw(ODD_SHAPES))
+    special = draw(SPECIALS)
+    if special is not None and array.size and array.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            array.reshape(-1)[draw(INDEX) % array.size] = special
+    rename = draw(RENAMES)
+    new = {"same": name, "bert.": "bert." + name, "extra": "extra." + name,
+           "gamma": name.replace("LayerNorm.weight", "LayerNorm.gamma")}[rename]
+    tensors[new] = array
+    return tensors
+
+
+@fuzz_settings("fuzz_load_tensor")
+@given(tensors=replaced_tensors())
+@counted
+def fuzz_load_tensor(folder, tensors):
+    safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"))
+    model = outcome(numpybert.load, folder)
+    if model is not None:  # accepted: every weight is finite and shaped as config.json says
+        for name, shape in expected_shapes(model.config).items():
+            assert model.flat_params[name].shape == shape and model.flat_params[name].dtype == np.float32
+            assert np.isfinite(model.flat_params[name]).all()
+
+
+def test_fuzz_load_tensor(tmp_path):
+    run_counted(fuzz_load_tensor, write_model(tmp_path / "tiny"))
 
 
 # ----------------------------------------------------------------------------- config.json
@@ -236,7 +277,7 @@ def fuzz_config(changes, drop):
     d = {k: v for k, v in dict(TINY_CONFIG, **changes).items() if k not in drop}
     config = outcome(BertConfig.from_dict, d)
     if config is not None:
-        assert config.hidden_size % config.num_attention_heads == 0 and config.hidden_act in ("gelu", "relu")
+        assert config.hidden_size % config.num_attention_heads == 0 and config.hidden_act in SUPPORTED_ACTIVATIONS
         assert min(config.vocab_size, config.hidden_size, config.num_hidden_layers, config.intermediate_size,
                    config.max_position_embeddings, config.type_vocab_size) > 0
         assert 0 <= config.layer_norm_eps < 1
@@ -249,11 +290,11 @@ def test_fuzz_config():
 # ----------------------------------------------------------------------------- the forward-pass validator
 
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
-DTYPE_CHOICES = st.sampled_from(INT_DTYPES * 3 + [np.bool_, np.float16, np.float32, np.float64, np.complex64, object])
-VALUE_MODES = st.sampled_from(["valid", "valid", "valid", "near", "huge", "edge"])
-FORMS = st.sampled_from(["array", "array", "array", "list", "none"])
-ODD_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-BATCH, TOKENS = st.integers(0, 4), st.integers(0, 8) | st.sampled_from([64, 65])
+INT_CHOICES = st.sampled_from(INT_DTYPES)
+DTYPE_CHOICES = st.sampled_from(INT_DTYPES + [np.bool_, np.float16, np.float32, np.float64, np.complex64, object])
+VALUE_MODES = st.sampled_from(["valid", "near", "huge", "edge"])
+FORMS = st.sampled_from(["array", "array", "list", "none"])
+BATCH, TOKENS = st.integers(0, 4), st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 64, 65])
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -269,12 +310,15 @@ def values(rng, mode, shape, high):
 
 
 def draw_input(draw, shape, high, rng):
-    """One argument: mostly near-valid (the right shape, an integer dtype, values around
-    [0, high)); sometimes another shape, dtype, huge values, a nested list, or None."""
+    """One argument. Three times in four a valid one (the right shape, an integer dtype, values
+    in [0, high)); else a random form, shape, dtype and values: a nested list, None, an odd
+    shape, a float or object array, values around [0, high), huge or at the edges."""
+    if draw(INDEX) % 4:
+        return values(rng, "valid", shape, high).astype(draw(INT_CHOICES))
     form = draw(FORMS)
     if form == "none":
         return None
-    if draw(INDEX) % 10 == 0:
+    if draw(INDEX) % 3 == 0:
         shape = draw(ODD_SHAPES)
     with np.errstate(over="ignore", invalid="ignore"):  # int64 -> float16 may overflow: a case too
         array = values(rng, draw(VALUE_MODES), shape, high).astype(draw(DTYPE_CHOICES))
@@ -325,8 +369,8 @@ def forward(model, seqs, T, pad_id=0, pad_type=0):
     return out.last_hidden_state, out.pooler_output
 
 
-# Tolerances. PADDED: the issue's bound, 1e-5. Measured max over random batches
-# (/tmp-free: see the report): 1.2e-6 on the tiny model, 3.3e-6 on MiniLM; masked keys get
+# Tolerances. PADDED: the issue's bound, 1e-5. Measured max over 30 (tiny) and 8 (MiniLM)
+# random batches of 1-4 sequences: 1.2e-6 on the tiny model, 3.3e-6 on MiniLM; masked keys get
 # exp(finfo.min - max) = 0 exactly, so only the GEMM blocking of a longer T changes rounding.
 # PERMUTED: measured 0 (OpenBLAS computes each row the same way wherever it sits); 1e-6
 # leaves room for a BLAS whose rounding depends on the row's position.
@@ -400,16 +444,9 @@ def test_fuzz_cases_total():
     assert sum(MIN_EXAMPLES.values()) >= 10_000
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    if not (MINILM / "model.safetensors").is_file():
-        pytest.fail(f"the real model is missing at {MINILM}: run: numpybert fetch")
-    return numpybert.load(MINILM)
-
-
 def test_minilm_invariances(minilm):
-    """The three properties on the real all-MiniLM-L6-v2, on a few fixed random batches
-    ([CLS] ... [SEP] around random word-piece ids)."""
+    """The three properties on the real all-MiniLM-L6-v2 (conftest's `minilm`: missing weights
+    FAIL with "run: numpybert fetch"), on fixed random batches ([CLS] ... [SEP] around word pieces)."""
     rng = np.random.default_rng(7)
     seqs = [[101, *rng.integers(1000, 30522, n), 102] for n in (3, 30, 11, 1)]
     assert_padding_invariant(minilm, seqs, extra=9, pad_id=0, pad_type=0)

@@ -407,7 +407,7 @@ def test_invalid_config_json(model_dir, text, fragment):
     ("num_attention_heads", 5, "not divisible"), ("hidden_act", "swish", "hidden_act='swish'"),
     ("hidden_act", ["gelu"], "hidden_act=['gelu']"),
     ("position_embedding_type", "relative_key", "position_embedding_type='relative_key'"),
-    ("hidden_size", 32.0, "hidden_size=32.0"), ("num_hidden_layers", 0, "num_hidden_layers=0"),
+    ("hidden_size", 32.0, "hidden_size=32.0"), ("num_hidden_layers", 10**9, "num_hidden_layers=1000000000"), ("num_hidden_layers", 0, "num_hidden_layers=0"),
     ("vocab_size", True, "vocab_size=True"), ("layer_norm_eps", float("nan"), "layer_norm_eps=nan"),
     ("layer_norm_eps", "1e-12", "layer_norm_eps='1e-12'"), ("model_type", "roberta", "model_type='roberta'"),
     ("is_decoder", True, "is_decoder"), ("id2label", {"zero": "A"}, "id2label"), ("id2label", ["A"], "id2label"),
@@ -491,3 +491,15 @@ def test_loader_does_not_use_the_safetensors_library(model_dir):
     result = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_incomplete_head_is_refused_or_dropped_whole(model_dir):
+    """Half a pooler is an error; with strict=False the whole pooler is dropped (never half a head)."""
+    tensors = tiny_tensors()
+    del tensors["pooler.dense.bias"]
+    write_model(model_dir, tensors)
+    refused(model_dir, WeightsError, "missing tensor 'pooler.dense.bias'", "pooler is incomplete")
+    model = numpybert.load(model_dir, strict=False)
+    assert not model.has_pooler and "pooler.dense.weight" not in model.flat_params
+    with pytest.raises(numpybert.MissingWeightsError, match="no pooler"):
+        model(np.array([[2, 3]])).pooler_output

@@ -41,7 +41,8 @@ def register(subparsers):
     p.add_argument("--dtype", choices=("float32", "float64"), help="live only: precision of both runs (default float32)")
     p.add_argument("--oracle", action="store_true",
                    help="also run numpybert in float64 and report how far numpybert fp32 and torch fp32 are from it")
-    p.add_argument("--mask-value", choices=MASK_VALUES, help="run numpybert with this additive mask value")
+    p.add_argument("--mask-value", choices=MASK_VALUES, help="run numpybert with this additive mask value (write --mask-value=-inf: argparse takes a bare "
+                        "-inf for an option)")
     p.add_argument("--gelu", choices=tuple(GELU_CONVENTIONS), help="run numpybert with this GELU form")
     p.add_argument("--eps", type=float, metavar="FLOAT", help="run numpybert with this LayerNorm epsilon")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

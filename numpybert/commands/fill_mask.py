@@ -30,4 +30,5 @@ def run(args):
     for n, candidates in enumerate(predictions, start=1):
         print(f"[MASK] {n} of {len(predictions)}:")
         for c in candidates:
-            print(f"  {c['score']:.4f}  {c['token']}")
+            token = c["token"] if c["token"] is not None else f"(id {c['token_id']}: not in the tokenizer's vocabulary)"
+            print(f"  {c['score']:.4f}  {token}")

@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Corpus-embedding throughput: numpybert vs sentence-transformers (torch), side by side.
+
+    .venv/bin/python scripts/bench_embed.py                 # 10k sentences, all-MiniLM-L6-v2
+    .venv/bin/python scripts/bench_embed.py --texts 2000 --rounds 1 --no-dask   # a quick look
+
+Builds a deterministic file of TEXTS sentences of varied lengths (words from
+tests/data/sentences.json; 60% short, 30% medium, 10% long enough to hit the 256-token cut),
+then times, each in a fresh process and after the model is loaded and warmed up:
+  numpybert      the `numpybert embed` path (corpus.embed_corpus, local runner), 1 process
+  st             SentenceTransformer(dir, device="cpu").encode(lines, batch_size=32)
+  numpybert-dask the `numpybert embed --dask` path on a LocalCluster of 2 single-threaded workers
+numpybert and st alternate for --rounds rounds; the best round of each is reported (the machine
+is shared; the best run is the least disturbed). Prints a Markdown table and the load average.
+Needs the `golden` extra (torch, sentence-transformers) and, for Dask, the `dask` extra.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT, MEDIUM, LONG = (5, 20), (20, 60), (60, 250)  # words per sentence
+
+
+def make_corpus(path: Path, n: int, seed: int = 0):
+    """n sentences of varied length, deterministic for a given seed."""
+    source = json.loads((REPO / "tests/data/sentences.json").read_text())["sentences"]
+    words = [w.strip(".,!?\"'():;") for s in source for w in s.split()]
+    words = [w for w in words if w]
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(n):
+            lo, hi = rng.choices((SHORT, MEDIUM, LONG), weights=(6, 3, 1))[0]
+            sentence = " ".join(rng.choice(words) for _ in range(rng.randint(lo, hi)))
+            f.write(sentence[0].upper() + sentence[1:] + ".\n")
+
+
+# Each timed run is a fresh interpreter executing one of these snippets; it prints JSON.
+NUMPYBERT_RUN = """
+import json, sys, time
+from numpybert import Embedder
+from numpybert.corpus import CorpusJob, embed_corpus
+corpus, out, model, address = sys.argv[1:5]
+embedder = Embedder(model, batch_size=32)
+embedder(["warm up"])                       # load the weights before the clock starts
+runner = None
+if address != "-":
+    from distributed import Client
+    from numpybert.embedder import dask_runner
+    with Client(address) as c:
+        c.run(lambda: Embedder(model)(["warm up"]))   # load the weights on every worker
+    runner = dask_runner(embedder, address)
+t = time.perf_counter()
+result = embed_corpus(CorpusJob(corpus, out, embedder), runner, overwrite=True)
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": result.rows}))
+"""
+
+ST_RUN = """
+import json, sys, time
+import torch
+from sentence_transformers import SentenceTransformer
+corpus, model = sys.argv[1:3]
+lines = open(corpus, encoding="utf-8").read().splitlines()
+st = SentenceTransformer(model, device="cpu")
+st.encode(["warm up"])
+t = time.perf_counter()
+emb = st.encode(lines, batch_size=32)
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(emb), "torch_threads": torch.get_num_threads()}))
+"""
+
+
+def timed(snippet: str, *args) -> dict:
+    proc = subprocess.run([sys.executable, "-c", snippet, *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def token_stats(corpus: Path, model: str) -> str:
+    """Real tokens per text after the 256-token cut, to describe the corpus."""
+    import numpy as np
+    import numpybert
+    from numpybert.encode import read_settings
+    m = numpybert.load(model)
+    max_len = read_settings(model, m.config.max_position_embeddings).max_seq_length
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    counts = np.concatenate([m.tokenize(lines[i:i + 1024], max_length=max_len)["attention_mask"].sum(1)
+                             for i in range(0, len(lines), 1024)])
+    return (f"{len(lines)} texts; tokens per text (after the {max_len}-token cut): mean {counts.mean():.0f}, "
+            f"median {np.median(counts):.0f}, max {counts.max()}, {np.mean(counts == max_len):.0%} truncated")
+
+
+def dask_run(corpus: Path, out: Path, model: str) -> dict:
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        return timed(NUMPYBERT_RUN, corpus, out, model, cluster.scheduler_address)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(REPO / "weights/all-MiniLM-L6-v2"))
+    parser.add_argument("--texts", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-dask", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus, out = Path(tmp) / "corpus.txt", Path(tmp) / "out.npy"
+        make_corpus(corpus, args.texts)
+        print(token_stats(corpus, args.model))
+        print(f"load average before: {os.getloadavg()}")
+        runs = {"numpybert": [], "st": []}
+        for r in range(args.rounds):
+            runs["numpybert"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-"))
+            runs["st"].append(timed(ST_RUN, corpus, args.model))
+            print(f"round {r + 1}: numpybert {runs['numpybert'][-1]['seconds']:.1f} s, "
+                  f"sentence-transformers {runs['st'][-1]['seconds']:.1f} s", flush=True)
+        if not args.no_dask:
+            runs["dask"] = [dask_run(corpus, out, args.model)]
+        print(f"load average after: {os.getloadavg()}")
+    report(runs, args.texts)
+
+
+def report(runs: dict, n: int):
+    best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
+    rate = {k: n / s for k, s in best.items()}
+    names = {"numpybert": "numpybert embed, 1 process (2 BLAS threads)",
+             "st": f"sentence-transformers encode, torch ({runs['st'][0]['torch_threads']} threads)",
+             "dask": "numpybert embed --dask, 2 workers x 1 thread (LocalCluster)"}
+    print("\n| run | seconds | texts/s | vs sentence-transformers |\n|---|---:|---:|---:|")
+    for k in runs:
+        print(f"| {names[k]} | {best[k]:.1f} | {rate[k]:.1f} | {rate[k] / rate['st']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""`numpybert embed` (numpybert/corpus.py): rows are the embeddings of the input's lines, bad
+lines are never silent, OUT is never lost or clobbered, and a run killed anywhere resumes into a
+file byte-identical to an uninterrupted run.
+
+All on a tiny checkpoint with a vocabulary (tests/test_encode.py `make_text_model`), so a
+window of 1024 texts takes a fraction of a second. Embeddings are compared with
+np.array_equal: the same texts in the same windows give the same bits (test_encode.py
+`test_window_boundaries_give_bit_identical_results`).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import numpybert
+from numpybert import cli
+from numpybert.corpus import CorpusJob, embed_corpus
+from numpybert.encode import WINDOW
+
+from test_encode import WORDS, make_text_model
+
+N_LINES = 8 * WINDOW + 300  # 9 windows: enough to be killed in the middle
+
+
+def _sentences(n, seed=0):
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return make_text_model(tmp_path_factory.mktemp("corpus") / "tiny-text")
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_dir):
+    return numpybert.Embedder(tiny_dir)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory, tiny_dir):
+    """A corpus of N_LINES lines and its uninterrupted embedding (the reference bytes)."""
+    folder = tmp_path_factory.mktemp("big")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(_sentences(N_LINES)) + "\n")
+    reference = folder / "reference.npy"
+    assert cli.main(["embed", str(corpus), "--out", str(reference), "--model", str(tiny_dir), "--no-progress"]) == 0
+    return corpus, reference.read_bytes()
+
+
+def _embed(tiny_dir, *args):
+    return cli.main(["embed", *map(str, args), "--model", str(tiny_dir), "--no-progress"])
+
+
+def _leftovers(out):
+    return [p for p in out.parent.iterdir() if p.name.startswith(out.name) and p != out]
+
+
+# ----------------------------------------------------------------------------- what goes in, what comes out
+
+def test_rows_are_the_embeddings_of_the_lines(tmp_path, tiny_dir, embedder):
+    lines = ["the man plays", "", "café au lait", "a dog runs", "x"]
+    raw = b"\xef\xbb\xbf" + "\n".join(lines[:3]).encode() + b"\r\n" + "\n".join(lines[3:]).encode()  # BOM, CRLF, no final \n
+    (tmp_path / "in.txt").write_bytes(raw)
+    out = tmp_path / "out.npy"
+    assert _embed(tiny_dir, tmp_path / "in.txt", "--out", out) == 0
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == (5, 32)
+    np.testing.assert_array_equal(got, embedder.embed(lines))
+    assert _leftovers(out) == []
+
+
+def test_jsonl_text_field(tmp_path, tiny_dir, embedder):
+    texts = _sentences(40, seed=1)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i, "body": t}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "out.npy"
+    assert _embed(tiny_dir, tmp_path / "in.jsonl", "--out", out, "--text-field", "body", "--batch-size", 8) == 0
+    np.testing.assert_array_equal(np.load(out), numpybert.Embedder(tiny_dir, batch_size=8).embed(texts))
+
+
+def test_options_reach_the_embedder(tmp_path, tiny_dir):
+    texts = _sentences(30, seed=2)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.npy"
+    assert _embed(tiny_dir, tmp_path / "in.txt", "--out", out, "--pooling", "max", "--normalize",
+                  "--max-seq-length", 8) == 0
+    expected = numpybert.Embedder(tiny_dir, pooling="max", normalize=True, max_seq_length=8).embed(texts)
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_empty_input_gives_zero_rows(tmp_path, tiny_dir):
+    (tmp_path / "in.txt").write_bytes(b"")
+    assert _embed(tiny_dir, tmp_path / "in.txt", "--out", tmp_path / "out.npy") == 0
+    assert np.load(tmp_path / "out.npy").shape == (0, 32)
+
+
+BAD_LINES = {
+    "invalid JSON": b'{"text": "unterminated\n',
+    "no field 'text'": b'{"body": "x"}\n',
+    "field 'text' is int": b'{"text": 5}\n',
+    "field 'text' is None": b'{"text": null}\n',
+    "expected a JSON object": b'["text"]\n',
+    "lone surrogate": b'{"text": "\\ud800"}\n',
+    "not valid UTF-8": b'{"text": "\xff"}\n',
+    "invalid JSON (Expecting value": b"\n",  # an empty line is not a JSON object
+}
+
+
+@pytest.mark.parametrize("why", BAD_LINES)
+def test_a_bad_line_stops_the_run_with_its_number(tmp_path, tiny_dir, capsys, why):
+    good = b'{"text": "a dog"}\n'
+    (tmp_path / "in.jsonl").write_bytes(good * 2 + BAD_LINES[why] + good)
+    out = tmp_path / "out.npy"
+    assert _embed(tiny_dir, tmp_path / "in.jsonl", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "line 3: " in err and why in err and "--skip-bad" in err
+    assert not out.exists() and _leftovers(out) == []
+
+
+def test_skip_bad_skips_and_reports_every_bad_line(tmp_path, tiny_dir, embedder, capsys):
+    good = [json.dumps({"text": t}).encode() + b"\n" for t in _sentences(6, seed=3)]
+    bad = list(BAD_LINES.values())
+    mixed = [good[0], bad[0], good[1], good[2], *bad[1:4], good[3], good[4], *bad[4:], good[5]]
+    (tmp_path / "in.jsonl").write_bytes(b"".join(mixed))
+    out = tmp_path / "out.npy"
+    assert _embed(tiny_dir, tmp_path / "in.jsonl", "--out", out, "--skip-bad") == 0
+    np.testing.assert_array_equal(np.load(out), embedder.embed([json.loads(g)["text"] for g in good]))
+    report = [json.loads(line) for line in (tmp_path / "out.npy.skipped.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in report] == [i + 1 for i, line in enumerate(mixed) if line in bad]
+    assert all(r["error"] for r in report)
+    assert f"skipped {len(bad)} bad line(s)" in capsys.readouterr().err
+
+
+def test_existing_out_is_kept_without_overwrite(tmp_path, tiny_dir, embedder):
+    (tmp_path / "in.txt").write_text("a dog\nthe cat\n")
+    out = tmp_path / "out.npy"
+    out.write_bytes(b"precious")
+    assert _embed(tiny_dir, tmp_path / "in.txt", "--out", out) == 2
+    assert out.read_bytes() == b"precious"
+    assert _embed(tiny_dir, tmp_path / "in.txt", "--out", out, "--overwrite") == 0
+    np.testing.assert_array_equal(np.load(out), embedder.embed(["a dog", "the cat"]))
+
+
+# ----------------------------------------------------------------------------- kill and resume
+
+def _spawn(tiny_dir, corpus, out, *extra):
+    cmd = [sys.executable, "-m", "numpybert.cli", "embed", str(corpus), "--out", str(out), "--model", str(tiny_dir),
+           "--no-progress", *map(str, extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows_done(out):
+    try:
+        return json.loads((out.parent / (out.name + ".partial.json")).read_text())["position"]["row"]
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait_for_rows(proc, out, rows, timeout=120):
+    deadline = time.monotonic() + timeout
+    while _rows_done(out) < rows:
+        assert proc.poll() is None, f"the run ended before row {rows}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no progress past row {_rows_done(out)}"
+        time.sleep(0.01)
+
+
+def _resume(tiny_dir, corpus, out, *extra):
+    proc = _spawn(tiny_dir, corpus, out, *extra)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
+
+
+def _kill_mid_run(tiny_dir, corpus, out, sig, rng):
+    """Start a run, let it pass a random window, wait a random moment more, send `sig`."""
+    proc = _spawn(tiny_dir, corpus, out)
+    _wait_for_rows(proc, out, rng.randrange(1, N_LINES // WINDOW - 2) * WINDOW)
+    time.sleep(rng.uniform(0, 0.2))  # anywhere inside the next window
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert not out.exists(), "the run finished before it was killed: the test proved nothing"
+    return proc.returncode, err
+
+
+def test_sigkill_then_resume_is_byte_identical(tmp_path, tiny_dir, big):
+    corpus, reference = big
+    seed = random.randrange(10**6)
+    out = tmp_path / "out.npy"
+    code, _ = _kill_mid_run(tiny_dir, corpus, out, signal.SIGKILL, random.Random(seed))
+    assert code == -signal.SIGKILL
+    done = _rows_done(out)
+    err = _resume(tiny_dir, corpus, out)
+    assert f"resumed at row {done}" in err and done > 0, f"seed {seed}: {err}"
+    assert out.read_bytes() == reference, f"seed {seed}: resumed file differs"
+    assert _leftovers(out) == []
+
+
+def test_sigkill_right_after_start_then_rerun_is_byte_identical(tmp_path, tiny_dir, big):
+    corpus, reference = big
+    out = tmp_path / "out.npy"
+    proc = _spawn(tiny_dir, corpus, out)
+    time.sleep(random.uniform(0.05, 0.5))  # during start-up, the scan or the first window
+    proc.kill()
+    proc.communicate()
+    _resume(tiny_dir, corpus, out)
+    assert out.read_bytes() == reference
+
+
+def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big):
+    corpus, reference = big
+    seed = random.randrange(10**6)
+    out = tmp_path / "out.npy"
+    code, err = _kill_mid_run(tiny_dir, corpus, out, signal.SIGINT, random.Random(seed))
+    assert code == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    _resume(tiny_dir, corpus, out)
+    assert out.read_bytes() == reference, f"seed {seed}: resumed file differs"
+
+
+def test_resume_refuses_other_arguments_or_a_changed_input(tmp_path, tiny_dir, big, capsys):
+    corpus, reference = big
+    local = tmp_path / "corpus.txt"
+    local.write_bytes(corpus.read_bytes())
+    out = tmp_path / "out.npy"
+    _kill_mid_run(tiny_dir, local, out, signal.SIGKILL, random.Random(0))
+    assert _embed(tiny_dir, local, "--out", out, "--batch-size", 16) == 2
+    assert "batch_size: 32 then, 16 now" in capsys.readouterr().err
+    assert _embed(tiny_dir, local, "--out", out, "--pooling", "cls") == 2
+    assert "settings" in capsys.readouterr().err
+    with open(local, "a") as f:
+        f.write("one more line\n")
+    assert _embed(tiny_dir, local, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "input_sha256" in err and "--restart" in err
+    local.write_bytes(corpus.read_bytes())
+    assert _embed(tiny_dir, local, "--out", out, "--restart") == 0
+    assert out.read_bytes() == reference
+
+
+# ----------------------------------------------------------------------------- streaming
+
+class _FakeEmbedder(numpybert.Embedder):
+    """The real job plumbing with a free 'model': row i of a window gets the text's length."""
+
+    def embed(self, texts, on_batch=None):
+        self.largest_call = max(getattr(self, "largest_call", 0), len(texts))
+        return np.repeat(np.array([[len(t)] for t in texts], np.float32), self.dim, axis=1)
+
+
+def _peak_memory(tmp_path, tiny_dir, n_lines):
+    corpus = tmp_path / f"c{n_lines}.txt"
+    corpus.write_text("".join(f"line {i} " + "word " * (i % 50) + "\n" for i in range(n_lines)))
+    job = CorpusJob(corpus, tmp_path / f"c{n_lines}.npy", _FakeEmbedder(tiny_dir))
+    tracemalloc.start()
+    embed_corpus(job)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, job
+
+
+def test_memory_does_not_grow_with_the_corpus(tmp_path, tiny_dir):
+    small, _ = _peak_memory(tmp_path, tiny_dir, 4 * WINDOW)
+    large, job = _peak_memory(tmp_path, tiny_dir, 64 * WINDOW)  # 16x the lines (~9 MB of text)
+    assert job.embedder.largest_call == WINDOW
+    assert large < 1.5 * small, f"peak traced memory {small} B for 4 windows, {large} B for 64"
+    rows = np.load(job.out)
+    assert rows.shape == (64 * WINDOW, 32) and rows[123, 0] == len(f"line 123 " + "word " * 23)

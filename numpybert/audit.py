@@ -48,7 +48,7 @@ class Tolerance:
         return Tolerance(self.real * scale, self.all * scale)
 
 
-# Measured on this machine (README "Parity"; tests/test_golden.py uses these):
+# Measured on this machine (the same bounds as tests/test_golden.py):
 # - float32, real tokens 1e-5: two correct fp32 implementations differ by a few 1e-6 after the
 #   layers (worst measured ~5e-6 on MiniLM hidden states; torch sdpa vs torch eager: 2.7e-6).
 # - float32, all positions 1e-4: padded positions carry more rounding noise (~9e-5 worst on
@@ -413,6 +413,7 @@ class Change:
 
 @dataclasses.dataclass(frozen=True)
 class ConventionRow:
+    """What one convention switch does to each output of the same input."""
     switch: str
     explanation: str
     changes: dict  # output name -> Change (or None when the model has no such output)
@@ -436,6 +437,7 @@ def convention_outputs(model, inputs: dict) -> dict:
 
 
 def change(new: np.ndarray | None, base: np.ndarray | None) -> Change | None:
+    """Change between two [n, H] stacks of vectors; None when the model lacks that output."""
     if new is None or base is None:
         return None
     a, b = new.astype(np.float64), base.astype(np.float64)

@@ -67,6 +67,16 @@ def _naturals(value):
     return isinstance(value, list) and all(type(i) is int and i >= 0 for i in value)
 
 
+def _check_shape(name, shape, itemsize, path):
+    """A list of at most MAX_NDIM sizes that NumPy can hold (zero dimensions counted as 1)."""
+    if not _naturals(shape) or len(shape) > MAX_NDIM:
+        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {_short(shape)} (expected a list of "
+                           f"at most {MAX_NDIM} non-negative integers)")
+    if math.prod(max(d, 1) for d in shape) * itemsize > MAX_BYTES:
+        raise WeightsError(f"{path}: tensor {name!r} has shape {_short(shape)}: more than 2**48 bytes, larger "
+                           "than any file")
+
+
 def _check_entry(name, entry, path, data_size):
     """Validate one header entry; returns (dtype, shape, begin, end)."""
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
@@ -77,12 +87,7 @@ def _check_entry(name, entry, path, data_size):
         raise WeightsError(f"{path}: tensor {name!r} has unsupported dtype {_short(dtype)} "
                            f"(numpybert reads {', '.join(DTYPES)})")
     itemsize = DTYPES[dtype].itemsize
-    if not _naturals(shape) or len(shape) > MAX_NDIM:
-        raise WeightsError(f"{path}: tensor {name!r} has an invalid shape {_short(shape)} (expected a list of "
-                           f"at most {MAX_NDIM} non-negative integers)")
-    if math.prod(max(d, 1) for d in shape) * itemsize > MAX_BYTES:
-        raise WeightsError(f"{path}: tensor {name!r} has shape {_short(shape)}: more than 2**48 bytes, larger "
-                           "than any file")
+    _check_shape(name, shape, itemsize, path)
     if not _naturals(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
         raise WeightsError(f"{path}: tensor {name!r} has invalid data_offsets {_short(offsets)} (expected "
                            "[begin, end], integers with begin <= end)")
@@ -320,7 +325,9 @@ def _one_line(model_dir, problems, shown=5):
 
 
 def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
-    """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}."""
+    """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}.
+    strict=False tolerates unexpected tensors and incomplete heads (dropped, listed in the
+    manifest), never a missing or mis-shaped encoder tensor."""
     files, raw = read_checkpoint(model_dir)
     manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
     params, problems, seen = {}, [], set()
@@ -337,10 +344,11 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
         else:
             manifest.renamed += [(name, new)] if new != name else []
             params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
-    problems += [f"missing tensor {n!r} {list(s)}" for n, s in expected.items() if n not in seen]
+    absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
+    problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
     problems += _check_groups(params, groups, seen, manifest)
     _tie(params, manifest)
-    if problems and strict:
+    if problems and (strict or absent):
         raise WeightsError(_one_line(model_dir, problems))
     manifest.ignored += [(p, "strict=False") for p in problems]
     return params, manifest

@@ -14,10 +14,13 @@ def _as_array(name, x):
     """A NumPy array from an array or a (nested) list; anything else is refused."""
     if isinstance(x, (list, tuple)):
         try:
-            return np.asarray(x)
-        except ValueError:  # NumPy 2 refuses ragged nested lists
-            raise InputValueError(f"{name} is a ragged list (rows of different lengths); pad the rows "
-                                  "to one length and mark the padding with attention_mask") from None
+            array = np.asarray(x)
+        except ValueError:  # NumPy 2 refuses ragged nested lists (and more than 64 levels)
+            raise InputValueError(f"{name} is a ragged or too deeply nested list; pad the rows to one length "
+                                  "and mark the padding with attention_mask") from None
+        return array if array.size else array.astype(np.int64)  # [] is float64 to NumPy
+    if isinstance(x, np.ma.MaskedArray):
+        raise InputTypeError(f"{name} is a masked array: its mask would be ignored; pass padding as attention_mask")
     if not isinstance(x, np.ndarray):
         raise InputTypeError(f"{name} must be a NumPy integer array, got {type(x).__name__}")
     return np.asarray(x)  # a subclass (np.matrix, ...) becomes a plain array

@@ -10,7 +10,8 @@ and max rel error. Tolerances (measured on this machine, see README "Parity"):
   worst on MiniLM's padded rows, whose LayerNorm inputs are larger).
 - float64, everywhere: 1e-10 abs. Measured ≤ 1.5e-13.
 Intermediates (`trace.*`) have values up to ~50 (scores, pre-activations), so their bound is
-relative to the tensor's scale: 1e-5 · max(1, max|ref|) in float32, 1e-10 · max(1, max|ref|) in float64.
+relative to the tensor's scale: tolerance · max(1, max|ref|), mask entries excluded from the max.
+The numbers live in `numpybert.audit.TOLERANCES`, shared with `numpybert audit`.
 """
 
 import functools
@@ -21,12 +22,13 @@ import pytest
 from safetensors import safe_open
 
 import numpybert
+from numpybert.audit import TOLERANCES, real_positions, tolerance_scale
 from numpybert.golden import FORMAT_VERSION, read_golden
 
 from conftest import GOLDEN, model_dir
 
 MODEL_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states.", "attentions.")
-TOL = {"float32": (1e-5, 1e-4), "float64": (1e-10, 1e-10)}  # (real tokens, all positions)
+TOL = {dtype: (t.real, t.all) for dtype, t in TOLERANCES.items()}  # shared with `numpybert audit`
 
 
 def golden_files():
@@ -70,18 +72,6 @@ def run(path):
     return golden, ours
 
 
-def real_positions(mask, shape):
-    """Boolean index of the real (unpadded) query positions, broadcast to a tensor's shape."""
-    real = mask.astype(bool)  # [B, T]
-    if len(shape) == 2:  # [B, H]: pooled / cls vectors come from position 0
-        return np.broadcast_to(real[:, :1], shape)
-    if len(shape) == 3:  # [B, T, H] or [B, T, I]
-        return np.broadcast_to(real[:, :, None], shape)
-    if len(shape) == 4:  # [B, N, T, D] or [B, N, T, T]: query positions are axis 2
-        return np.broadcast_to(real[:, None, :, None], shape)
-    raise AssertionError(f"unexpected shape {shape}")
-
-
 def errors(ours, ref, where):
     diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))[where]
     rel = diff / np.maximum(np.abs(ref.astype(np.float64))[where], 1e-3)
@@ -98,7 +88,7 @@ def test_tensor_matches_torch(path, group, name):
     dtype = golden.metadata["dtype"]
     assert mine.dtype == np.dtype(dtype), f"{name}: dtype {mine.dtype}, expected {dtype}"
     tol_real, tol_all = TOL[dtype]
-    scale = max(1.0, float(np.abs(ref).max())) if group == "trace" else 1.0
+    scale = tolerance_scale(ref) if group == "trace" else 1.0
     real = real_positions(golden.inputs["attention_mask"], ref.shape)
     abs_real, rel_real = errors(mine, ref, real)
     abs_all, rel_all = errors(mine, ref, np.ones(ref.shape, bool))

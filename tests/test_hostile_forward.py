@@ -48,8 +48,24 @@ def test_ids_that_are_not_arrays(model, ids, kind):
     refused(model, InputTypeError, ["input_ids", kind], input_ids=ids)
 
 
-def test_ragged_list_of_ids(model):
-    refused(model, InputValueError, ["input_ids", "ragged"], input_ids=[[1, 2, 3], [4]])
+def nested(depth):
+    x = [1]
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+@pytest.mark.parametrize("ids", [[[1, 2, 3], [4]], nested(100)], ids=["ragged", "100-deep"])
+def test_ragged_or_deep_list_of_ids(model, ids):
+    refused(model, InputValueError, ["input_ids", "ragged"], input_ids=ids)
+
+
+def test_empty_list_of_ids(model):
+    refused(model, InputValueError, ["input_ids", "shape (1, 0)"], input_ids=[])
+
+
+def test_masked_array_is_refused(model):
+    refused(model, InputTypeError, ["input_ids", "masked array"], input_ids=np.ma.array(IDS, mask=IDS == 0))
 
 
 def test_nested_list_of_ids_works(model):

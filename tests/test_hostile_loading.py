@@ -371,7 +371,8 @@ def test_unexpected_tensor(model_dir):
 
 
 def test_misshaped_tensor(model_dir):
-    write_model(model_dir, dict(tiny_tensors(), **{"embeddings.word_embeddings.weight": np.zeros((98, 32), np.float32)}))
+    tensors = dict(tiny_tensors(), **{"embeddings.word_embeddings.weight": np.zeros((98, 32), np.float32)})
+    write_model(model_dir, tensors)
     refused(model_dir, WeightsError, "'embeddings.word_embeddings.weight'", "[98, 32]", "[99, 32]")
 
 
@@ -407,7 +408,8 @@ def test_invalid_config_json(model_dir, text, fragment):
     ("num_attention_heads", 5, "not divisible"), ("hidden_act", "swish", "hidden_act='swish'"),
     ("hidden_act", ["gelu"], "hidden_act=['gelu']"),
     ("position_embedding_type", "relative_key", "position_embedding_type='relative_key'"),
-    ("hidden_size", 32.0, "hidden_size=32.0"), ("num_hidden_layers", 10**9, "num_hidden_layers=1000000000"), ("num_hidden_layers", 0, "num_hidden_layers=0"),
+    ("hidden_size", 32.0, "hidden_size=32.0"), ("num_hidden_layers", 0, "num_hidden_layers=0"),
+    ("num_hidden_layers", 10**9, "num_hidden_layers=1000000000"),
     ("vocab_size", True, "vocab_size=True"), ("layer_norm_eps", float("nan"), "layer_norm_eps=nan"),
     ("layer_norm_eps", "1e-12", "layer_norm_eps='1e-12'"), ("model_type", "roberta", "model_type='roberta'"),
     ("is_decoder", True, "is_decoder"), ("id2label", {"zero": "A"}, "id2label"), ("id2label", ["A"], "id2label"),
@@ -503,3 +505,16 @@ def test_incomplete_head_is_refused_or_dropped_whole(model_dir):
     assert not model.has_pooler and "pooler.dense.weight" not in model.flat_params
     with pytest.raises(numpybert.MissingWeightsError, match="no pooler"):
         model(np.array([[2, 3]])).pooler_output
+
+
+def test_strict_false_still_needs_every_encoder_tensor(model_dir):
+    tensors = tiny_tensors()
+    tensors["encoder.layer.0.output.dense.bias"] = np.zeros(31, np.float32)
+    tensors["extra.weight"] = np.zeros(3, np.float32)
+    write_model(model_dir, tensors)
+    with pytest.raises(WeightsError, match=r"'encoder.layer.0.output.dense.bias' has shape \[31\]"):
+        numpybert.load(model_dir, strict=False)
+    del tensors["encoder.layer.0.output.dense.bias"]
+    write_model(model_dir, tensors)
+    with pytest.raises(WeightsError, match="missing tensor 'encoder.layer.0.output.dense.bias'"):
+        numpybert.load(model_dir, strict=False)

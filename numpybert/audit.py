@@ -32,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from .checkpoint import weight_files
-from .errors import GoldenError
+from .errors import GoldenError, InputValueError
 from .golden import Golden
 
 # ----------------------------------------------------------------------------- tolerances
@@ -446,13 +446,24 @@ def change(new: np.ndarray | None, base: np.ndarray | None) -> Change | None:
         return Change(float(np.abs(a - b).max()), float(np.min(cosines)))
 
 
+def _switched_outputs(model, inputs: dict, base: dict) -> dict:
+    """The outputs under a switch. mask_value -inf refuses a fully masked row (its softmax is
+    0/0 = NaN, which is what -inf implementations return there): shown as NaN, the rest computed."""
+    try:
+        return convention_outputs(model, inputs)
+    except InputValueError:
+        real = inputs["attention_mask"].any(axis=1)  # [B]
+        new = convention_outputs(model, {k: v[real] for k, v in inputs.items()})
+        new.update({k: np.full_like(v, np.nan) for k, v in base.items() if k.startswith("fully_masked.") and v is not None})
+        return new
+
+
 def compare_conventions(model, inputs: dict) -> list:
     """What each convention switch does to the same input's outputs, against the model as loaded."""
     base = convention_outputs(model, inputs)
     rows = []
     for label, switch, explanation in CONVENTION_SWITCHES:
-        with np.errstate(invalid="ignore", divide="ignore"):  # -inf masks produce NaN on purpose
-            new = convention_outputs(model.with_conventions(**switch), inputs)
+        new = _switched_outputs(model.with_conventions(**switch), inputs, base)
         rows.append(ConventionRow(label, explanation, {k: change(new[k], base[k]) for k in base}))
     return rows
 

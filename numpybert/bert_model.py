@@ -12,8 +12,8 @@ import numpy as np
 from . import model as M
 from .checkpoint import load_params, nest
 from .config import BertConfig
-from .errors import InputValueError, MissingWeightsError, WeightsNotFoundError
-from .inputs import check_inputs
+from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
+from .inputs import check_inputs, check_masked_rows
 
 MASK_VALUES = ("finfo-min", "-10000", "-inf")
 GELU_CONVENTIONS = {"erf": "gelu", "tanh": "gelu_new"}
@@ -91,6 +91,7 @@ class BertModel:
             input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids)
         ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
                                                    position_ids)
+        check_masked_rows(mask, self.mask_value)
         trace = M.Trace() if record else M.NO_TRACE
         hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
                                                    mask_value=self.mask_value, trace=trace)
@@ -153,15 +154,29 @@ def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, in
             token_type_ids if token_type_ids is not None else input_type_ids)
 
 
+def _model_dtype(dtype) -> np.dtype:
+    """float32 or float64, the only dtypes numpybert computes in."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.float32, np.float64):
+        raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
+    return resolved
+
+
 def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True) -> BertModel:
     """Load a BERT checkpoint directory (config.json + model.safetensors or shards)."""
-    model_dir = os.fspath(model_dir)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise InputValueError(f"dtype={dtype.name!r}: numpybert computes in float32 or float64")
+    if not isinstance(model_dir, (str, bytes, os.PathLike)):
+        raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
+    model_dir = os.fsdecode(model_dir)
+    dtype = _model_dtype(dtype)
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise WeightsError(f"{model_dir}: not a directory; pass the model directory (config.json + model.safetensors)")
     if not os.path.isdir(model_dir):
         hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
-        raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}")
+        raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
+                                   "directories only (no Hugging Face hub downloads)")
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
     params, manifest = load_params(model_dir, config, dtype, strict=strict)
     return BertModel(params, config, manifest, dtype, mask_value, model_dir)

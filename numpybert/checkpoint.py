@@ -29,7 +29,6 @@ DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2")
           "U8": np.dtype("u1"), "BOOL": np.dtype("?")}  # safetensors name -> how its bytes are stored
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-FINITE_CHUNK = 1 << 16  # elements per np.isfinite call: the bool temporary stays in cache
 
 
 # ----------------------------------------------------------------------------- safetensors format
@@ -275,18 +274,12 @@ def read_checkpoint(model_dir):
     return files, tensors
 
 
-def _all_finite(array):
-    """np.isfinite(array).all(), in cache-sized chunks (no array-sized bool temporary)."""
-    flat = array.reshape(-1)
-    return all(np.isfinite(flat[i:i + FINITE_CHUNK]).all() for i in range(0, flat.size, FINITE_CHUNK))
-
-
 def _not_finite(name, stored, converted, key, path):
     """The error for a weight holding NaN or Inf: how many, the first index, and whether the
     conversion to the model dtype made them (a float64 value beyond float32's range)."""
     bad = np.argwhere(~np.isfinite(converted))
     where = "[" + ", ".join(str(int(i)) for i in bad[0]) + "]"
-    cause = f" after {key} (the stored value overflows)" if key and _all_finite(stored) else ""
+    cause = f" after {key} (the stored value overflows)" if key and np.isfinite(stored).all() else ""
     return WeightsError(f"{path}: tensor {name!r} contains NaN or Inf{cause}: {len(bad)} of {converted.size} "
                         f"values, first at {where}")
 
@@ -303,7 +296,7 @@ def _convert(name, dtype_str, array, dtype, path, manifest):
             out = array.astype(dtype)
         key = f"{dtype_str} -> {np.dtype(dtype).name}"
         manifest.converted[key] = manifest.converted.get(key, 0) + 1
-    if not _all_finite(out):
+    if not np.isfinite(out).all():  # ~5 ms for MiniLM's 91 MB; chunked or min/max variants were no faster
         raise _not_finite(name, array, out, key, path)
     return out
 

@@ -29,8 +29,10 @@ windows over a cluster (numpybert/corpus.py does the reading and writing).
 """
 
 import collections
+import contextlib
 import functools
 import os
+import signal
 from collections.abc import Mapping
 
 from .config import BertConfig
@@ -82,6 +84,57 @@ class Embedder:
         return self.embed(batch)
 
 
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _ordered(submit, windows, limit):
+    """Start each window's texts with `submit(texts)`, which returns a function that waits for the
+    result; keep at most `limit` pending; yield (window, result) in input order."""
+    pending = collections.deque()
+    for window in windows:
+        pending.append((window, submit(window.texts)))
+        if len(pending) >= limit:
+            done, wait = pending.popleft()
+            yield done, wait()
+    while pending:
+        done, wait = pending.popleft()
+        yield done, wait()
+
+
+@contextlib.contextmanager
+def _environment(**variables):
+    """Set environment variables for processes started inside the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the pool)
+
+
+def process_runner(embedder: Embedder, workers: int):
+    """A `run_windows` for `corpus.embed_corpus` that embeds windows in `workers` local processes,
+    each with one BLAS thread, as Dask workers run: NumPy's element-wise work (GELU, softmax,
+    LayerNorm) is single-threaded, so on a multi-core machine whole processes use the cores
+    better than BLAS threads alone. At most 2 windows per process are in flight."""
+    import multiprocessing
+
+    def run(windows):
+        with _environment(**ONE_BLAS_THREAD):  # inherited by the workers, read when they import NumPy
+            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
+        with pool:
+            yield from _ordered(lambda texts: pool.apply_async(embedder, (texts,)).get, windows, 2 * workers)
+    return run
+
+
 def dask_runner(embedder: Embedder, address: str, in_flight: int | None = None):
     """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster.
 
@@ -93,13 +146,5 @@ def dask_runner(embedder: Embedder, address: str, in_flight: int | None = None):
     def run(windows):
         with Client(address) as client:
             limit = in_flight or 2 * max(1, sum(client.nthreads().values()))
-            pending = collections.deque()
-            for window in windows:
-                pending.append((window, client.submit(embedder, window.texts, pure=False)))
-                if len(pending) >= limit:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
+            yield from _ordered(lambda texts: client.submit(embedder, texts, pure=False).result, windows, limit)
     return run

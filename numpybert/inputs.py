@@ -31,7 +31,8 @@ def _as_2d(name, x, allow_bool=False):
     x = _as_array(name, x)
     is_bool = x.dtype == np.bool_
     if (is_bool and not allow_bool) or not (is_bool or np.issubdtype(x.dtype, np.integer)):
-        raise InputTypeError(f"{name} must have an integer dtype, got {x.dtype}")
+        kinds = "an integer or bool" if allow_bool else "an integer"
+        raise InputTypeError(f"{name} must have {kinds} dtype, got {x.dtype}")
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:

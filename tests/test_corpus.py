@@ -179,9 +179,9 @@ def _resume(tiny_dir, corpus, out, *extra):
     return err
 
 
-def _kill_mid_run(tiny_dir, corpus, out, sig, rng):
+def _kill_mid_run(tiny_dir, corpus, out, sig, rng, *extra):
     """Start a run, let it pass a random window, wait a random moment more, send `sig`."""
-    proc = _spawn(tiny_dir, corpus, out)
+    proc = _spawn(tiny_dir, corpus, out, *extra)
     _wait_for_rows(proc, out, rng.randrange(1, N_LINES // WINDOW - 2) * WINDOW)
     time.sleep(rng.uniform(0, 0.2))  # anywhere inside the next window
     proc.send_signal(sig)
@@ -214,14 +214,17 @@ def test_sigkill_right_after_start_then_rerun_is_byte_identical(tmp_path, tiny_d
     assert out.read_bytes() == reference
 
 
-def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big, workers):
+    """Also with --workers 2 (a pool of processes; the tiny model's GEMMs are too small for BLAS
+    threading, so 1 and 2 processes give the same bits here)."""
     corpus, reference = big
     seed = random.randrange(10**6)
     out = tmp_path / "out.npy"
-    code, err = _kill_mid_run(tiny_dir, corpus, out, signal.SIGINT, random.Random(seed))
+    code, err = _kill_mid_run(tiny_dir, corpus, out, signal.SIGINT, random.Random(seed), "--workers", workers)
     assert code == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
-    _resume(tiny_dir, corpus, out)
+    _resume(tiny_dir, corpus, out, "--workers", workers)
     assert out.read_bytes() == reference, f"seed {seed}: resumed file differs"
 
 

@@ -30,6 +30,8 @@ def register(subparsers):
                    help="skip bad lines and list them in OUT.skipped.jsonl instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--restart", action="store_true", help="discard an interrupted run's OUT.partial and start over")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="local processes, each with one BLAS thread (default: 1 process, BLAS on every core)")
     p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (pip install 'numpybert[dask]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     cli.add_model_argument(p)
@@ -38,14 +40,17 @@ def register(subparsers):
 
 def run(args):
     from ..corpus import CorpusJob, embed_corpus
-    from ..embedder import Embedder, dask_runner
+    from ..embedder import Embedder, dask_runner, process_runner
     from ..errors import InputValueError
     if args.text_field is not None and args.format == "text":
         raise InputValueError("--text-field applies to JSONL input, not --format text")
+    if args.workers < 1 or (args.dask and args.workers != 1):
+        raise InputValueError(f"--workers {args.workers}: expected a positive number, and not with --dask")
     embedder = Embedder(args.model, pooling=args.pooling, normalize=args.normalize,
                         max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     job = CorpusJob(args.input, args.out, embedder, args.format, args.text_field or "text", args.skip_bad)
-    runner = dask_runner(embedder, args.dask) if args.dask else None
+    runner = (dask_runner(embedder, args.dask) if args.dask
+              else process_runner(embedder, args.workers) if args.workers > 1 else None)
     bar = _Progress(enabled=not args.no_progress)
     try:
         result = embed_corpus(job, runner, bar, overwrite=args.overwrite, restart=args.restart)

@@ -396,7 +396,7 @@ CONVENTION_SWITCHES = (
      "does, so only a fully masked row changes (it attends by score instead of uniformly)"),
     ("mask -inf", {"mask_value": "-inf"},
      "attention code masking with float('-inf'): the same on rows with a real token; a fully masked row "
-     "is 0/0 = NaN"),
+     "is 0/0 = NaN (numpybert refuses that row under -inf; shown here as nan)"),
     ("gelu tanh", {"gelu": "tanh"},
      "TF Hub / Model Garden / keras-hub BERT and gelu_new: the tanh approximation of GELU"),
     ("eps 1e-6", {"eps": 1e-6}, "a port that hard-codes LayerNorm eps 1e-6 (BERT uses 1e-12)"),

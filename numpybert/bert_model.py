@@ -95,6 +95,7 @@ class BertModel:
         trace = M.Trace() if record else M.NO_TRACE
         hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
                                                    mask_value=self.mask_value, trace=trace)
+        _check_finite(hidden_states, self.model_dir)
         return BertOutput(
             last_hidden_state=hidden_states[-1],
             _pooler_output=pooled,
@@ -139,6 +140,16 @@ class BertModel:
         """Label probabilities (classifier head); see `numpybert.heads.classify`."""
         from .heads import classify
         return classify(self, texts, text_pairs)
+
+
+def _check_finite(hidden_states, model_dir):
+    """Finite weights can still overflow (values near 1e38): say where, never return NaN silently."""
+    if np.isfinite(hidden_states[-1]).all():
+        return
+    i = next(i for i, h in enumerate(hidden_states) if not np.isfinite(h).all())
+    where = "the embedding output" if i == 0 else f"the output of layer {i - 1}"
+    raise WeightsError(f"{model_dir}: the forward pass overflowed to NaN/Inf in {where}; the weights are finite "
+                       "but too large for this dtype (corrupt checkpoint?)")
 
 
 def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids):

@@ -181,3 +181,18 @@ def test_check_inputs_returns_int64_defaults(model):
     assert all(a.dtype == np.int64 and a.shape == IDS.shape for a in (ids, mask, types, positions))
     assert mask.all() and not types.any()
     np.testing.assert_array_equal(positions, np.broadcast_to(np.arange(5), (2, 5)))
+
+
+# ----------------------------------------------------------------------------- overflow
+
+def test_finite_weights_that_overflow_are_an_error_not_nan(tmp_path):
+    """Weights near float32's max are finite (the loader accepts them) but overflow in the sum of
+    the embeddings: the forward pass says where instead of returning NaN."""
+    from tiny_bert import tiny_tensors
+    tensors = tiny_tensors()
+    tensors["embeddings.word_embeddings.weight"][:] = 3e38
+    tensors["embeddings.position_embeddings.weight"][:] = 3e38
+    model = numpybert.load(write_model(tmp_path, tensors))
+    with pytest.raises(numpybert.WeightsError, match="overflowed to NaN/Inf in the embedding output"), \
+            np.errstate(over="ignore", invalid="ignore"):
+        model(IDS, attention_mask=MASK)

@@ -13,10 +13,11 @@ from .config import BertConfig
 from .embedder import Embedder
 from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingWeightsError,
                      NumpybertError, WeightsError, WeightsNotFoundError)
+from .threads import set_threads
 
 __version__ = "0.1.0"
 DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"
 
 __all__ = ["load", "BertModel", "BertOutput", "BertConfig", "Embedder", "NumpybertError", "ConfigError", "WeightsError",
            "WeightsNotFoundError", "MissingWeightsError", "InputValueError", "InputTypeError", "GoldenError",
-           "DEFAULT_MODEL"]
+           "DEFAULT_MODEL", "set_threads"]

@@ -52,8 +52,10 @@ class BertModel:
                  model_dir=None):
         if mask_value not in MASK_VALUES:
             raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
-        self.flat_params = params  # {checkpoint name: array}, for auditors to diff against the file
-        self.params = nest(params)
+        # {checkpoint name: array}, for auditors to diff against the file; query/key/value are views
+        # of one fused [3H, H] tensor per layer (same values), so attention makes one GEMM for Q, K, V
+        self.flat_params = M.fuse_qkv(params)
+        self.params = nest(self.flat_params)
         self.config = config
         self.manifest = manifest
         self.dtype = np.dtype(dtype)

@@ -36,7 +36,8 @@ import signal
 from collections.abc import Mapping
 
 from .config import BertConfig
-from .encode import WINDOW, embed_texts, encode_settings
+from .encode import WINDOW, embed_texts, encode_settings, positive_int
+from .errors import InputValueError, WeightsNotFoundError
 
 
 @functools.lru_cache(maxsize=4)
@@ -54,10 +55,15 @@ class Embedder:
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
                  window: int = WINDOW):
         self.model_dir = os.path.abspath(os.fspath(model_dir))
+        if not os.path.isdir(self.model_dir):
+            raise WeightsNotFoundError(f"model directory not found: {model_dir} (`numpybert fetch` puts the "
+                                       "default model in weights/all-MiniLM-L6-v2)")
+        if str(dtype) not in ("float32", "float64"):
+            raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
         self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
         self.settings = encode_settings(self.model_dir, self.config, pooling, normalize, max_seq_length)
-        self.batch_size, self.dtype, self.window = batch_size, str(dtype), window
-        self.text_field, self.output_field = text_field, output_field
+        self.batch_size, self.window = positive_int("batch_size", batch_size), positive_int("window", window)
+        self.dtype, self.text_field, self.output_field = str(dtype), text_field, output_field
 
     def __repr__(self):
         s = self.settings

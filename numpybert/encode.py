@@ -228,7 +228,7 @@ def encode(model, texts, batch_size: int = 32, pooling=None, normalize=None, sho
 def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None):
     """`encode` with explicit settings: texts in consecutive windows of `window`, each embedded by
     `embed_window`; [N, D] in input order. The core shared by encode, Embedder and numpybert embed."""
-    batch_size, window = _positive("batch_size", batch_size), _positive("window", window)
+    batch_size, window = positive_int("batch_size", batch_size), positive_int("window", window)
     texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
     parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch)
              for i in range(0, len(texts), window)]
@@ -241,14 +241,15 @@ def encode_settings(model_dir, config, pooling=None, normalize=None, max_seq_len
     """The model directory's defaults (`read_settings`) with the caller's overrides, checked."""
     settings = read_settings(model_dir, config.max_position_embeddings)
     if max_seq_length is not None:
-        max_seq_length = _positive("max_seq_length", max_seq_length)
+        max_seq_length = positive_int("max_seq_length", max_seq_length)
         if not 2 <= max_seq_length <= config.max_position_embeddings:
             raise InputValueError(f"max_seq_length={max_seq_length}: expected 2 to max_position_embeddings="
                                   f"{config.max_position_embeddings}")
     return settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
 
 
-def _positive(name, value) -> int:
+def positive_int(name, value) -> int:
+    """value as an int, or an InputValueError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputValueError(f"{name}={value!r}: expected a positive integer")
     return int(value)

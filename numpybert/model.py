@@ -19,11 +19,22 @@ Every function keeps the dtype it is given: float32 in, float32 out. (NumPy 2 pr
 float32 to float64 when a NumPy float64 scalar joins an operation, so constants here
 are Python floats, which do not promote.)
 
+How it is fast and still this one readable model (numbers in docs/performance.md):
+- matrix products go to BLAS as whole 2-D GEMMs, Q, K and V as ONE GEMM (`fuse_qkv`);
+- results are written in place (`out=`) instead of into fresh temporaries, and P·V lands
+  directly in the [B, T, N, D] layout, so merging the heads costs nothing;
+- element-wise work (GELU, LayerNorm, the softmax of each block of heads) runs on blocks
+  of about `BLOCK_BYTES`, so its many passes hit the CPU cache instead of memory, and the
+  blocks may be shared between threads (`set_threads`).
+
 `trace` records intermediates under stable names (`encoder.layer.0.attention.self.probs`)
 for the parity audit; the default `NO_TRACE` does nothing.
 """
 
+import contextlib
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,6 +43,7 @@ import numpy as np
 
 class Trace:
     """Records intermediates in forward order: `trace("probs", x)` under the current scope."""
+    records = True  # attention then works on whole tensors, so that whole tensors are recorded
 
     def __init__(self, store=None, prefix=""):
         self.store = {} if store is None else store
@@ -46,6 +58,7 @@ class Trace:
 
 class _NoTrace:
     """The default: records nothing, costs one no-op call per recorded tensor."""
+    records = False
 
     def __call__(self, name, x):
         pass
@@ -57,19 +70,101 @@ class _NoTrace:
 NO_TRACE = _NoTrace()
 
 
+# ----------------------------------------------------------------------------- running element-wise work
+
+# Element-wise work is done on blocks of about this many bytes: the dozens of NumPy passes a
+# GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
+BLOCK_BYTES = 1 << 18
+PARALLEL_BYTES = 1 << 20  # below this much work, a second thread costs more than it saves
+_pool = {"threads": 1, "executor": None, "one_blas_thread": None}
+_inside = threading.local()  # set in the worker threads: blocks within blocks run serially
+
+
+def set_threads(n: int, one_blas_thread=None) -> None:
+    """How many threads share the blocks of work (1: the calling thread only). `one_blas_thread`
+    is a context-manager factory limiting BLAS to one thread, for blocks that multiply matrices
+    (`numpybert.set_threads` passes threadpoolctl's); without it those blocks stay serial."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads={n!r}: expected a positive integer")
+    if _pool["executor"] is not None:
+        _pool["executor"].shutdown()
+    _pool.update(threads=n, executor=ThreadPoolExecutor(n - 1, "numpybert") if n > 1 else None,
+                 one_blas_thread=one_blas_thread)
+
+
+def blocks(n: int, step: int):
+    """Slices of range(n), `step` long (the last may be shorter)."""
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def for_each_block(fn, jobs, nbytes=PARALLEL_BYTES, blas=False):
+    """Call fn(*job) for every job. With set_threads(n > 1) and at least PARALLEL_BYTES of data, n
+    threads share the jobs: NumPy releases the GIL inside each pass, so their passes overlap.
+    `blas`: the jobs multiply matrices, so BLAS gets one thread meanwhile (no oversubscription)."""
+    limit = _pool["one_blas_thread"] if blas else contextlib.nullcontext
+    if (_pool["executor"] is None or len(jobs) < 2 or nbytes < PARALLEL_BYTES or limit is None
+            or getattr(_inside, "busy", False)):
+        for job in jobs:
+            fn(*job)
+        return
+    n = _pool["threads"]
+
+    def share(i):  # thread i takes every n-th job
+        _inside.busy = True
+        try:
+            for job in jobs[i::n]:
+                fn(*job)
+        finally:
+            _inside.busy = False
+
+    with limit():
+        futures = [_pool["executor"].submit(share, i) for i in range(1, n)]
+        share(0)
+        for f in futures:
+            f.result()
+
+
+def elementwise(fn, x, out=None):
+    """Apply `fn(x_block, out_block)` to cache-sized blocks of a C-contiguous array; `out` may be x."""
+    x = np.asarray(x)
+    out = np.empty_like(x) if out is None else out
+    if not out.flags.c_contiguous:
+        raise ValueError("elementwise: out must be C-contiguous (a reshaped copy would be written instead)")
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)  # views, both contiguous
+    step = max(1, BLOCK_BYTES // x.itemsize)
+    for_each_block(lambda s: fn(flat_x[s], flat_out[s]), [(s,) for s in blocks(flat_x.size, step)], x.nbytes)
+    return out
+
+
 # ----------------------------------------------------------------------------- building blocks
 
-def linear(x, weight, bias):
-    """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out]."""
-    return x @ weight.T + bias  # [..., in] @ [in, out] -> [..., out]
+def linear(x, weight, bias, out=None):
+    """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out]; `out` receives y."""
+    rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]: one GEMM, not one per sequence
+    y = np.matmul(rows, weight.T, out=None if out is None else out.reshape(len(rows), -1))  # [rows, in] @ [in, out] -> [rows, out]
+    y += bias
+    return y.reshape(*x.shape[:-1], weight.shape[0])  # [rows, out] -> [..., out]
 
 
-def layer_norm(x, weight, bias, eps):
-    """Normalise each vector over its last axis (biased variance, as torch), then scale and shift."""
-    mean = x.mean(axis=-1, keepdims=True)  # [..., H] -> [..., 1]
-    centered = x - mean
-    var = (centered * centered).mean(axis=-1, keepdims=True)  # [..., H] -> [..., 1]
-    return centered / np.sqrt(var + eps) * weight + bias
+def layer_norm(x, weight, bias, eps, out=None):
+    """Normalise each vector over its last axis (biased variance, as torch), then scale and shift.
+    Row blocks at a time, so the five passes stay in cache; `out` may be x."""
+    x = np.asarray(x)
+    out = np.empty_like(x) if out is None else out
+    rows, out_rows = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])  # [..., H] -> [rows, H]
+    step = max(1, BLOCK_BYTES // (rows.shape[1] * rows.itemsize))
+    for_each_block(lambda s: _layer_norm_rows(rows[s], weight, bias, eps, out_rows[s]),
+                   [(s,) for s in blocks(len(rows), step)], x.nbytes)
+    return out
+
+
+def _layer_norm_rows(x, weight, bias, eps, out):
+    mean = x.mean(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
+    centered = np.subtract(x, mean, out=out)
+    var = np.square(centered).mean(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
+    centered /= np.sqrt(var + eps)
+    centered *= weight
+    centered += bias
 
 
 # erf(x) for float32: the rational approximation used by XLA and Eigen, erf(x) = x·P(x²)/Q(x²)
@@ -82,68 +177,94 @@ _ERF32_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
 
 def _polyval(coefficients, x):
     """Horner's rule, highest power first; Python-float coefficients keep x's dtype."""
-    y = np.full_like(x, coefficients[0])
-    for c in coefficients[1:]:
-        y *= x
+    y = x * coefficients[0]
+    for c in coefficients[1:-1]:
         y += c
+        y *= x
+    y += coefficients[-1]
     return y
 
 
-def _erf_float32(x):
-    x = np.clip(x, -4.0, 4.0)
-    x2 = x * x
-    return x * _polyval(_ERF32_P, x2) / _polyval(_ERF32_Q, x2)
+def _erf_float32(x, out):
+    z = np.clip(x, -4.0, 4.0, out=out)
+    z2 = np.square(z)
+    z *= _polyval(_ERF32_P, z2)
+    z /= _polyval(_ERF32_Q, z2)
+    return np.clip(z, -1.0, 1.0, out=z)  # the rational form overshoots 1 by up to 2 ulp in [3.6, 4]
 
 
-def _erf_float64(x):
+def _erf_float64(x, out):
     """erf(a) = 2/√π · e^(−a²) · Σₙ 2ⁿ a^(2n+1) / (1·3·5···(2n+1)): every term is positive, so
     nothing cancels and the sum is accurate to a few ulp. |x| ≥ 6 gives ±1 (erfc(6) ≈ 2e-17)."""
-    a = np.minimum(np.abs(x), 6.0)
+    a = np.minimum(np.abs(x), 6.0)  # NaN stays NaN
     a2 = a * a
     term = a.copy()
     total = a.copy()
     n = 0
-    while True:  # ~100 terms at a = 6; stops when every term is below 1e-17 of its sum
+    while np.any(term > 1e-17 * total):  # ~100 terms at a = 6 (NaN compares False: no endless loop)
         n += 1
         term *= a2 * (2.0 / (2 * n + 1))
         total += term
-        if np.all(term <= 1e-17 * total):
-            break
-    return np.copysign(np.minimum(2.0 / math.sqrt(math.pi) * np.exp(-a2) * total, 1.0), x)
+    total *= np.exp(-a2)
+    total *= 2.0 / math.sqrt(math.pi)
+    np.minimum(total, 1.0, out=total)
+    total[a == 6.0] = 1.0  # the sum's rounding (~1e-15) would leave erf(6) = 1 - 1e-15
+    return np.copysign(total, x, out=out)
 
 
-def erf(x):
+def erf(x, out=None):
     """The error function for float32 or float64 arrays (NumPy has none)."""
     x = np.asarray(x)
-    if x.dtype == np.float64:
-        return _erf_float64(x)
-    if x.dtype == np.float32:
-        return _erf_float32(x)
-    raise TypeError(f"erf: expected a float32 or float64 array, got {x.dtype}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"erf: expected a float32 or float64 array, got {x.dtype}")
+    return elementwise(_erf_float32 if x.dtype == np.float32 else _erf_float64, x, out)
 
 
-def gelu(x):
-    """Exact GELU, BERT's `hidden_act="gelu"`: x·Φ(x) = 0.5·x·(1 + erf(x/√2))."""
-    return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
+def _gelu_block(x, out):
+    u = x * (1.0 / math.sqrt(2.0))
+    u = (_erf_float32 if x.dtype == np.float32 else _erf_float64)(u, out=u)
+    u += 1.0
+    np.multiply(u, x, out=out)
+    out *= 0.5
 
 
-def gelu_tanh(x):
-    """The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, TF Hub's BERT): ~5e-4 from exact."""
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+def gelu(x, out=None):
+    """Exact GELU, BERT's `hidden_act="gelu"`: x·Φ(x) = 0.5·x·(1 + erf(x/√2)). `out` may be x."""
+    return elementwise(_gelu_block, x, out)
 
 
-def relu(x):
-    return np.maximum(x, 0)
+def _gelu_tanh_block(x, out):
+    u = np.square(x)
+    u *= x
+    u *= 0.044715
+    u += x
+    u *= math.sqrt(2.0 / math.pi)
+    np.tanh(u, out=u)
+    u += 1.0
+    np.multiply(u, x, out=out)
+    out *= 0.5
+
+
+def gelu_tanh(x, out=None):
+    """The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, TF Hub's BERT): ~5e-4 from exact.
+    0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). `out` may be x."""
+    return elementwise(_gelu_tanh_block, x, out)
+
+
+def relu(x, out=None):
+    return np.maximum(x, 0, out=out)
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
 
 
-def softmax(x):
+def softmax(x, out=None):
     """Stable softmax over the last axis. A row masked with finfo.min everywhere stays finite
-    (all scores equal, so the result is uniform), exactly as torch's eager attention."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    (all scores equal, so the result is uniform), exactly as torch's eager attention. `out` may be x."""
+    e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 # ----------------------------------------------------------------------------- the model
@@ -153,10 +274,10 @@ def embeddings(input_ids, token_type_ids, position_ids,
                eps, trace=NO_TRACE):
     """Token + segment + position embeddings, summed in HF's order, then LayerNorm."""
     x = word_embeddings["weight"][input_ids]  # [B, T] -> [B, T, H]
-    x = x + token_type_embeddings["weight"][token_type_ids]
-    x = x + position_embeddings["weight"][position_ids]
+    x += token_type_embeddings["weight"][token_type_ids]
+    x += position_embeddings["weight"][position_ids]
     trace("sum", x)
-    x = layer_norm(x, **LayerNorm, eps=eps)
+    x = layer_norm(x, **LayerNorm, eps=eps, out=x)
     trace("output", x)
     return x
 
@@ -182,57 +303,138 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, N * D)  # [B, N, T, D] -> [B, T, H]
 
 
-def self_attention(x, mask_bias, query, key, value, n_head, trace=NO_TRACE):
-    """Multi-head scaled dot-product self-attention; returns the merged context and the probs."""
-    q = split_heads(linear(x, **query), n_head)  # [B, T, H] -> [B, N, T, D]
-    k = split_heads(linear(x, **key), n_head)  # [B, T, H] -> [B, N, T, D]
-    v = split_heads(linear(x, **value), n_head)  # [B, T, H] -> [B, N, T, D]
-    trace("query", q), trace("key", k), trace("value", v)
-    scores = q @ k.transpose(0, 1, 3, 2) * (q.shape[-1] ** -0.5)  # [B, N, T, D] @ [B, N, D, T] -> [B, N, T, T]
+def fuse_qkv(flat_params):
+    """Once, at load time: lay every layer's query, key and value weights out as consecutive rows
+    of one [3H, H] matrix (biases: one [3H] vector), so self-attention makes one GEMM, not three.
+    The checkpoint-named tensors become views of it: same names, same values, same [out, in]."""
+    fused = dict(flat_params)
+    for name in flat_params:
+        if not name.endswith("attention.self.query.weight"):
+            continue
+        prefix = name[: -len("query.weight")]
+        for kind in ("weight", "bias"):
+            names = [f"{prefix}{part}.{kind}" for part in ("query", "key", "value")]
+            if all(n in flat_params for n in names) and _fused(*(flat_params[n] for n in names)) is None:
+                whole = np.concatenate([flat_params[n] for n in names])  # 3 × [H, ...] -> [3H, ...]
+                fused.update(zip(names, np.split(whole, 3)))
+    return fused
+
+
+def _fused(a, b, c):
+    """The [3·n, ...] array whose consecutive thirds are a, b and c, if there is one; else None."""
+    whole = a.base
+    if whole is None or b.base is not whole or c.base is not whole or whole.shape[0] != 3 * len(a):
+        return None
+    starts = [t.__array_interface__["data"][0] for t in (whole, a, b, c)]
+    if not whole.flags.c_contiguous or starts[1:] != [starts[0] + i * a.nbytes for i in range(3)]:
+        return None
+    return whole
+
+
+def qkv_weights(query, key, value):
+    """The three projections as one linear layer: weight [3H, H], bias [3H]. Free after `fuse_qkv`;
+    concatenated on the spot for parameters laid out otherwise."""
+    pick = lambda kind: _fused(query[kind], key[kind], value[kind])  # noqa: E731
+    return [pick(kind) if pick(kind) is not None else np.concatenate([query[kind], key[kind], value[kind]])
+            for kind in ("weight", "bias")]
+
+
+def attention_blocks(B, n_head, T, itemsize, whole=False):
+    """(batch, heads) index blocks whose [T, T] scores fit in cache; one block for everything when
+    `whole` (a trace records whole tensors)."""
+    if whole:
+        return [(slice(None), slice(None))]
+    heads = max(1, min(n_head, 4 * BLOCK_BYTES // (T * T * itemsize)))
+    return [(slice(b, b + 1), slice(h, h + heads)) for b in range(B) for h in range(0, n_head, heads)]
+
+
+def attend(q, k, v, mask_bias, probs, context, trace=NO_TRACE):
+    """softmax(Q·Kᵀ/√D + mask)·V for one block of heads, written into `probs` and `context`."""
+    scores = np.matmul(q, k.swapaxes(-1, -2), out=probs)  # [.., T, D] @ [.., D, T] -> [.., T, T]
+    scores *= q.shape[-1] ** -0.5
     trace("scores", scores)
-    scores = scores + mask_bias  # padded keys get finfo.min: they receive no attention
+    scores += mask_bias  # padded keys get finfo.min: they receive no attention
     trace("masked_scores", scores)
-    probs = softmax(scores)  # each query's weights over the keys sum to 1
+    probs = softmax(scores, out=scores)  # each query's weights over the keys sum to 1
     trace("probs", probs)
-    context = merge_heads(probs @ v)  # [B, N, T, T] @ [B, N, T, D] -> [B, N, T, D] -> [B, T, H]
+    np.matmul(probs, v, out=context)  # [.., T, T] @ [.., T, D] -> [.., T, D]
+
+
+def self_attention(x, mask_bias, query, key, value, n_head, trace=NO_TRACE, probs=None):
+    """Multi-head scaled dot-product self-attention; returns the merged context and the probs
+    (written into `probs` [B, N, T, T] when given)."""
+    B, T, H = x.shape
+    qkv = linear(x, *qkv_weights(query, key, value))  # [B, T, H] -> [B, T, 3H]
+    q, k, v = qkv.reshape(B, T, 3, n_head, H // n_head).transpose(2, 0, 3, 1, 4)  # [B, T, 3H] -> 3 × [B, N, T, D]
+    trace("query", q), trace("key", k), trace("value", v)
+    probs = np.empty((B, n_head, T, T), x.dtype) if probs is None else probs  # [B, N, T, T]
+    context = np.empty((B, T, n_head, H // n_head), x.dtype)  # [B, T, N, D]: heads merged in memory
+    heads = context.transpose(0, 2, 1, 3)  # [B, T, N, D] -> [B, N, T, D], a view: P·V is written in place
+    for_each_block(lambda i: attend(q[i], k[i], v[i], mask_bias[i[0]], probs[i], heads[i], trace),
+                   [(i,) for i in attention_blocks(B, n_head, T, x.itemsize, whole=trace.records)],
+                   probs.nbytes, blas=True)
+    context = context.reshape(B, T, H)  # [B, T, N, D] -> [B, T, H]
     trace("context", context)
     return context, probs
 
 
-def attention_block(x, mask_bias, self, output, n_head, eps, trace=NO_TRACE):
+def attention_block(x, mask_bias, self, output, n_head, eps, trace=NO_TRACE, probs=None):
     """`BertAttention`: self-attention, output projection, then post-LN with the residual.
     (`self` is the checkpoint's name for the sub-module `attention.self`.)"""
-    context, probs = self_attention(x, mask_bias, **self, n_head=n_head, trace=trace.scope("self"))
-    x = layer_norm(linear(context, **output["dense"]) + x, **output["LayerNorm"], eps=eps)
-    trace("output", x)
-    return x, probs
+    context, probs = self_attention(x, mask_bias, **self, n_head=n_head, trace=trace.scope("self"), probs=probs)
+    h = linear(context, **output["dense"])  # [B, T, H] -> [B, T, H]
+    h += x
+    h = layer_norm(h, **output["LayerNorm"], eps=eps, out=h)
+    trace("output", h)
+    return h, probs
 
 
-def feed_forward(x, intermediate, output, act, eps, trace=NO_TRACE):
-    """Position-wise FFN: H -> I -> activation -> H, then post-LN with the residual."""
+def feed_forward(x, intermediate, output, act, eps, trace=NO_TRACE, out=None):
+    """Position-wise FFN: H -> I -> activation -> H, then post-LN with the residual (into `out`)."""
     h = linear(x, **intermediate["dense"])  # [B, T, H] -> [B, T, I]
     trace("intermediate.pre_act", h)
-    h = ACTIVATIONS[act](h)
+    h = ACTIVATIONS[act](h, out=h)
     trace("intermediate.output", h)
-    x = layer_norm(linear(h, **output["dense"]) + x, **output["LayerNorm"], eps=eps)  # [B, T, I] -> [B, T, H]
-    trace("output", x)
-    return x
+    y = linear(h, **output["dense"], out=out)  # [B, T, I] -> [B, T, H]
+    y += x
+    y = layer_norm(y, **output["LayerNorm"], eps=eps, out=y)
+    trace("output", y)
+    return y
 
 
-def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, eps, trace=NO_TRACE):
-    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
-    x, probs = attention_block(x, mask_bias, **attention, n_head=n_head, eps=eps, trace=trace.scope("attention"))
-    x = feed_forward(x, intermediate, output, act=act, eps=eps, trace=trace)
+def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, eps, trace=NO_TRACE,
+                  out=None, probs=None):
+    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x)).
+    `out` [B, T, H] and `probs` [B, N, T, T], when given, receive the results."""
+    x, probs = attention_block(x, mask_bias, **attention, n_head=n_head, eps=eps, trace=trace.scope("attention"),
+                               probs=probs)
+    x = feed_forward(x, intermediate, output, act=act, eps=eps, trace=trace, out=out)
     return x, probs
+
+
+def batch_shares(B, T, whole=False):
+    """Sequences are independent: with set_threads(n), n threads each run a layer on their share
+    of the batch (BLAS on one thread each), when every share has enough rows to keep BLAS efficient."""
+    n = min(_pool["threads"], B)
+    if whole or n < 2 or _pool["one_blas_thread"] is None or B * T < n * MIN_ROWS_PER_THREAD:
+        return [slice(None)]
+    return blocks(B, -(-B // n))
+
+
+MIN_ROWS_PER_THREAD = 256  # fewer rows make a one-thread GEMM stream the weights for too little work
 
 
 def encoder(x, mask_bias, layer, n_head, act, eps, trace=NO_TRACE):
     """The stack of L layers. Returns the L+1 hidden states (embedding output first) and L attentions."""
+    B, T, H = x.shape
     hidden_states, attentions = [x], []
+    shares = batch_shares(B, T, whole=trace.records)
     for i, block in enumerate(layer):
-        x, probs = encoder_layer(x, mask_bias, **block, n_head=n_head, act=act, eps=eps,
-                                 trace=trace.scope(f"layer.{i}"))
-        hidden_states.append(x)
+        out, probs = np.empty_like(x), np.empty((B, n_head, T, T), x.dtype)  # [B, T, H], [B, N, T, T]
+        run = lambda s: encoder_layer(hidden_states[-1][s], mask_bias[s], **block, n_head=n_head, act=act,  # noqa: E731,B023
+                                      eps=eps, trace=trace.scope(f"layer.{i}"), out=out[s], probs=probs[s])
+        for_each_block(run, [(s,) for s in shares], out.nbytes, blas=True)
+        hidden_states.append(out)
         attentions.append(probs)
     return hidden_states, attentions
 

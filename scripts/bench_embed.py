@@ -8,9 +8,10 @@ Builds a deterministic file of TEXTS sentences of varied lengths (words from
 tests/data/sentences.json; 60% short, 30% medium, 10% long enough to hit the 256-token cut),
 then times, each in a fresh process and after the model is loaded and warmed up:
   numpybert      the `numpybert embed` path (corpus.embed_corpus, local runner), 1 process
+  workers        the same with --workers 2 (2 local processes, 1 BLAS thread each)
   st             SentenceTransformer(dir, device="cpu").encode(lines, batch_size=32)
   numpybert-dask the `numpybert embed --dask` path on a LocalCluster of 2 single-threaded workers
-numpybert and st alternate for --rounds rounds; the best round of each is reported (the machine
+numpybert, workers and st alternate for --rounds rounds; the best round of each is reported (the machine
 is shared; the best run is the least disturbed). Prints a Markdown table and the load average.
 Needs the `golden` extra (torch, sentence-transformers) and, for Dask, the `dask` extra.
 """
@@ -47,10 +48,13 @@ NUMPYBERT_RUN = """
 import json, sys, time
 from numpybert import Embedder
 from numpybert.corpus import CorpusJob, embed_corpus
-corpus, out, model, address = sys.argv[1:5]
+corpus, out, model, address, workers = sys.argv[1:6]
 embedder = Embedder(model, batch_size=32)
 embedder(["warm up"])                       # load the weights before the clock starts
 runner = None
+if int(workers) > 1:
+    from numpybert.embedder import process_runner
+    runner = process_runner(embedder, int(workers))   # its workers load the weights on their first window
 if address != "-":
     from distributed import Client
     from numpybert.embedder import dask_runner
@@ -102,7 +106,7 @@ def dask_run(corpus: Path, out: Path, model: str) -> dict:
     from distributed import LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        return timed(NUMPYBERT_RUN, corpus, out, model, cluster.scheduler_address)
+        return timed(NUMPYBERT_RUN, corpus, out, model, cluster.scheduler_address, 1)
 
 
 def main():
@@ -117,12 +121,12 @@ def main():
         make_corpus(corpus, args.texts)
         print(token_stats(corpus, args.model))
         print(f"load average before: {os.getloadavg()}")
-        runs = {"numpybert": [], "st": []}
+        runs = {"numpybert": [], "workers": [], "st": []}
         for r in range(args.rounds):
-            runs["numpybert"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-"))
+            runs["numpybert"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-", 1))
+            runs["workers"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-", 2))
             runs["st"].append(timed(ST_RUN, corpus, args.model))
-            print(f"round {r + 1}: numpybert {runs['numpybert'][-1]['seconds']:.1f} s, "
-                  f"sentence-transformers {runs['st'][-1]['seconds']:.1f} s", flush=True)
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.1f} s" for k, v in runs.items()), flush=True)
         if not args.no_dask:
             runs["dask"] = [dask_run(corpus, out, args.model)]
         print(f"load average after: {os.getloadavg()}")
@@ -133,6 +137,7 @@ def report(runs: dict, n: int):
     best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
     rate = {k: n / s for k, s in best.items()}
     names = {"numpybert": "numpybert embed, 1 process (2 BLAS threads)",
+             "workers": "numpybert embed --workers 2 (2 processes x 1 BLAS thread)",
              "st": f"sentence-transformers encode, torch ({runs['st'][0]['torch_threads']} threads)",
              "dask": "numpybert embed --dask, 2 workers x 1 thread (LocalCluster)"}
     print("\n| run | seconds | texts/s | vs sentence-transformers |\n|---|---:|---:|---:|")

@@ -3,11 +3,12 @@
 spreads a file over a cluster. The cluster is a LocalCluster of 2 single-threaded worker
 processes on loopback (the `dask` extra: pip install 'numpybert[dask]').
 
-Partitions of whole windows (encode.WINDOW texts) are embedded exactly as the single-process
-run embeds them, so on the tiny checkpoint results are compared with np.array_equal. On
-all-MiniLM-L6-v2 the bits also depend on the BLAS thread count: Dask's nanny starts workers with
-OPENBLAS_NUM_THREADS=1 while this process uses 2, and OpenBLAS splits those GEMMs differently.
-Measured: max abs 2.6e-7 between 1 and 2 threads (MiniLM, float32), so the bound there is 1e-6.
+Partitions of whole windows (encode.WINDOW texts) are batched exactly as the single-process run
+batches them, so the only difference left is the BLAS thread count: Dask's nanny starts workers
+with OPENBLAS_NUM_THREADS=1 while this process uses 2, and OpenBLAS splits a GEMM's work
+differently, which moves the last bits. Measured between 1 and 2 threads: max abs 7.2e-7 on the
+tiny checkpoint (embeddings up to 2.4 in size), 2.6e-7 on all-MiniLM-L6-v2 (unit vectors). The
+bound is 1e-6 relative to the largest value: `_close`.
 """
 
 import json
@@ -48,6 +49,13 @@ def cluster():
         yield c, client
 
 
+def _close(got, expected):
+    """Equal up to BLAS-thread rounding (module docstring): 1e-6 x the largest magnitude."""
+    assert got.shape == expected.shape
+    bound = 1e-6 * max(1.0, float(np.abs(expected).max()))
+    assert np.abs(got - expected).max() <= bound, f"max abs {np.abs(got - expected).max():.3g} > {bound:.3g}"
+
+
 def test_embedder_pickles_small_and_without_weights(tiny_dir, texts):
     embedder = numpybert.Embedder(tiny_dir, batch_size=16)
     expected = embedder(texts[:50])  # loads the weights in this process
@@ -72,7 +80,7 @@ def test_dask_bag_map_partitions_matches_one_process(cluster, tiny_dir, texts):
     bag = db.from_sequence(texts, partition_size=WINDOW)
     assert bag.npartitions == 3
     got = np.stack(bag.map_partitions(embedder).compute(scheduler=client.get))
-    np.testing.assert_array_equal(got, embedder(texts))
+    _close(got, embedder(texts))
     assert len(client.nthreads()) == 2  # it really ran on the two worker processes
 
 
@@ -84,16 +92,15 @@ def test_embed_command_on_a_dask_cluster(cluster, tmp_path, tiny_dir, texts):
     args = ["--model", str(tiny_dir), "--no-progress"]
     assert cli.main(["embed", str(corpus), "--out", str(local), *args]) == 0
     assert cli.main(["embed", str(corpus), "--out", str(remote), "--dask", c.scheduler_address, *args]) == 0
-    assert remote.read_bytes() == local.read_bytes()
+    _close(np.load(remote), np.load(local))
 
 
 def test_dask_on_minilm_matches_one_process(cluster):
-    """The real model on the cluster: same windows, only the BLAS thread count differs (1e-6, see above)."""
+    """The real model on the cluster: same windows, only the BLAS thread count differs."""
     import dask.bag as db
     minilm = require_minilm()
     sentences = json.loads((ROOT / "tests" / "data" / "sentences.json").read_text())["sentences"][:20]
     embedder = numpybert.Embedder(minilm, window=10)
     got = np.stack(db.from_sequence(sentences, partition_size=10).map_partitions(embedder).compute())
-    expected = embedder(sentences)
-    assert got.shape == expected.shape == (20, 384)
-    assert np.abs(got - expected).max() <= 1e-6
+    assert got.shape == (20, 384)
+    _close(got, embedder(sentences))

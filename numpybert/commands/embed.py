@@ -51,13 +51,15 @@ def run(args):
     job = CorpusJob(args.input, args.out, embedder, args.format, args.text_field or "text", args.skip_bad)
     runner = (dask_runner(embedder, args.dask) if args.dask
               else process_runner(embedder, args.workers) if args.workers > 1 else None)
+    if runner is None:  # load the weights and tokenizer now: a broken checkpoint is reported before the scan
+        embedder.model.tokenizer
     bar = _Progress(enabled=not args.no_progress)
     try:
         result = embed_corpus(job, runner, bar, overwrite=args.overwrite, restart=args.restart)
     except KeyboardInterrupt:
         bar.close()
-        print(f"numpybert embed: stopped at row {bar.done} of {bar.total}; run the same command again to resume",
-              file=sys.stderr)
+        where = f"at row {bar.done} of {bar.total}" if bar.total is not None else "while scanning the input"
+        print(f"numpybert embed: stopped {where}; run the same command again to resume", file=sys.stderr)
         raise
     bar.close()
     _summary(result, embedder)

@@ -148,7 +148,7 @@ def linear(x, weight, bias, out=None):
 
 def layer_norm(x, weight, bias, eps, out=None):
     """Normalise each vector over its last axis (biased variance, as torch), then scale and shift.
-    Row blocks at a time, so the five passes stay in cache; `out` may be x."""
+    Row blocks at a time, so the passes stay in cache; `out` may be x."""
     x = np.asarray(x)
     out = np.empty_like(x) if out is None else out
     rows, out_rows = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])  # [..., H] -> [rows, H]
@@ -159,20 +159,25 @@ def layer_norm(x, weight, bias, eps, out=None):
 
 
 def _layer_norm_rows(x, weight, bias, eps, out):
-    mean = x.mean(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
-    centered = np.subtract(x, mean, out=out)
-    var = np.square(centered).mean(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
-    centered /= np.sqrt(var + eps)
-    centered *= weight
-    centered += bias
+    """In float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds four
+    times (centre, divide, scale, shift), which made numpybert's hidden states less accurate than
+    torch's (scripts/accuracy.py)."""
+    x = x.astype(np.float64)
+    x -= x.mean(axis=-1, keepdims=True)  # [rows, H] - [rows, 1]
+    x /= np.sqrt(np.square(x).mean(axis=-1, keepdims=True) + eps)
+    x *= weight
+    x += bias
+    out[...] = x
 
 
-# erf(x) for float32: the rational approximation used by XLA and Eigen, erf(x) = x·P(x²)/Q(x²)
-# on [-4, 4] (beyond it erf is ±1 to float32 precision). Max abs error 4.2e-7 (tests/test_math.py).
-_ERF32_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-            -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-_ERF32_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-            -1.42647390514189e-02)
+# float32 erf and GELU share one approximation: the normal CDF as a logistic,
+#     Φ(x) = 1 / (1 + exp(x·k(x²))),   k(s) = -ln(Φ/(1-Φ))/x, smooth and even,
+# with k a degree-6 polynomial on x² ∈ [0, 30] (beyond, Φ is 0 or 1 in float32) fitted by
+# scripts/fit_gelu.py: GELU error 6.8e-8 in exact arithmetic. Unlike 1 + erf(x/√2), which rounds
+# near 1, the logistic keeps its accuracy where Φ → 1, and it costs ~17 passes, not ~30.
+# erf(u) = 2Φ(u√2) - 1 = tanh(-y/2) with y = x·k(x²), x = u√2; max abs error 2e-7 (tests/test_math.py).
+_GELU32_K = (-3.618784290172468e-09, 2.672962725281572e-07, -7.946266351579506e-06, 1.1055616099221148e-04,
+             6.590868691289205e-05, -7.266782186354083e-02, -1.5957689852555348)
 
 
 def _polyval(coefficients, x):
@@ -185,12 +190,19 @@ def _polyval(coefficients, x):
     return y
 
 
+def _logit_of_phi(x):
+    """y = x·k(x²), so that Φ(x) = 1 / (1 + exp(y)) (float32)."""
+    t = np.square(x)
+    np.clip(t, 0.0, 30.0, out=t)
+    y = _polyval(_GELU32_K, t)
+    y *= x
+    return y
+
+
 def _erf_float32(x, out):
-    z = np.clip(x, -4.0, 4.0, out=out)
-    z2 = np.square(z)
-    z *= _polyval(_ERF32_P, z2)
-    z /= _polyval(_ERF32_Q, z2)
-    return np.clip(z, -1.0, 1.0, out=z)  # the rational form overshoots 1 by up to 2 ulp in [3.6, 4]
+    y = _logit_of_phi(x * math.sqrt(2.0))
+    y *= -0.5
+    return np.tanh(y, out=out)
 
 
 def _erf_float64(x, out):
@@ -221,15 +233,23 @@ def erf(x, out=None):
 
 
 def _gelu_block(x, out):
+    if x.dtype == np.float32:  # x·Φ(x) = x / (1 + exp(y)), see _GELU32_K
+        e = _logit_of_phi(x)
+        with np.errstate(over="ignore"):  # x < -9: exp(y) = inf, x / inf = -0 as wanted
+            np.exp(e, out=e)
+        e += 1.0
+        np.divide(x, e, out=out)
+        return
     u = x * (1.0 / math.sqrt(2.0))
-    u = (_erf_float32 if x.dtype == np.float32 else _erf_float64)(u, out=u)
+    _erf_float64(u, out=u)
     u += 1.0
     np.multiply(u, x, out=out)
     out *= 0.5
 
 
 def gelu(x, out=None):
-    """Exact GELU, BERT's `hidden_act="gelu"`: x·Φ(x) = 0.5·x·(1 + erf(x/√2)). `out` may be x."""
+    """Exact GELU, BERT's `hidden_act="gelu"`: x·Φ(x) = 0.5·x·(1 + erf(x/√2)). `out` may be x.
+    (float32 evaluates Φ as a logistic, see _GELU32_K; float64 the erf form with the series.)"""
     return elementwise(_gelu_block, x, out)
 
 
@@ -306,9 +326,9 @@ def merge_heads(x):
 def fuse_qkv(flat_params):
     """Once, at load time: lay every layer's query, key and value weights out as consecutive rows
     of one [3H, H] matrix (biases: one [3H] vector), so self-attention makes one GEMM, not three.
-    The checkpoint-named tensors become views of it: same names, same values, same [out, in]."""
-    fused = dict(flat_params)
-    for name in flat_params:
+    The checkpoint-named tensors become views of it: same names, same values, same [out, in].
+    Updates the dict in place and returns it (already fused tensors are left alone)."""
+    for name in list(flat_params):
         if not name.endswith("attention.self.query.weight"):
             continue
         prefix = name[: -len("query.weight")]
@@ -316,8 +336,8 @@ def fuse_qkv(flat_params):
             names = [f"{prefix}{part}.{kind}" for part in ("query", "key", "value")]
             if all(n in flat_params for n in names) and _fused(*(flat_params[n] for n in names)) is None:
                 whole = np.concatenate([flat_params[n] for n in names])  # 3 × [H, ...] -> [3H, ...]
-                fused.update(zip(names, np.split(whole, 3)))
-    return fused
+                flat_params.update(zip(names, np.split(whole, 3)))
+    return flat_params
 
 
 def _fused(a, b, c):

@@ -316,9 +316,11 @@ def test_conventions_batch_has_padding_and_a_fully_masked_row(conventions):
 
 def test_mask_switches_change_only_the_fully_masked_row(conventions):
     _, _, rows = conventions
-    for switch in ("mask -10000", "mask -inf"):
+    # -10000 runs the same batch: bit-identical on rows with a real token. -inf refuses the fully
+    # masked row, so its other rows are recomputed as a smaller batch: BLAS rounding only (≤ 1e-6).
+    for switch, bound in (("mask -10000", 0.0), ("mask -inf", 1e-6)):
         changes = rows[switch].changes
-        assert all(changes[k].max_abs == 0 for k in ("last_hidden_state", "pooler_output", "mean_pooled")), switch
+        assert all(changes[k].max_abs <= bound for k in ("last_hidden_state", "pooler_output", "mean_pooled")), switch
     assert rows["mask -10000"].changes["fully_masked.last_hidden_state"].max_abs > 1e-3
     assert math.isnan(rows["mask -inf"].changes["fully_masked.last_hidden_state"].max_abs)
 

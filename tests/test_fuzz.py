@@ -373,9 +373,10 @@ def forward(model, seqs, T, pad_id=0, pad_type=0):
 # Tolerances. PADDED: the bound, 1e-5. Measured max over 30 (tiny) and 8 (MiniLM)
 # random batches of 1-4 sequences: 1.2e-6 on the tiny model, 3.3e-6 on MiniLM; masked keys get
 # exp(finfo.min - max) = 0 exactly, so only the GEMM blocking of a longer T changes rounding.
-# PERMUTED: measured 0 (OpenBLAS computes each row the same way wherever it sits); 1e-6
-# leaves room for a BLAS whose rounding depends on the row's position.
-PADDED, PERMUTED = 1e-5, 1e-6
+# PERMUTED: the dense layers run as one GEMM over all [B·T, H] rows, and OpenBLAS's edge kernels
+# round a row by where it sits in that matrix: measured ≤ 1.4e-6 (MiniLM), 1.0e-6 (tiny); the
+# issue's 1e-5 bound for invariances applies.
+PADDED, PERMUTED = 1e-5, 1e-5
 SEQS = st.lists(st.lists(st.integers(1, 98), min_size=1, max_size=24), min_size=1, max_size=4)
 
 

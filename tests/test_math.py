@@ -170,9 +170,11 @@ def test_fused_qkv_tensors_are_views_with_the_checkpoint_values():
     rng = np.random.default_rng(6)
     names = [f"encoder.layer.0.attention.self.{p}.{k}" for p in ("query", "key", "value") for k in ("weight", "bias")]
     flat = {n: rng.normal(size=(4, 4) if n.endswith("weight") else 4).astype(np.float32) for n in names}
+    original = dict(flat)
     fused = M.fuse_qkv(flat)
+    assert fused is flat  # in place: a model's flat_params stays the same dict
     for n in names:
-        assert np.array_equal(fused[n], flat[n]) and fused[n].shape == flat[n].shape
+        assert np.array_equal(fused[n], original[n]) and fused[n].shape == original[n].shape
     nested = {p: {k: fused[f"encoder.layer.0.attention.self.{p}.{k}"] for k in ("weight", "bias")}
               for p in ("query", "key", "value")}
     w, b = M.qkv_weights(**nested)

@@ -4,13 +4,13 @@ Two kinds of threads do the work:
 - BLAS's own (the matrix products). NumPy's OpenBLAS starts with one per core; it can be
   changed at run time only through threadpoolctl (the `bench` extra). Without threadpoolctl,
   set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before Python starts.
-- numpybert's (`model.set_threads`): threads sharing the blocks of element-wise work, and, for
+- numpybert's (`blocks.set_threads`): threads sharing the blocks of element-wise work, and, for
   large batches, the sequences of the batch, each thread then using a one-thread BLAS.
 """
 
 import os
 
-from . import model
+from . import blocks
 from .errors import InputValueError
 
 
@@ -31,14 +31,14 @@ def set_threads(n: int) -> None:
     if controller is not None:
         controller.select(user_api="blas").limit(limits=n)
         blas = controller.select(user_api="blas")
-        model.set_threads(n, one_blas_thread=lambda: blas.limit(limits=1))
+        blocks.set_threads(n, one_blas_thread=lambda: blas.limit(limits=1))
     else:
-        model.set_threads(n, one_blas_thread=None)
+        blocks.set_threads(n, one_blas_thread=None)
 
 
 def get_threads() -> int:
     """The thread count numpybert's own blocks use."""
-    return model._pool["threads"]
+    return blocks._pool["threads"]
 
 
 def threads_info() -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert import model as M
+from numpybert import blocks as B, model as M
 from numpybert.checkpoint import read_safetensors
 from numpybert.errors import InputValueError
 from numpybert.inputs import check_inputs
@@ -33,7 +33,7 @@ def forward(model, trace=M.NO_TRACE, B=4, T=40):
 def serial():
     """Restore one thread after a test that changes it."""
     yield
-    M.set_threads(1)
+    B.set_threads(1)
 
 
 def assert_same(a, b, atol):
@@ -55,13 +55,13 @@ def test_blocks_of_heads_equal_whole_tensors_float64(minilm_dir):
 
 def test_threads_and_the_batch_split_give_the_same_numbers(minilm, serial, monkeypatch):
     expected = forward(minilm)
-    monkeypatch.setattr(M, "PARALLEL_BYTES", 1)  # share even small blocks
-    monkeypatch.setattr(M, "MIN_ROWS_PER_THREAD", 1)  # split even a small batch
-    M.set_threads(2, one_blas_thread=contextlib.nullcontext)
-    assert M.batch_shares(4, 40) == [slice(0, 2), slice(2, 4)]
+    monkeypatch.setattr(B, "PARALLEL_BYTES", 1)  # share even small blocks
+    monkeypatch.setattr(B, "MIN_ROWS_PER_THREAD", 1)  # split even a small batch
+    B.set_threads(2, one_blas_thread=contextlib.nullcontext)
+    assert B.batch_shares(4, 40) == [slice(0, 2), slice(2, 4)]
     assert_same(forward(minilm), expected, atol=1e-5)
-    M.set_threads(3, one_blas_thread=None)  # no BLAS limiter: blocks with GEMMs stay serial
-    assert M.batch_shares(4, 40) == [slice(None)]
+    B.set_threads(3, one_blas_thread=None)  # no BLAS limiter: blocks with GEMMs stay serial
+    assert B.batch_shares(4, 40) == [slice(None)]
     assert_same(forward(minilm), expected, atol=1e-5)
 
 

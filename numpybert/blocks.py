@@ -1,0 +1,88 @@
+"""Running element-wise work in cache-sized blocks, optionally on several threads.
+
+This is *how* numpybert/model.py's element-wise operations run, kept out of the model so that
+the model reads as math. NumPy makes one pass over memory per operation; a GELU is a dozen
+passes. Done block by block (BLOCK_BYTES), those passes hit the CPU cache instead of memory,
+and the blocks can be shared between threads (NumPy releases the GIL inside each pass).
+"""
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# Element-wise work is done on blocks of about this many bytes: the dozens of NumPy passes a
+# GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
+BLOCK_BYTES = 1 << 18
+PARALLEL_BYTES = 1 << 20  # below this much work, a second thread costs more than it saves
+_pool = {"threads": 1, "executor": None, "one_blas_thread": None}
+_inside = threading.local()  # set in the worker threads: blocks within blocks run serially
+
+
+def set_threads(n: int, one_blas_thread=None) -> None:
+    """How many threads share the blocks of work (1: the calling thread only). `one_blas_thread`
+    is a context-manager factory limiting BLAS to one thread, for blocks that multiply matrices
+    (`numpybert.set_threads` passes threadpoolctl's); without it those blocks stay serial."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads={n!r}: expected a positive integer")
+    if _pool["executor"] is not None:
+        _pool["executor"].shutdown()
+    _pool.update(threads=n, executor=ThreadPoolExecutor(n - 1, "numpybert") if n > 1 else None,
+                 one_blas_thread=one_blas_thread)
+
+
+def blocks(n: int, step: int):
+    """Slices of range(n), `step` long (the last may be shorter)."""
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def for_each_block(fn, jobs, nbytes=PARALLEL_BYTES, blas=False):
+    """Call fn(*job) for every job. With set_threads(n > 1) and at least PARALLEL_BYTES of data, n
+    threads share the jobs: NumPy releases the GIL inside each pass, so their passes overlap.
+    `blas`: the jobs multiply matrices, so BLAS gets one thread meanwhile (no oversubscription)."""
+    limit = _pool["one_blas_thread"] if blas else contextlib.nullcontext
+    if (_pool["executor"] is None or len(jobs) < 2 or nbytes < PARALLEL_BYTES or limit is None
+            or getattr(_inside, "busy", False)):
+        for job in jobs:
+            fn(*job)
+        return
+    n = _pool["threads"]
+
+    def share(i):  # thread i takes every n-th job
+        _inside.busy = True
+        try:
+            for job in jobs[i::n]:
+                fn(*job)
+        finally:
+            _inside.busy = False
+
+    with limit():
+        futures = [_pool["executor"].submit(share, i) for i in range(1, n)]
+        share(0)
+        for f in futures:
+            f.result()
+
+
+def elementwise(fn, x, out=None):
+    """Apply `fn(x_block, out_block)` to cache-sized blocks of a C-contiguous array; `out` may be x."""
+    x = np.asarray(x)
+    out = np.empty_like(x) if out is None else out
+    if not out.flags.c_contiguous:
+        raise ValueError("elementwise: out must be C-contiguous (a reshaped copy would be written instead)")
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)  # views, both contiguous
+    step = max(1, BLOCK_BYTES // x.itemsize)
+    for_each_block(lambda s: fn(flat_x[s], flat_out[s]), [(s,) for s in blocks(flat_x.size, step)], x.nbytes)
+    return out
+
+
+def batch_shares(B, T, whole=False):
+    """Sequences are independent: with set_threads(n), n threads each run a layer on their share
+    of the batch (BLAS on one thread each), when every share has enough rows to keep BLAS efficient."""
+    n = min(_pool["threads"], B)
+    if whole or n < 2 or _pool["one_blas_thread"] is None or B * T < n * MIN_ROWS_PER_THREAD:
+        return [slice(None)]
+    return blocks(B, -(-B // n))
+
+
+MIN_ROWS_PER_THREAD = 256  # fewer rows make a one-thread GEMM stream the weights for too little work

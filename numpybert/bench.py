@@ -153,7 +153,7 @@ def summarize(times: list, gflop: float, peak: float | None) -> dict:
 
 # ----------------------------------------------------------------------------- cold start
 
-COLD_SCRIPT = ("import numpybert; m = numpybert.load({dir!r}); "
+COLD_SCRIPT = ("import numpybert; m = numpybert.load({dir!r}, mmap={mmap}); "
                "m(**m.tokenize(['The quick brown fox jumps over the lazy dog.']))")
 
 
@@ -269,7 +269,8 @@ def cold_starts(minilm_dir: str | None, env: dict, torch_worker: str | None, run
     if not minilm_dir or runs < 1:
         return {}
     weights = os.path.getsize(os.path.join(minilm_dir, "model.safetensors")) / 2 ** 20
-    out = {"numpybert": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir)], env, runs)}
+    out = {"numpybert (mmap=True)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=True)], env, runs),
+           "numpybert (owned copy)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=False)], env, runs)}
     if torch_worker:
         out["torch"] = cold_start([sys.executable, torch_worker, "--cold", "torch", minilm_dir], env, runs)
     for c in out.values():

@@ -178,8 +178,13 @@ def _model_dtype(dtype) -> np.dtype:
     return resolved
 
 
-def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True) -> BertModel:
-    """Load a BERT checkpoint directory (config.json + model.safetensors or shards)."""
+def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True, mmap=False) -> BertModel:
+    """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
+
+    mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
+    later can change or crash the model. mmap=True maps the file instead: a faster, smaller start
+    (memory holds only the pages the forward pass touches), but the file must not be truncated
+    or rewritten while the model is in use (the process would die of SIGBUS)."""
     if not isinstance(model_dir, (str, bytes, os.PathLike)):
         raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
     model_dir = os.fsdecode(model_dir)
@@ -191,5 +196,5 @@ def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True) -> Ber
         raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
                                    "directories only (no Hugging Face hub downloads)")
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
-    params, manifest = load_params(model_dir, config, dtype, strict=strict)
+    params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
     return BertModel(params, config, manifest, dtype, mask_value, model_dir)

@@ -13,6 +13,7 @@ Two layers:
 
 import dataclasses
 import math
+import mmap as mmap_module
 import os
 import struct
 
@@ -135,13 +136,23 @@ def _as_array(buf, dtype, shape):
     return array
 
 
-def read_safetensors(path):
-    """Read one .safetensors file strictly. Returns ({name: (stored dtype str, array)}, metadata)."""
+def _map(path, offset, n):
+    """Memory-map the data section read-only: nothing is copied, and pages are read from the page
+    cache only when touched. The file must then not be truncated or rewritten while the weights are
+    in use: the kernel answers a read past the new end with SIGBUS, which kills the process."""
+    if not n:
+        return np.empty(0, np.uint8)
+    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(n,)))  # a plain ndarray view
+
+
+def read_safetensors(path, mmap=False):
+    """Read one .safetensors file strictly. Returns ({name: (stored dtype str, array)}, metadata).
+    By default the data is copied into memory numpybert owns; `mmap=True` maps it instead."""
     with open_regular(path, "weights file", WeightsError) as f:
         size = os.fstat(f.fileno()).st_size
         header, metadata, data_start = _read_header(f, path, size)
         entries = _check_layout(header, path, size - data_start)
-        data = _read_exactly(f, size - data_start, path)
+        data = _map(path, data_start, size - data_start) if mmap else _read_exactly(f, size - data_start, path)
     tensors = {name: (dtype, _as_array(data[b:e], dtype, shape)) for name, (dtype, shape, b, e) in entries.items()}
     return tensors, metadata
 
@@ -256,12 +267,12 @@ def canonical_name(name):
     return name
 
 
-def read_checkpoint(model_dir):
+def read_checkpoint(model_dir, mmap=False):
     """All tensors of a model directory, from one file or all shards: {name: (dtype str, array, file)}."""
     files, weight_map = weight_files(model_dir)
     tensors = {}
     for path in files:
-        for name, (dtype, array) in read_safetensors(path)[0].items():
+        for name, (dtype, array) in read_safetensors(path, mmap)[0].items():
             if name in tensors:
                 raise WeightsError(f"tensor {name!r} is in both {tensors[name][2]} and {path}")
             if weight_map is not None and os.path.join(model_dir, weight_map.get(name, "")) != path:
@@ -317,11 +328,11 @@ def _one_line(model_dir, problems, shown=5):
     return f"{model_dir}: the checkpoint does not match config.json: " + "; ".join(problems[:shown]) + more
 
 
-def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
+def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mmap=False):
     """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}.
     strict=False tolerates unexpected tensors and incomplete heads (dropped, listed in the
-    manifest), never a missing or mis-shaped encoder tensor."""
-    files, raw = read_checkpoint(model_dir)
+    manifest), never a missing or mis-shaped encoder tensor. mmap=True: see `_map`."""
+    files, raw = read_checkpoint(model_dir, mmap)
     manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
     params, problems, seen = {}, [], set()
     expected, groups = expected_shapes(config), optional_groups(config)
@@ -337,6 +348,8 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
         else:
             manifest.renamed += [(name, new)] if new != name else []
             params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
+            if mmap:  # the finiteness check touched every page of the tensor: give them back
+                _release_pages([array])
     absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
     problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
     problems += _check_groups(params, groups, seen, manifest)
@@ -345,6 +358,20 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True):
         raise WeightsError(_one_line(model_dir, problems))
     manifest.ignored += [(p, "strict=False") for p in problems]
     return params, manifest
+
+
+def _release_pages(arrays):
+    """Hand the mapped pages back to the page cache (MADV_DONTNEED), so that memory holds only
+    what the forward pass touches (e.g. a few rows of the 30522-row word embeddings)."""
+    for mapping in {id(m): m for m in map(_mapping_of, arrays) if m is not None}.values():
+        mapping.madvise(mmap_module.MADV_DONTNEED)
+
+
+def _mapping_of(array):
+    """The mmap behind an array that views a mapped file, or None."""
+    while array is not None and not isinstance(array, np.memmap):
+        array = array.base
+    return None if array is None else array._mmap
 
 
 def _check_groups(params, groups, seen, manifest):

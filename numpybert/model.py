@@ -25,7 +25,7 @@ How it is fast and still this one readable model (numbers in docs/performance.md
   directly in the [B, T, N, D] layout, so merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, the softmax of each block of heads) runs on blocks
   of about `BLOCK_BYTES`, so its many passes hit the CPU cache instead of memory, and the
-  blocks may be shared between threads (`set_threads`).
+  blocks may be shared between threads (`numpybert.set_threads`; the machinery is numpybert/blocks.py).
 
 `trace` records intermediates under stable names (`encoder.layer.0.attention.self.probs`)
 for the parity audit; the default `NO_TRACE` does nothing.

@@ -279,3 +279,16 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path, tiny_dir):
     assert large < 1.5 * small, f"peak traced memory {small} B for 4 windows, {large} B for 64"
     rows = np.load(job.out)
     assert rows.shape == (64 * WINDOW, 32) and rows[123, 0] == len(f"line 123 " + "word " * 23)
+
+
+def test_progress_bar_counts_texts(tmp_path, tiny_dir, capsys):
+    texts = _sentences(50, seed=4)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    assert cli.main(["embed", str(tmp_path / "in.txt"), "--out", str(tmp_path / "o.npy"), "--model", str(tiny_dir)]) == 0
+    err = capsys.readouterr().err
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        assert "no progress bar without tqdm" in err
+        return
+    assert "50/50" in err and "text/s" in err

@@ -260,3 +260,16 @@ def test_float64_model_encodes_in_float64(tiny_dir):
     got = encode(model, TEXTS)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, encode(numpybert.load(tiny_dir), TEXTS), atol=1e-5)
+
+
+def test_progress_bar_on_stderr(tiny, capsys):
+    """tqdm comes with the `cli` extra; without it, asking for a bar is a clear error."""
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install 'numpybert\\[cli\\]'"):
+            encode(tiny, TEXTS, show_progress_bar=True)
+        return
+    encode(tiny, TEXTS, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert f"{len(TEXTS)}/{len(TEXTS)}" in err and "text/s" in err

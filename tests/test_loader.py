@@ -109,3 +109,23 @@ def test_mismatched_shapes_missing_and_unexpected_are_listed_together(tmp_path):
     assert "missing tensor 'encoder.layer.1.output.dense.bias'" in message
     assert "'encoder.layer.0.intermediate.dense.weight' has shape [5, 32]" in message
     assert "unexpected tensor 'qa_outputs.weight'" in message
+
+
+def test_mmap_load_equals_the_owned_copy(minilm_dir):
+    """mmap=True maps the file instead of copying it: same weights, same outputs, plain ndarrays."""
+    copied, mapped = numpybert.load(minilm_dir), numpybert.load(minilm_dir, mmap=True)
+    assert set(copied.flat_params) == set(mapped.flat_params)
+    for name, w in mapped.flat_params.items():
+        assert type(w) is np.ndarray and np.array_equal(w, copied.flat_params[name]), name
+    ids = np.array([[101, 7592, 2088, 102]])
+    np.testing.assert_array_equal(mapped(ids).last_hidden_state, copied(ids).last_hidden_state)
+
+
+def test_mmap_still_checks_every_weight(tmp_path):
+    from safetensors.numpy import save_file
+    tensors = {k: a.copy() for k, (_, a) in read_safetensors(CHECKPOINTS / "tiny-bert" / "model.safetensors")[0].items()}
+    tensors["encoder.layer.1.output.dense.weight"][3, 4] = np.nan
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text((CHECKPOINTS / "tiny-bert" / "config.json").read_text())
+    with pytest.raises(WeightsError, match="'encoder.layer.1.output.dense.weight' contains NaN"):
+        numpybert.load(tmp_path, mmap=True)

@@ -94,7 +94,7 @@ def layer_norm(x, weight, bias, eps, out=None):
 def _layer_norm_rows(x, weight, bias, eps, out):
     """In float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds four
     times (centre, divide, scale, shift), which made numpybert's hidden states less accurate than
-    torch's (scripts/accuracy.py)."""
+    torch's (`numpybert audit --live --oracle`)."""
     x = x.astype(np.float64)
     x -= x.mean(axis=-1, keepdims=True)  # [rows, H] - [rows, 1]
     x /= np.sqrt(np.square(x).mean(axis=-1, keepdims=True) + eps)

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+.venv/bin/pip install -qq --disable-pip-version-check -e ".[test]"
 .venv/bin/numpybert fetch          # the real all-MiniLM-L6-v2 into weights/ (pinned sha256); tests need it
 .venv/bin/python -m pytest "$@"

@@ -34,7 +34,7 @@ import stat
 
 import numpy as np
 
-from .encode import WINDOW, check_text
+from .encode import check_text
 from .errors import InputValueError, NumpybertError
 
 STATE_FORMAT = "numpybert-embed-state"
@@ -79,7 +79,6 @@ class CorpusJob:
     format: str = "auto"  # "text", "jsonl", or "auto": .jsonl/.ndjson are JSONL, anything else text
     text_field: str = "text"
     skip_bad: bool = False
-    window: int = WINDOW
 
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
@@ -87,6 +86,11 @@ class CorpusJob:
             self.format = "jsonl" if self.input.lower().endswith(JSONL_SUFFIXES) else "text"
         if self.format not in FORMATS:
             raise InputValueError(f"format={self.format!r}: expected 'auto' or one of {FORMATS}")
+
+    @property
+    def window(self) -> int:
+        """Texts per window: the embedder's (its batches must be the ones a resumed run makes)."""
+        return self.embedder.window
 
     @property
     def partial(self) -> str:

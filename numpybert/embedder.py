@@ -9,23 +9,26 @@ The same object runs under an existing engine:
 
     # Dask (pip install 'numpybert[dask]'): a bag of texts, one partition = one call
     import dask, dask.bag as db, numpy as np
-    vectors = np.stack(db.from_sequence(texts, partition_size=1024).map_partitions(embedder).compute())
+    vectors = np.stack(db.from_sequence(texts, partition_size=4096).map_partitions(embedder).compute())
     # a dask DataFrame column: one call per partition (a pandas Series is a sequence of str)
     vectors = np.concatenate(dask.compute(*[dask.delayed(embedder)(part) for part in ddf["text"].to_delayed()]))
 
     # Ray Data: a callable class; batches are dicts of arrays, the output gets an "embedding" column
     ds.map_batches(numpybert.Embedder, fn_constructor_args=("/models/all-MiniLM-L6-v2",),
-                   batch_size=1024, concurrency=4)
+                   batch_size=4096, concurrency=4)
 
 Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
 a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
-The model directory must exist at the same path on every worker. Partitions of 1024 texts
-(encode.WINDOW) are batched exactly as a single-process run over the whole list, so they give the
-same numbers: bit for bit with the same number of BLAS threads (Dask workers default to 1; 1 vs 2
-threads moves MiniLM's float32 embeddings by up to 3e-7).
+The model directory must exist at the same path on every worker. Partitions of `window` texts
+(4096, encode.WINDOW) are batched exactly as one call on the whole list, so they give the same
+numbers: bit for bit with the same number of BLAS threads (Dask workers use 1; 1 vs 2 threads
+moves MiniLM's float32 embeddings by up to 3e-7). Other partition sizes batch differently, which
+changes the last bits too.
 
-`dask_runner(embedder, address)` is how `numpybert embed --dask ADDRESS` spreads a file's
-windows over a cluster (numpybert/corpus.py does the reading and writing).
+For `numpybert embed`, `process_runner` (--workers N) and `dask_runner` (--dask ADDRESS) spread a
+file's windows over processes: each window is cut into chunks of whole batches in length order
+(`Embedder.chunks`), so the workers share the work evenly and still compute exactly the batches
+of a single-process run (numpybert/corpus.py does the reading and writing).
 """
 
 import collections
@@ -33,11 +36,18 @@ import contextlib
 import functools
 import os
 import signal
+import threading
+import time
 from collections.abc import Mapping
 
+import numpy as np
+
 from .config import BertConfig
-from .encode import WINDOW, embed_texts, encode_settings, positive_int
+from .encode import (WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
+                     tokenize_texts)
 from .errors import InputValueError, WeightsNotFoundError
+
+CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 texts at batch size 32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -45,6 +55,13 @@ def load_model(model_dir: str, dtype: str):
     """The model of a directory, loaded once per process (every Embedder call in a worker shares it)."""
     from .bert_model import load
     return load(model_dir, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(model_dir: str, max_position_embeddings: int):
+    """Only the tokenizer, for a process that plans work without computing it (see `Embedder.chunks`)."""
+    from .tokenizer import BertTokenizer
+    return BertTokenizer.from_dir(model_dir, max_position_embeddings)
 
 
 class Embedder:
@@ -83,6 +100,23 @@ class Embedder:
         """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch."""
         return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
 
+    def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:
+        """Row indices of one window's texts (at most `window` of them) in the order `embed` batches
+        them, longest first, cut every `batches` batches: the units to spread over workers.
+
+        Embedding each chunk's texts on its own makes exactly the batches, so the numbers, of one
+        `embed` call on the window: a chunk is already sorted by length, so the stable sort inside
+        `embed` keeps its order, and it starts on a batch boundary."""
+        texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+        lengths = tokenize_texts(self.tokenizer, texts, self.settings)["attention_mask"].sum(axis=1)
+        order = np.concatenate(length_sorted_batches(lengths, self.batch_size))
+        step = batches * self.batch_size
+        return [order[i:i + step] for i in range(0, len(order), step)]
+
+    @property
+    def tokenizer(self):
+        return load_tokenizer(self.model_dir, self.config.max_position_embeddings)
+
     def __call__(self, batch):
         """Embed a batch: texts -> array [B, D]; a mapping of columns -> the same plus `output_field`."""
         if isinstance(batch, Mapping):  # Ray Data's default "numpy" batches: {column: array}
@@ -90,21 +124,34 @@ class Embedder:
         return self.embed(batch)
 
 
+# ----------------------------------------------------------------------------- spreading a corpus
+
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _ordered(submit, windows, limit):
-    """Start each window's texts with `submit(texts)`, which returns a function that waits for the
-    result; keep at most `limit` pending; yield (window, result) in input order."""
+def _in_chunks(embedder: Embedder, submit, windows, windows_in_flight: int = 2):
+    """Embed each window as its `embedder.chunks`, each started with `submit(texts)` (which returns a
+    function that waits for the vectors); keep at most `windows_in_flight` windows pending, so the
+    workers always have the next window's chunks queued; yield (window, vectors) in input order."""
     pending = collections.deque()
     for window in windows:
-        pending.append((window, submit(window.texts)))
-        if len(pending) >= limit:
-            done, wait = pending.popleft()
-            yield done, wait()
+        parts = [(rows, submit([window.texts[i] for i in rows])) for rows in embedder.chunks(window.texts)]
+        pending.append((window, parts))
+        if len(pending) >= windows_in_flight:
+            yield _gather(*pending.popleft())
     while pending:
-        done, wait = pending.popleft()
-        yield done, wait()
+        yield _gather(*pending.popleft())
+
+
+def _gather(window, parts):
+    """(window, its vectors in input order) from the chunks' (row indices, wait for vectors)."""
+    vectors = None
+    for rows, wait in parts:
+        part = wait()
+        if vectors is None:
+            vectors = np.empty((len(window.texts), part.shape[1]), part.dtype)
+        vectors[rows] = part
+    return window, vectors
 
 
 @contextlib.contextmanager
@@ -122,35 +169,41 @@ def _environment(**variables):
                 os.environ[name] = value
 
 
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the pool)
+def _worker_setup(parent: int):
+    """In each worker process: leave Ctrl-C to the parent (it stops the pool), and exit when the
+    parent is gone (kill -9 of `numpybert embed` must not leave workers behind)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int):
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def process_runner(embedder: Embedder, workers: int):
     """A `run_windows` for `corpus.embed_corpus` that embeds windows in `workers` local processes,
     each with one BLAS thread, as Dask workers run: NumPy's element-wise work (GELU, softmax,
     LayerNorm) is single-threaded, so on a multi-core machine whole processes use the cores
-    better than BLAS threads alone. At most 2 windows per process are in flight."""
+    better than BLAS threads alone. The workers share each window's chunks (see `Embedder.chunks`)."""
     import multiprocessing
 
     def run(windows):
         with _environment(**ONE_BLAS_THREAD):  # inherited by the workers, read when they import NumPy
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
+            pool = multiprocessing.get_context("spawn").Pool(workers, _worker_setup, (os.getpid(),))
         with pool:
-            yield from _ordered(lambda texts: pool.apply_async(embedder, (texts,)).get, windows, 2 * workers)
+            yield from _in_chunks(embedder, lambda texts: pool.apply_async(embedder, (texts,)).get, windows)
     return run
 
 
-def dask_runner(embedder: Embedder, address: str, in_flight: int | None = None):
-    """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster.
-
-    Keeps at most `in_flight` windows on the cluster (default: 2 per worker thread) and yields the
-    results in input order, so the client's memory stays bounded whatever the corpus size.
-    """
+def dask_runner(embedder: Embedder, address: str):
+    """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster: each window's
+    chunks are tasks (see `Embedder.chunks`); two windows at most are on the cluster, so the client's
+    memory stays bounded whatever the corpus size, and results come back in input order."""
     from distributed import Client
 
     def run(windows):
         with Client(address) as client:
-            limit = in_flight or 2 * max(1, sum(client.nthreads().values()))
-            yield from _ordered(lambda texts: client.submit(embedder, texts, pure=False).result, windows, limit)
+            yield from _in_chunks(embedder, lambda texts: client.submit(embedder, texts, pure=False).result, windows)
     return run

@@ -96,17 +96,25 @@ def timed(snippet: str, *args) -> dict:
 
 
 def token_stats(corpus: Path, model: str) -> str:
-    """Real tokens per text after the 256-token cut, to describe the corpus."""
+    """Real tokens per text after the cut, and the tokens a forward pass computes (padding included)
+    with numpybert's batches (token-count sort within windows) and sentence-transformers' (a sort
+    by character length over the whole list), both in batches of 32."""
     import numpy as np
     import numpybert
-    from numpybert.encode import read_settings
+    from numpybert.encode import WINDOW, length_sorted_batches, read_settings
     m = numpybert.load(model)
     max_len = read_settings(model, m.config.max_position_embeddings).max_seq_length
     lines = corpus.read_text(encoding="utf-8").splitlines()
     counts = np.concatenate([m.tokenize(lines[i:i + 1024], max_length=max_len)["attention_mask"].sum(1)
                              for i in range(0, len(lines), 1024)])
+    ours = [i + b for i in range(0, len(lines), WINDOW) for b in length_sorted_batches(counts[i:i + WINDOW], 32)]
+    by_chars = np.argsort([-len(t) for t in lines], kind="stable")
+    st = [by_chars[i:i + 32] for i in range(0, len(lines), 32)]
+    padded = {name: sum(len(b) * counts[b].max() for b in batches) / counts.sum()
+              for name, batches in (("numpybert", ours), ("sentence-transformers", st))}
     return (f"{len(lines)} texts; tokens per text (after the {max_len}-token cut): mean {counts.mean():.0f}, "
-            f"median {np.median(counts):.0f}, max {counts.max()}, {np.mean(counts == max_len):.0%} truncated")
+            f"median {np.median(counts):.0f}, max {counts.max()}, {np.mean(counts == max_len):.0%} truncated\n"
+            "tokens computed / real tokens: " + ", ".join(f"{k} {v:.3f}" for k, v in padded.items()))
 
 
 def dask_run(corpus: Path, out: Path, model: str) -> dict:

@@ -4,10 +4,13 @@ file byte-identical to an uninterrupted run.
 
 All on a tiny checkpoint with a vocabulary (tests/test_encode.py `make_text_model`), so a
 window of 1024 texts takes a fraction of a second. Embeddings are compared with
-np.array_equal: the same texts in the same windows give the same bits (test_encode.py
-`test_window_boundaries_give_bit_identical_results`).
+np.array_equal: the same texts in the same windows, in processes with the same BLAS thread
+count, give the same bits (test_encode.py `test_window_boundaries_give_bit_identical_results`).
+Killed and resumed runs are compared with a reference made by a fresh process as well, so no
+state another test leaves in this process (BLAS threads) can touch the comparison.
 """
 
+import glob
 import json
 import os
 import random
@@ -23,10 +26,9 @@ import pytest
 import numpybert
 from numpybert import cli
 from numpybert.corpus import CorpusJob, embed_corpus
-from numpybert.encode import WINDOW
-
 from test_encode import WORDS, make_text_model
 
+WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
 N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be killed in the middle
 
 
@@ -52,12 +54,12 @@ def big(tmp_path_factory, tiny_dir):
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(_sentences(N_LINES)) + "\n")
     reference = folder / "reference.npy"
-    assert cli.main(["embed", str(corpus), "--out", str(reference), "--model", str(tiny_dir), "--no-progress"]) == 0
+    _run_to_end(tiny_dir, corpus, reference)  # a fresh process, as the runs it is compared with
     return corpus, reference.read_bytes()
 
 
 def _embed(tiny_dir, *args):
-    return cli.main(["embed", *map(str, args), "--model", str(tiny_dir), "--no-progress"])
+    return cli.main(["embed", *map(str, args), "--model", str(tiny_dir), "--window", str(WINDOW), "--no-progress"])
 
 
 def _leftovers(out):
@@ -153,7 +155,7 @@ def test_existing_out_is_kept_without_overwrite(tmp_path, tiny_dir, embedder):
 
 def _spawn(tiny_dir, corpus, out, *extra):
     cmd = [sys.executable, "-m", "numpybert.cli", "embed", str(corpus), "--out", str(out), "--model", str(tiny_dir),
-           "--no-progress", *map(str, extra)]
+           "--window", str(WINDOW), "--no-progress", *map(str, extra)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -214,14 +216,20 @@ def test_sigkill_right_after_start_then_rerun_is_byte_identical(tmp_path, tiny_d
     assert out.read_bytes() == reference
 
 
+@pytest.fixture(scope="module")
+def workers_reference(tmp_path_factory, tiny_dir, big):
+    """An uninterrupted --workers 2 run: processes with one BLAS thread each, whose last bits differ
+    from a 2-thread process's (see test_dask.py), so resumed --workers runs are compared with this."""
+    out = tmp_path_factory.mktemp("workers") / "reference.npy"
+    _run_to_end(tiny_dir, big[0], out, "--workers", 2)
+    return out.read_bytes()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big, workers):
-    """Also with --workers 2: a pool of processes with one BLAS thread each. Its reference is an
-    uninterrupted --workers 2 run (1 and 2 BLAS threads differ in the last bits, see test_dask.py)."""
+def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big, workers, workers_reference):
+    """Also with --workers 2 (a pool of processes)."""
     corpus, reference = big
-    if workers > 1:
-        _run_to_end(tiny_dir, corpus, tmp_path / "reference.npy", "--workers", workers)
-        reference = (tmp_path / "reference.npy").read_bytes()
+    reference = workers_reference if workers > 1 else reference
     seed = random.randrange(10**6)
     out = tmp_path / "out.npy"
     code, err = _kill_mid_run(tiny_dir, corpus, out, signal.SIGINT, random.Random(seed), "--workers", workers)
@@ -229,6 +237,43 @@ def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big
     assert "run the same command again to resume" in err and "Traceback" not in err
     _run_to_end(tiny_dir, corpus, out, "--workers", workers)
     assert out.read_bytes() == reference, f"seed {seed}: resumed file differs"
+
+
+def _children(pid):
+    """The live child processes of `pid` (Linux /proc; a zombie counts as gone)."""
+    kids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            state, ppid = open(stat).read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(ppid) == pid and state != "Z":
+            kids.append(int(stat.split("/")[2]))
+    return kids
+
+
+def _alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigkill_with_workers_leaves_no_worker_and_resumes(tmp_path, tiny_dir, big, workers_reference):
+    corpus, _ = big
+    out = tmp_path / "out.npy"
+    proc = _spawn(tiny_dir, corpus, out, "--workers", 2)
+    _wait_for_rows(proc, out, 2 * WINDOW)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, "expected the pool's worker processes"
+    proc.kill()
+    proc.communicate()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers)), "worker processes outlived the killed run"
+    _run_to_end(tiny_dir, corpus, out, "--workers", 2)
+    assert out.read_bytes() == workers_reference
 
 
 def test_resume_refuses_other_arguments_or_a_changed_input(tmp_path, tiny_dir, big, capsys):
@@ -264,7 +309,7 @@ class _FakeEmbedder(numpybert.Embedder):
 def _peak_memory(tmp_path, tiny_dir, n_lines):
     corpus = tmp_path / f"c{n_lines}.txt"
     corpus.write_text("".join(f"line {i} " + "word " * (i % 50) + "\n" for i in range(n_lines)))
-    job = CorpusJob(corpus, tmp_path / f"c{n_lines}.npy", _FakeEmbedder(tiny_dir))
+    job = CorpusJob(corpus, tmp_path / f"c{n_lines}.npy", _FakeEmbedder(tiny_dir, window=WINDOW))
     tracemalloc.start()
     embed_corpus(job)
     peak = tracemalloc.get_traced_memory()[1]

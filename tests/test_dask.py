@@ -104,3 +104,16 @@ def test_dask_on_minilm_matches_one_process(cluster):
     got = np.stack(db.from_sequence(sentences, partition_size=10).map_partitions(embedder).compute())
     assert got.shape == (20, 384)
     _close(got, embedder(sentences))
+
+
+def test_chunks_make_the_batches_of_one_call(tiny_dir, texts):
+    """What --workers and --dask send to workers: whole batches in length order. Embedding each
+    chunk on its own gives the bits of one call on the whole window (same process, same threads)."""
+    embedder = numpybert.Embedder(tiny_dir, batch_size=8)
+    window = texts[:300]
+    chunks = embedder.chunks(window, batches=3)
+    assert sorted(np.concatenate(chunks)) == list(range(300)) and {len(c) for c in chunks[:-1]} == {24}
+    rebuilt = np.empty((300, embedder.dim), np.float32)
+    for rows in chunks:
+        rebuilt[rows] = embedder([window[i] for i in rows])
+    np.testing.assert_array_equal(rebuilt, embedder(window))

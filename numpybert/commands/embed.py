@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .. import cli
-from ..encode import POOLING_MODES
+from ..encode import POOLING_MODES, WINDOW
 
 
 def register(subparsers):
@@ -26,6 +26,9 @@ def register(subparsers):
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalize the embeddings (default: the model directory's)")
     p.add_argument("--max-seq-length", type=int, metavar="N", help="truncate texts to N tokens (default: the model's)")
+    p.add_argument("--window", type=int, default=WINDOW, metavar="N",
+                   help=f"texts sorted together by length: more means less padding, more memory, and more "
+                        f"work redone after a kill (default: {WINDOW})")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip bad lines and list them in OUT.skipped.jsonl instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -47,7 +50,7 @@ def run(args):
     if args.workers < 1 or (args.dask and args.workers != 1):
         raise InputValueError(f"--workers {args.workers}: expected a positive number, and not with --dask")
     embedder = Embedder(args.model, pooling=args.pooling, normalize=args.normalize,
-                        max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+                        max_seq_length=args.max_seq_length, batch_size=args.batch_size, window=args.window)
     job = CorpusJob(args.input, args.out, embedder, args.format, args.text_field or "text", args.skip_bad)
     runner = (dask_runner(embedder, args.dask) if args.dask
               else process_runner(embedder, args.workers) if args.workers > 1 else None)

@@ -13,15 +13,17 @@ How it runs, and why nothing is lost:
    OUT.skipped.jsonl instead) and hashes the file.
 2. OUT.partial is created as a [N, D] .npy memory map; OUT.partial.json holds the job (input
    hash, model files, settings) and the position reached.
-3. Embed: INPUT is read again lazily, WINDOW good texts at a time; each window is embedded
+3. Embed: INPUT is read again lazily, a window of good texts at a time (the embedder's window,
+   4096 by default); each window is embedded
    (sorted by length inside, see numpybert/encode.py), written to its rows, flushed, and only
    then is the position in OUT.partial.json advanced (written to a temporary file, fsynced,
    renamed: atomic). Memory holds one window, whatever the corpus size.
 4. Done: OUT.partial is renamed to OUT and the state file removed.
 A run killed at any point (SIGINT, SIGKILL, power) restarts from the last recorded window when
-started again with the same arguments. Windows are always cut at multiples of WINDOW rows, so
-the resumed file is byte-identical to an uninterrupted one. Different arguments or a changed
-INPUT refuse to resume, naming the difference.
+started again with the same arguments. Windows are always cut at multiples of the window size,
+so the resumed run makes the same batches and its file is byte-identical to an uninterrupted one
+(when both run on the same engine: the BLAS thread count moves the last bits). Different
+arguments or a changed INPUT refuse to resume, naming the difference.
 """
 
 import codecs

@@ -133,7 +133,8 @@ def _logit_of_phi(x):
 
 
 def _erf_float32(x, out):
-    y = _logit_of_phi(x * math.sqrt(2.0))
+    with np.errstate(over="ignore"):  # |x| > 2.4e38: x·√2 = ±inf, and the result is ±1 as wanted
+        y = _logit_of_phi(x * math.sqrt(2.0))
     y *= -0.5
     return np.tanh(y, out=out)
 

@@ -2,7 +2,8 @@
 exposes `register(subparsers)`, which adds its parser with `set_defaults(run=...)`.
 
 Errors are one line on stderr and a non-zero exit, never a traceback: numpybert's own
-errors exit 2, a missing file or model 3, an interrupted run 130.
+errors exit 2, a missing file or model and other operating-system errors 3, an interrupted
+run 130.
 """
 
 import argparse
@@ -21,7 +22,10 @@ def add_model_argument(parser):
 
 
 def load_model(args, **kwargs):
-    """Load --model, saying which command fetches the default model when it is absent."""
+    """Load --model; a --plot path is checked first, so a bad one fails before any work."""
+    if getattr(args, "plot", None):
+        from .plots import check_plot_path
+        check_plot_path(args.plot)  # matplotlib installed, a known extension, a writable directory
     from . import load
     return load(args.model, **kwargs)
 
@@ -44,17 +48,20 @@ def main(argv=None):
         return 2
     try:
         return args.run(args) or 0
+    except BrokenPipeError:  # `numpybert encode ... | head`
+        return 0
     except FileNotFoundError as e:
         print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
         return 3
     except NumpybertError as e:
         print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # what the checks cannot foresee: a disk that fills up, a file removed mid-run
+        print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"numpybert {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `numpybert encode ... | head`
-        return 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import numpy as np
 
 from .encode import check_text
 from .errors import InputValueError, NumpybertError
+from .files import check_output_path
 
 STATE_FORMAT = "numpybert-embed-state"
 STATE_VERSION = 1
@@ -260,6 +261,7 @@ def embed_corpus(job: CorpusJob, run_windows=None, progress=None, overwrite=Fals
     default: one after the other in this process with job.embedder. `progress(done, total)` is
     called with the rows written so far, at the start (rows already done) and after each window.
     """
+    check_output_path(job.out, "--out")
     if os.path.exists(job.out) and not overwrite:
         raise InputValueError(f"{job.out} exists; pass --overwrite to replace it")
     progress = progress or (lambda done, total: None)

@@ -37,3 +37,7 @@ class InputTypeError(NumpybertError, TypeError):
 
 class GoldenError(NumpybertError, ValueError):
     """A golden file is of another format version, or does not hold what a check needs."""
+
+
+class OutputError(NumpybertError, OSError):
+    """An output file cannot be written where asked (missing or read-only directory)."""

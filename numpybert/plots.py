@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from .errors import InputValueError, NumpybertError
+from .files import check_output_path
 
 FORMATS = (".png", ".svg", ".pdf")
 
@@ -19,9 +20,7 @@ def check_plot_path(path: str) -> None:
     _figure_class()
     if os.path.splitext(path)[1].lower() not in FORMATS:
         raise InputValueError(f"--plot {path}: the file name must end in one of {', '.join(FORMATS)}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputValueError(f"--plot {path}: directory {parent} does not exist")
+    check_output_path(path, "--plot")
 
 
 def _figure_class():

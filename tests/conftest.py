@@ -34,6 +34,14 @@ def minilm(minilm_dir):
     return numpybert.load(minilm_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> pathlib.Path:
+    """A committed tiny checkpoint with a vocabulary, so it takes text (test_encode.make_text_model);
+    shared read-only by the encode, corpus and Dask tests."""
+    from test_encode import make_text_model
+    return make_text_model(tmp_path_factory.mktemp("tiny-text") / "tiny-text")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _run_from_repo_root():
     """Commands and docs use repo-relative paths (weights/all-MiniLM-L6-v2)."""

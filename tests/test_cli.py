@@ -194,7 +194,8 @@ def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch, tmp_path, 
     assert_one_error_line(err, command, "pip install numpybert[plot]")
 
 
-@pytest.mark.parametrize("plot, fragment", [("x.jpg", "must end in"), ("no/such/dir/x.png", "does not exist")])
+@pytest.mark.parametrize("plot, fragment", [("x.jpg", "must end in"), ("no/such/dir/x.png", "does not exist"),
+                                           ("/sys/x.png", "cannot create files in /sys")])  # unwritable for root too
 def test_bad_plot_path_is_one_error_line(capsys, tmp_path, plot, fragment):
     code, _, err = run(capsys, "explain", SENTENCE, "--plot", str(tmp_path / plot))
     assert code == 2

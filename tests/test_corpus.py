@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ import pytest
 import numpybert
 from numpybert import cli
 from numpybert.corpus import CorpusJob, embed_corpus
-from test_encode import WORDS, make_text_model
+from test_encode import WORDS
 
 WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
 N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be killed in the middle
@@ -35,11 +36,6 @@ N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be k
 def _sentences(n, seed=0):
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return make_text_model(tmp_path_factory.mktemp("corpus") / "tiny-text")
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +145,50 @@ def test_existing_out_is_kept_without_overwrite(tmp_path, tiny_dir, embedder):
     assert out.read_bytes() == b"precious"
     assert _embed(tiny_dir, tmp_path / "in.txt", "--out", out, "--overwrite") == 0
     np.testing.assert_array_equal(np.load(out), embedder.embed(["a dog", "the cat"]))
+
+
+# /sys stands for an unwritable directory: sysfs refuses new regular files to every user, root
+# included (CI runs as root, where a chmod 0o500 directory is still writable).
+@pytest.mark.parametrize("where, fragment", [
+    ("unwritable", "cannot create files in /sys"),
+    ("under_a_file", "is not a directory"),
+    ("missing_dir", "does not exist"),
+    ("a_directory", "is a directory"),
+])
+def test_an_output_that_cannot_be_written_fails_before_any_work(tmp_path, tiny_dir, capsys, where, fragment):
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("a dog\nthe cat\n")
+    assert Path("/sys").is_dir(), "this test needs Linux's /sys as an unwritable directory"
+    out = {"unwritable": Path("/sys/out.npy"), "under_a_file": corpus / "out.npy",
+           "missing_dir": tmp_path / "no" / "out.npy", "a_directory": tmp_path}[where]
+    assert _embed(tiny_dir, corpus, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and str(out) in err and "Traceback" not in err
+    assert corpus.read_text() == "a dog\nthe cat\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # no probe, partial or state file left
+
+
+def test_a_disk_that_fills_up_mid_run_is_one_error_line_and_resumable(tmp_path, tiny_dir, embedder, capsys,
+                                                                       monkeypatch):
+    import errno
+    import numpybert.corpus
+    corpus, out = tmp_path / "in.txt", tmp_path / "out.npy"
+    corpus.write_text("\n".join(_sentences(3 * WINDOW)) + "\n")
+    write_window, calls = numpybert.corpus._write_window, []
+
+    def full_after_one_window(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out) + ".partial")
+        write_window(*args)
+    monkeypatch.setattr(numpybert.corpus, "_write_window", full_after_one_window)
+    assert _embed(tiny_dir, corpus, "--out", out) == 3
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert _embed(tiny_dir, corpus, "--out", out) == 0  # resumes after the one window written
+    assert "resumed at row" in capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out), embedder.embed(_sentences(3 * WINDOW)), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- kill and resume

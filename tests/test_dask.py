@@ -23,14 +23,8 @@ from numpybert.encode import WINDOW
 
 from conftest import ROOT, require_minilm
 from test_corpus import _sentences
-from test_encode import make_text_model
 
 N_TEXTS = 2 * WINDOW + 500  # three partitions, the last one short
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return make_text_model(tmp_path_factory.mktemp("dask") / "tiny-text")
 
 
 @pytest.fixture(scope="module")

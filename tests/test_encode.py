@@ -62,11 +62,6 @@ def _write_st_files(dest, pooling=None, normalize=False, max_seq_length=None, mo
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return make_text_model(tmp_path_factory.mktemp("encode") / "tiny-text")
-
-
-@pytest.fixture(scope="module")
 def tiny(tiny_dir):
     return numpybert.load(tiny_dir)
 

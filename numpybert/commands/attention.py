@@ -23,10 +23,7 @@ def register(subparsers):
 
 
 def run(args):
-    if args.plot:
-        from ..plots import check_plot_path
-        check_plot_path(args.plot)  # a missing matplotlib or a bad path fails before the model runs
-    model = cli.load_model(args)
+    model = cli.load_model(args)  # checks --plot first
     check_layer_head(args.layer, args.head, model.config)
     probs, tokens = attention_map(model, args.text, args.pair, args.layer, args.head)
     print("\n".join(matrix_lines(probs, tokens, args.layer, args.head, model.config)))

@@ -28,10 +28,7 @@ def register(subparsers):
 
 
 def run(args):
-    if args.plot:
-        from ..plots import check_plot_path
-        check_plot_path(args.plot)  # a missing matplotlib or a bad path fails before the model runs
-    model = cli.load_model(args)
+    model = cli.load_model(args)  # checks --plot first
     e = explain(model, args.text, args.pair)
     print("\n".join(report(e, model)))
     if args.plot:

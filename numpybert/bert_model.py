@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import model as M
+from .blocks import sharing
 from .checkpoint import load_params, nest
 from .config import BertConfig
 from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
@@ -95,8 +96,9 @@ class BertModel:
                                                    position_ids)
         check_masked_rows(mask, self.mask_value)
         trace = M.Trace() if record else M.NO_TRACE
-        hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
-                                                   mask_value=self.mask_value, trace=trace)
+        with sharing(ids.size):  # one threading regime for the whole forward (numpybert/blocks.py)
+            hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
+                                                       mask_value=self.mask_value, trace=trace)
         _check_finite(hidden_states, self.model_dir)
         return BertOutput(
             last_hidden_state=hidden_states[-1],

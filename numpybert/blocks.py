@@ -16,7 +16,7 @@ import numpy as np
 # GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
 BLOCK_BYTES = 1 << 18
 PARALLEL_BYTES = 1 << 20  # below this much work, a second thread costs more than it saves
-_pool = {"threads": 1, "executor": None, "one_blas_thread": None}
+_pool = {"threads": 1, "executor": None, "one_blas_thread": None, "sharing": False}
 _inside = threading.local()  # set in the worker threads: blocks within blocks run serially
 
 
@@ -41,7 +41,7 @@ def for_each_block(fn, jobs, nbytes=PARALLEL_BYTES, blas=False):
     """Call fn(*job) for every job. With set_threads(n > 1) and at least PARALLEL_BYTES of data, n
     threads share the jobs: NumPy releases the GIL inside each pass, so their passes overlap.
     `blas`: the jobs multiply matrices, so BLAS gets one thread meanwhile (no oversubscription)."""
-    limit = _pool["one_blas_thread"] if blas else contextlib.nullcontext
+    limit = _pool["one_blas_thread"] if blas and not _pool["sharing"] else contextlib.nullcontext
     if (_pool["executor"] is None or len(jobs) < 2 or nbytes < PARALLEL_BYTES or limit is None
             or getattr(_inside, "busy", False)):
         for job in jobs:
@@ -86,3 +86,36 @@ def batch_shares(B, T, whole=False):
 
 
 MIN_ROWS_PER_THREAD = 256  # fewer rows make a one-thread GEMM stream the weights for too little work
+
+
+# ----------------------------------------------------------------------------- one regime per forward
+
+@contextlib.contextmanager
+def sharing(rows: int):
+    """Run a forward over `rows` token rows in ONE threading regime. When set_threads(n > 1) and
+    the work is large, BLAS stays on one thread for the whole forward and numpybert's n threads
+    share every step: GEMM rows (`matmul`), heads, element-wise blocks, sequences. Switching
+    instead between multi-threaded BLAS and numpybert's threads loses a core: OpenBLAS's idle
+    threads spin for a while after each GEMM (measured: a 2-thread GEMM then 2-thread attention
+    blocks took 24.4 ms, the two alone 6.2 + 8.4 ms). Small work keeps multi-threaded BLAS."""
+    if (_pool["executor"] is None or _pool["one_blas_thread"] is None or _pool["sharing"]
+            or rows < _pool["threads"] * MIN_ROWS_PER_THREAD):
+        yield
+        return
+    with _pool["one_blas_thread"]():
+        _pool["sharing"] = True
+        try:
+            yield
+        finally:
+            _pool["sharing"] = False
+
+
+def matmul(a, b, out):
+    """np.matmul(a, b, out=out) for 2-D `a`; inside `sharing`, each thread takes a share of a's rows
+    (rows are independent: the result is the same as one GEMM's)."""
+    if not _pool["sharing"] or getattr(_inside, "busy", False) or len(a) < 2 * MIN_ROWS_PER_THREAD:
+        return np.matmul(a, b, out=out)
+    shares = blocks(len(a), -(-len(a) // _pool["threads"]))
+    for_each_block(lambda s: np.matmul(a[s], b, out=out[s]), [(s,) for s in shares], out.nbytes, blas=True)
+    return out
+

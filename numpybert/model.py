@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .blocks import BLOCK_BYTES, batch_shares, blocks, elementwise, for_each_block
+from .blocks import BLOCK_BYTES, batch_shares, blocks, elementwise, for_each_block, matmul
 
 
 # ----------------------------------------------------------------------------- tracing
@@ -74,7 +74,8 @@ NO_TRACE = _NoTrace()
 def linear(x, weight, bias, out=None):
     """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out]; `out` receives y."""
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]: one GEMM, not one per sequence
-    y = np.matmul(rows, weight.T, out=None if out is None else out.reshape(len(rows), -1))  # [rows, in] @ [in, out] -> [rows, out]
+    y = np.empty((len(rows), len(weight)), x.dtype) if out is None else out.reshape(len(rows), -1)  # [rows, out]
+    y = matmul(rows, weight.T, out=y)  # [rows, in] @ [in, out] -> [rows, out]
     y += bias
     return y.reshape(*x.shape[:-1], weight.shape[0])  # [rows, out] -> [..., out]
 

@@ -65,6 +65,24 @@ def test_threads_and_the_batch_split_give_the_same_numbers(minilm, serial, monke
     assert_same(forward(minilm), expected, atol=1e-5)
 
 
+def test_one_threading_regime_per_forward(minilm, serial):
+    """A large forward under set_threads(2) runs with BLAS on one thread throughout (numpybert's
+    threads share the GEMM rows), restores BLAS afterwards, and computes the same numbers."""
+    from numpybert.threads import threads_info
+    ids = np.random.default_rng(0).integers(1000, 20000, (1, 512))  # B = 1: no batch split, the rows are
+    expected = minilm(ids).last_hidden_state
+    numpybert.set_threads(2)
+    with B.sharing(2 * B.MIN_ROWS_PER_THREAD):
+        assert B._pool["sharing"] and all(lib["num_threads"] == 1 for lib in threads_info()["blas"])
+    assert not B._pool["sharing"] and all(lib["num_threads"] == 2 for lib in threads_info()["blas"])
+    with B.sharing(2 * B.MIN_ROWS_PER_THREAD - 1):  # small work keeps multi-threaded BLAS
+        assert not B._pool["sharing"]
+    a, w = np.ones((600, 8), np.float32), np.arange(24, dtype=np.float32).reshape(8, 3)
+    with B.sharing(600):
+        assert np.array_equal(B.matmul(a, w, np.empty((600, 3), np.float32)), a @ w)
+    assert np.abs(minilm(ids).last_hidden_state - expected).max() <= 1e-5  # measured 0.0
+
+
 def test_fused_qkv_keeps_the_checkpoint_names_and_values(minilm, minilm_dir):
     tensors, _ = read_safetensors(str(minilm_dir / "model.safetensors"))
     for i in range(minilm.config.num_hidden_layers):

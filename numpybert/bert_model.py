@@ -15,6 +15,7 @@ from .checkpoint import load_params, nest
 from .config import BertConfig
 from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
 from .inputs import check_inputs, check_masked_rows
+from .threads import choose_once
 
 MASK_VALUES = ("finfo-min", "-10000", "-inf")
 GELU_CONVENTIONS = {"erf": "gelu", "tanh": "gelu_new"}
@@ -96,6 +97,7 @@ class BertModel:
                                                    position_ids)
         check_masked_rows(mask, self.mask_value)
         trace = M.Trace() if record else M.NO_TRACE
+        choose_once(ids.size)  # unless set_threads was called, the first large forward picks the threads
         with sharing(ids.size):  # one threading regime for the whole forward (numpybert/blocks.py)
             hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
                                                        mask_value=self.mask_value, trace=trace)

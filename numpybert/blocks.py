@@ -16,7 +16,8 @@ import numpy as np
 # GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
 BLOCK_BYTES = 1 << 18
 PARALLEL_BYTES = 1 << 20  # below this much work, a second thread costs more than it saves
-_pool = {"threads": 1, "executor": None, "one_blas_thread": None, "sharing": False}
+_pool = {"threads": 1, "executor": None, "one_blas_thread": None, "sharing": False,
+         "chosen": False}  # chosen: set_threads was called (by the user, or once by threads.choose_once)
 _inside = threading.local()  # set in the worker threads: blocks within blocks run serially
 
 
@@ -29,7 +30,12 @@ def set_threads(n: int, one_blas_thread=None) -> None:
     if _pool["executor"] is not None:
         _pool["executor"].shutdown()
     _pool.update(threads=n, executor=ThreadPoolExecutor(n - 1, "numpybert") if n > 1 else None,
-                 one_blas_thread=one_blas_thread)
+                 one_blas_thread=one_blas_thread, chosen=True)
+
+
+def thread_count() -> int:
+    """Threads that share blocks of work (set_threads)."""
+    return _pool["threads"]
 
 
 def blocks(n: int, step: int):

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .blocks import BLOCK_BYTES, batch_shares, blocks, elementwise, for_each_block, matmul
+from .blocks import BLOCK_BYTES, batch_shares, blocks, elementwise, for_each_block, matmul, thread_count
 
 
 # ----------------------------------------------------------------------------- tracing
@@ -295,11 +295,16 @@ def qkv_weights(query, key, value):
 
 
 def attention_blocks(B, n_head, T, itemsize, whole=False):
-    """(batch, heads) index blocks whose [T, T] scores fit in cache; one block for everything when
-    `whole` (a trace records whole tensors)."""
+    """(batch, heads) index blocks whose [T, T] scores fit in cache: several whole sequences per
+    block when they fit (short texts), else some heads of one sequence; one block for everything
+    when `whole` (a trace records whole tensors)."""
     if whole:
         return [(slice(None), slice(None))]
-    heads = max(1, min(n_head, 4 * BLOCK_BYTES // (T * T * itemsize)))
+    fit = 4 * BLOCK_BYTES // (T * T * itemsize)  # [T, T] score matrices per block
+    if fit >= n_head:
+        seqs = min(fit // n_head, -(-B // thread_count()))  # at least one block per thread
+        return [(slice(b, b + seqs), slice(None)) for b in range(0, B, seqs)]
+    heads = max(1, fit)
     return [(slice(b, b + 1), slice(h, h + heads)) for b in range(B) for h in range(0, n_head, heads)]
 
 

@@ -1,4 +1,9 @@
-"""How many CPU threads numpybert uses: `numpybert.set_threads(n)`.
+"""How many CPU threads numpybert uses: `numpybert.set_threads(n)`, or chosen for you.
+
+Unless you call set_threads, the first large forward (at least 512 token rows) picks
+`default_threads()` -- when threadpoolctl is installed (the `cli` and `bench` extras), so that
+numpybert can keep BLAS on one thread while its own threads share the work; without it,
+numpybert uses one thread and BLAS its own.
 
 Two kinds of threads do the work:
 - BLAS's own (the matrix products). NumPy's OpenBLAS starts with one per core; it can be
@@ -36,9 +41,28 @@ def set_threads(n: int) -> None:
         blocks.set_threads(n, one_blas_thread=None)
 
 
+def default_threads() -> int:
+    """OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set (a worker process told to use one thread
+    keeps to one: `numpybert embed --workers`, Dask), else the CPUs this process may run on."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_once(rows: int) -> None:
+    """Before a forward over `rows` token rows: if set_threads was never called and the work is
+    large, call it once with default_threads() (1 without threadpoolctl). Small forwards, such as
+    a cold start's one sentence, never pay for importing threadpoolctl."""
+    if blocks._pool["chosen"] or rows < 2 * blocks.MIN_ROWS_PER_THREAD:
+        return
+    set_threads(default_threads() if _controller() is not None else 1)
+
+
 def get_threads() -> int:
     """The thread count numpybert's own blocks use."""
-    return blocks._pool["threads"]
+    return blocks.thread_count()
 
 
 def threads_info() -> dict:

@@ -3,7 +3,7 @@
 Every engine runs in its own worker process (so torch's start-up or thread pools never touch
 numpybert's timings, and small shapes are timed without neighbours); the workers stay alive
 and the timed runs are interleaved: numpybert, torch, numpybert, torch, ... Each worker warms
-up first. The table reports medians, min–max, the ratio to torch, the achieved GFLOP/s and
+up first, and each timed run starts after QUIET_GAP seconds of quiet. The table reports medians, min–max, the ratio to torch, the achieved GFLOP/s and
 its fraction of the sgemm peak measured in the numpybert worker.
 
 The torch worker lives in scripts/bench.py (numpybert itself never imports torch). Workers
@@ -25,6 +25,10 @@ import numpy as np
 SHAPES = [("minilm", 1, 16), ("minilm", 32, 128), ("base", 8, 128), ("base", 1, 512)]
 TARGETS = {("minilm", 1, 16): 0.8, ("minilm", 32, 128): 1.0, ("base", 8, 128): 1.0, ("base", 1, 512): 1.1}
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Seconds of quiet before each timed run. After a call, OpenBLAS's and OpenMP's worker threads
+# spin for a while (OpenBLAS: up to 2^28 cycles, ~0.1 s) before they sleep; without a pause, one
+# engine's spinning threads take cores from the other engine's next run.
+QUIET_GAP = 0.3
 
 
 # ----------------------------------------------------------------------------- workers
@@ -135,6 +139,7 @@ def run_shape(commands: dict, env: dict, reps: int) -> dict:
         times = {w.engine: [] for w in workers}
         for _ in range(reps):
             for w in workers:
+                time.sleep(QUIET_GAP)  # the other engine's threads stop spinning first
                 times[w.engine].append(w.run())
         return {"times": times, "info": {w.engine: w.info for w in workers}}
     finally:

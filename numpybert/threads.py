@@ -1,16 +1,16 @@
 """How many CPU threads numpybert uses: `numpybert.set_threads(n)`, or chosen for you.
 
 Unless you call set_threads, the first large forward (at least 512 token rows) picks
-`default_threads()` -- when threadpoolctl is installed (the `cli` and `bench` extras), so that
+`default_threads()` -- when threadpoolctl is installed (the `threads` extra), so that
 numpybert can keep BLAS on one thread while its own threads share the work; without it,
 numpybert uses one thread and BLAS its own.
 
 Two kinds of threads do the work:
 - BLAS's own (the matrix products). NumPy's OpenBLAS starts with one per core; it can be
-  changed at run time only through threadpoolctl (the `bench` extra). Without threadpoolctl,
-  set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before Python starts.
-- numpybert's (`blocks.set_threads`): threads sharing the blocks of element-wise work, and, for
-  large batches, the sequences of the batch, each thread then using a one-thread BLAS.
+  changed at run time only through threadpoolctl. Without threadpoolctl, set
+  OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before Python starts.
+- numpybert's (`blocks.set_threads`): for large work, they share every step of a forward (GEMM
+  rows, heads, element-wise blocks, sequences) while BLAS keeps to one thread (`blocks.sharing`).
 """
 
 import os

@@ -94,10 +94,11 @@ def test_options_reach_the_embedder(tmp_path, tiny_dir):
     np.testing.assert_array_equal(np.load(out), expected)
 
 
-def test_empty_input_gives_zero_rows(tmp_path, tiny_dir):
+def test_empty_input_gives_zero_rows(tmp_path, tiny_dir, capsys):
     (tmp_path / "in.txt").write_bytes(b"")
     assert _embed(tiny_dir, tmp_path / "in.txt", "--out", tmp_path / "out.npy") == 0
     assert np.load(tmp_path / "out.npy").shape == (0, 32)
+    assert "0 x 32 float32 (the input holds no texts)" in capsys.readouterr().err
 
 
 BAD_LINES = {

@@ -97,7 +97,8 @@ def _tqdm(total, initial):
 
 def _summary(result, embedder):
     resumed = f", resumed at row {result.resumed_from}" if result.resumed_from else ""
-    print(f"numpybert embed: wrote {result.out}: {result.rows} x {result.dim} {embedder.dtype}{resumed}",
+    empty = f" (the input holds no {'good ' if result.bad else ''}texts)" if result.rows == 0 else ""
+    print(f"numpybert embed: wrote {result.out}: {result.rows} x {result.dim} {embedder.dtype}{resumed}{empty}",
           file=sys.stderr)
     if result.bad:
         print(f"numpybert embed: skipped {result.bad} bad line(s), listed in {result.report}", file=sys.stderr)

@@ -72,31 +72,46 @@ NO_TRACE = _NoTrace()
 # ----------------------------------------------------------------------------- building blocks
 
 def linear(x, weight, bias, out=None):
-    """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out]; `out` receives y."""
+    """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out] (None: the caller adds
+    it, see `add_layer_norm`); `out` receives y."""
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]: one GEMM, not one per sequence
     y = np.empty((len(rows), len(weight)), x.dtype) if out is None else out.reshape(len(rows), -1)  # [rows, out]
     y = matmul(rows, weight.T, out=y)  # [rows, in] @ [in, out] -> [rows, out]
-    y += bias
+    if bias is not None:
+        y += bias
     return y.reshape(*x.shape[:-1], weight.shape[0])  # [rows, out] -> [..., out]
 
 
-def layer_norm(x, weight, bias, eps, out=None):
+def layer_norm(x, weight, bias, eps, out=None, add=()):
     """Normalise each vector over its last axis (biased variance, as torch), then scale and shift.
+    `add`: arrays summed into x first ([..., H] like x, or [H]), in the same float64 block.
     Row blocks at a time, so the passes stay in cache; `out` may be x."""
     x = np.asarray(x)
     out = np.empty_like(x) if out is None else out
     rows, out_rows = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])  # [..., H] -> [rows, H]
+    add = [a if a.ndim == 1 else a.reshape(rows.shape) for a in add]  # [..., H] -> [rows, H]; [H] stays
     step = max(1, BLOCK_BYTES // (rows.shape[1] * rows.itemsize))
-    for_each_block(lambda s: _layer_norm_rows(rows[s], weight, bias, eps, out_rows[s]),
+    for_each_block(lambda s: _layer_norm_rows(rows[s], [a if a.ndim == 1 else a[s] for a in add],
+                                              weight, bias, eps, out_rows[s]),
                    [(s,) for s in blocks(len(rows), step)], x.nbytes)
     return out
 
 
-def _layer_norm_rows(x, weight, bias, eps, out):
+def add_layer_norm(h, dense_bias, residual, LayerNorm, eps, out=None):
+    """Post-LN: LayerNorm(h + b + residual), where h is a dense layer's x·Wᵀ without its bias b.
+    HF rounds the sum twice in float32 (`dense(x)`, then `+ residual`); here the three are summed
+    in float64 inside LayerNorm's blocks, so the result is rounded once (and two passes over
+    memory are saved). `out` may be h."""
+    return layer_norm(h, **LayerNorm, eps=eps, out=out, add=(dense_bias, residual))
+
+
+def _layer_norm_rows(x, add, weight, bias, eps, out):
     """In float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds four
     times (centre, divide, scale, shift), which made numpybert's hidden states less accurate than
     torch's (`numpybert audit --live --oracle`)."""
     x = x.astype(np.float64)
+    for a in add:
+        x += a
     x -= x.mean(axis=-1, keepdims=True)  # [rows, H] - [rows, 1]
     x /= np.sqrt(np.square(x).mean(axis=-1, keepdims=True) + eps)
     x *= weight
@@ -342,9 +357,8 @@ def attention_block(x, mask_bias, self, output, n_head, eps, trace=NO_TRACE, pro
     """`BertAttention`: self-attention, output projection, then post-LN with the residual.
     (`self` is the checkpoint's name for the sub-module `attention.self`.)"""
     context, probs = self_attention(x, mask_bias, **self, n_head=n_head, trace=trace.scope("self"), probs=probs)
-    h = linear(context, **output["dense"])  # [B, T, H] -> [B, T, H]
-    h += x
-    h = layer_norm(h, **output["LayerNorm"], eps=eps, out=h)
+    h = linear(context, output["dense"]["weight"], None)  # [B, T, H] -> [B, T, H]; bias added with the residual
+    h = add_layer_norm(h, output["dense"]["bias"], x, output["LayerNorm"], eps, out=h)  # LN(h + b + x)
     trace("output", h)
     return h, probs
 
@@ -355,9 +369,8 @@ def feed_forward(x, intermediate, output, act, eps, trace=NO_TRACE, out=None):
     trace("intermediate.pre_act", h)
     h = ACTIVATIONS[act](h, out=h)
     trace("intermediate.output", h)
-    y = linear(h, **output["dense"], out=out)  # [B, T, I] -> [B, T, H]
-    y += x
-    y = layer_norm(y, **output["LayerNorm"], eps=eps, out=y)
+    y = linear(h, output["dense"]["weight"], None, out=out)  # [B, T, I] -> [B, T, H]; bias added with the residual
+    y = add_layer_norm(y, output["dense"]["bias"], x, output["LayerNorm"], eps, out=y)  # LN(y + b + x)
     trace("output", y)
     return y
 

@@ -160,6 +160,20 @@ def test_layer_norm_matches_the_float64_formula(dtype, bound):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_layer_norm_sums_in_float64_and_rounds_once(dtype):
+    """Post-LN's LayerNorm(h + b + residual): the same numbers as LayerNorm of the float64 sum,
+    rounded once to the model's dtype; batched [B, T, H] inputs and out=h work as in the model."""
+    rng = np.random.default_rng(5)
+    h, x = (rng.normal(0, 3, (3, 700, 384)).astype(dtype) for _ in range(2))  # several row blocks
+    b, w, beta = (rng.normal(0, 0.5, 384).astype(dtype) for _ in range(3))
+    y = M.add_layer_norm(h, b, x, {"weight": w, "bias": beta}, 1e-12)
+    assert y.dtype == dtype and y.shape == h.shape
+    total = h.astype(np.float64) + b + x
+    assert np.array_equal(y, M.layer_norm(total, w, beta, 1e-12).astype(dtype))
+    assert np.array_equal(M.add_layer_norm(h.copy(), b, x, {"weight": w, "bias": beta}, 1e-12, out=h), y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_linear_keeps_dtype_and_matches(dtype):
     rng = np.random.default_rng(5)
     x, w, b = rng.normal(size=(2, 3, 8)).astype(dtype), rng.normal(size=(5, 8)).astype(dtype), rng.normal(size=5).astype(dtype)

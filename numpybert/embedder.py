@@ -184,9 +184,9 @@ def _exit_with_parent(parent: int):
 
 def process_runner(embedder: Embedder, workers: int):
     """A `run_windows` for `corpus.embed_corpus` that embeds windows in `workers` local processes,
-    each with one BLAS thread, as Dask workers run: NumPy's element-wise work (GELU, softmax,
-    LayerNorm) is single-threaded, so on a multi-core machine whole processes use the cores
-    better than BLAS threads alone. The workers share each window's chunks (see `Embedder.chunks`)."""
+    each with one thread, as Dask workers run: processes share nothing, so none waits for another
+    as threads do at every step of a forward. The workers share each window's chunks (see
+    `Embedder.chunks`)."""
     import multiprocessing
 
     def run(windows):

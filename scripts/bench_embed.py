@@ -155,7 +155,7 @@ def report(runs: dict, n: int):
     best_runs = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     best = {k: r["seconds"] for k, r in best_runs.items()}
     rate = {k: n / s for k, s in best.items()}
-    names = {"numpybert": "numpybert embed, 1 process (2 BLAS threads)",
+    names = {"numpybert": "numpybert embed, 1 process (numpybert threads, BLAS on 1)",
              "workers": "numpybert embed --workers 2 (2 processes x 1 BLAS thread)",
              "st": f"sentence-transformers encode, torch ({runs['st'][0]['torch_threads']} threads)",
              "dask": "numpybert embed --dask, 2 workers x 1 thread (LocalCluster)"}

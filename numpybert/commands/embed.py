@@ -34,7 +34,7 @@ def register(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--restart", action="store_true", help="discard an interrupted run's OUT.partial and start over")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="local processes, each with one BLAS thread (default: 1 process, BLAS on every core)")
+                   help="local processes, each with one thread (default: 1 process using every core)")
     p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (pip install 'numpybert[dask]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     cli.add_model_argument(p)

@@ -3,8 +3,9 @@
 Every engine runs in its own worker process (so torch's start-up or thread pools never touch
 numpybert's timings, and small shapes are timed without neighbours); the workers stay alive
 and the timed runs are interleaved: numpybert, torch, numpybert, torch, ... Each worker warms
-up first, and each timed run starts after QUIET_GAP seconds of quiet. The table reports medians, min–max, the ratio to torch, the achieved GFLOP/s and
-its fraction of the sgemm peak measured in the numpybert worker.
+up first, and each timed run starts after QUIET_GAP seconds of quiet. The table reports
+medians, min–max, the ratio to torch, the achieved GFLOP/s and its fraction of the sgemm peak
+measured in the numpybert worker.
 
 The torch worker lives in scripts/bench.py (numpybert itself never imports torch). Workers
 get OMP/OPENBLAS/MKL_NUM_THREADS = threads; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which make

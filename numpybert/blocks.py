@@ -124,4 +124,3 @@ def matmul(a, b, out):
     shares = blocks(len(a), -(-len(a) // _pool["threads"]))
     for_each_block(lambda s: np.matmul(a[s], b, out=out[s]), [(s,) for s in shares], out.nbytes, blas=True)
     return out
-

@@ -5,6 +5,7 @@ the batch split between threads vs one batch, the fused Q/K/V weights vs the che
 """
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -81,6 +82,25 @@ def test_one_threading_regime_per_forward(minilm, serial):
     with B.sharing(600):
         assert np.array_equal(B.matmul(a, w, np.empty((600, 3), np.float32)), a @ w)
     assert np.abs(minilm(ids).last_hidden_state - expected).max() <= 1e-5  # measured 0.0
+
+
+def test_threads_are_chosen_once_by_the_first_large_forward(serial, monkeypatch):
+    from numpybert import threads
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as in a --workers or Dask worker process
+    assert threads.default_threads() == 1
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setitem(B._pool, "chosen", False)
+    threads.choose_once(2 * B.MIN_ROWS_PER_THREAD - 1)  # small work: nothing chosen yet
+    assert not B._pool["chosen"]
+    threads.choose_once(2 * B.MIN_ROWS_PER_THREAD)
+    assert B._pool["chosen"] and threads.get_threads() == len(os.sched_getaffinity(0))
+    numpybert.set_threads(1)  # the user's choice stands
+    threads.choose_once(10_000)
+    assert threads.get_threads() == 1
 
 
 def test_fused_qkv_keeps_the_checkpoint_names_and_values(minilm, minilm_dir):

@@ -10,6 +10,7 @@ Killed and resumed runs are compared with a reference made by a fresh process as
 state another test leaves in this process (BLAS threads) can touch the comparison.
 """
 
+import errno
 import glob
 import json
 import os
@@ -171,8 +172,6 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(tmp_path, tiny_d
 
 def test_a_disk_that_fills_up_mid_run_is_one_error_line_and_resumable(tmp_path, tiny_dir, embedder, capsys,
                                                                        monkeypatch):
-    import errno
-    import numpybert.corpus
     corpus, out = tmp_path / "in.txt", tmp_path / "out.npy"
     corpus.write_text("\n".join(_sentences(3 * WINDOW)) + "\n")
     write_window, calls = numpybert.corpus._write_window, []

@@ -38,6 +38,11 @@ def thread_count() -> int:
     return _pool["threads"]
 
 
+def threads_chosen() -> bool:
+    """Whether set_threads has been called (by the user, or once by threads.choose_once)."""
+    return _pool["chosen"]
+
+
 def blocks(n: int, step: int):
     """Slices of range(n), `step` long (the last may be shorter)."""
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]

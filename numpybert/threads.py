@@ -55,7 +55,7 @@ def choose_once(rows: int) -> None:
     """Before a forward over `rows` token rows: if set_threads was never called and the work is
     large, call it once with default_threads() (1 without threadpoolctl). Small forwards, such as
     a cold start's one sentence, never pay for importing threadpoolctl."""
-    if blocks._pool["chosen"] or rows < 2 * blocks.MIN_ROWS_PER_THREAD:
+    if blocks.threads_chosen() or rows < 2 * blocks.MIN_ROWS_PER_THREAD:
         return
     set_threads(default_threads() if _controller() is not None else 1)
 

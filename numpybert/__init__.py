@@ -8,12 +8,12 @@
 The math is in `numpybert/model.py`; read it top to bottom.
 """
 
-from .bert_model import BertModel, BertOutput, load
-from .config import BertConfig
-from .embedder import Embedder
+from .api import BertModel, BertOutput, load
+from .loading.config import BertConfig
+from .apps.embedder import Embedder
 from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingWeightsError,
                      NumpybertError, WeightsError, WeightsNotFoundError)
-from .threads import set_threads
+from .engine.threads import set_threads
 
 __version__ = "0.1.0"
 DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"

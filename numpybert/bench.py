@@ -73,7 +73,7 @@ def serve(forward, info: dict, warmup: int) -> None:
 def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) -> None:
     """Worker for numpybert: `python -m numpybert.bench worker DIR B T THREADS WARMUP`."""
     import numpybert
-    from numpybert.threads import threads_info
+    from numpybert.engine.threads import threads_info
     numpybert.set_threads(threads)
     model = numpybert.load(model_dir)
     inputs = make_inputs(model.config.vocab_size, B, T)

@@ -48,7 +48,7 @@ def main(argv=None):
         return torch_worker(argv[2], *map(int, argv[3:7]))
     if argv[:2] == ["--cold", "torch"]:
         return torch_cold(argv[2])
-    from numpybert.commands import bench as command
+    from numpybert.cli import bench as command
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     command.add_arguments(parser)
     return command.run(parser.parse_args(argv), torch_worker=os.path.abspath(__file__))

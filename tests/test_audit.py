@@ -15,7 +15,7 @@ import pytest
 import numpybert
 from conftest import CHECKPOINTS, GOLDEN
 from numpybert import audit, cli
-from numpybert.golden import read_golden
+from numpybert.audit.golden import read_golden
 
 TINY = CHECKPOINTS / "tiny-bert"
 TINY_GOLDEN = GOLDEN / "tiny-bert" / "one_sentence.float32.safetensors"

@@ -27,7 +27,7 @@ import pytest
 
 import numpybert
 from numpybert import cli
-from numpybert.corpus import CorpusJob, embed_corpus
+from numpybert.apps.corpus import CorpusJob, embed_corpus
 from test_encode import WORDS
 
 WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
@@ -174,14 +174,14 @@ def test_a_disk_that_fills_up_mid_run_is_one_error_line_and_resumable(tmp_path, 
                                                                        monkeypatch):
     corpus, out = tmp_path / "in.txt", tmp_path / "out.npy"
     corpus.write_text("\n".join(_sentences(3 * WINDOW)) + "\n")
-    write_window, calls = numpybert.corpus._write_window, []
+    write_window, calls = numpybert.apps.corpus._write_window, []
 
     def full_after_one_window(*args):
         calls.append(1)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(out) + ".partial")
         write_window(*args)
-    monkeypatch.setattr(numpybert.corpus, "_write_window", full_after_one_window)
+    monkeypatch.setattr(numpybert.apps.corpus, "_write_window", full_after_one_window)
     assert _embed(tiny_dir, corpus, "--out", out) == 3
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err

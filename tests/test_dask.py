@@ -19,7 +19,7 @@ import pytest
 
 import numpybert
 from numpybert import cli
-from numpybert.encode import WINDOW
+from numpybert.apps.encode import WINDOW
 
 from conftest import ROOT, require_minilm
 from test_corpus import _sentences

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert.checkpoint import read_safetensors
-from numpybert.encode import (embed_texts, encode, encode_settings, l2_normalize, pool,
+from numpybert.loading.checkpoint import read_safetensors
+from numpybert.apps.encode import (embed_texts, encode, encode_settings, l2_normalize, pool,
                               read_settings)
 from numpybert.errors import ConfigError, InputTypeError, InputValueError, MissingWeightsError
 

@@ -1,4 +1,4 @@
-"""numpybert.explain: every number of the teaching trace, recomputed here independently."""
+"""numpybert.teach.explain: every number of the teaching trace, recomputed here independently."""
 
 import json
 import shutil
@@ -8,9 +8,9 @@ import pytest
 
 import numpybert
 from conftest import CHECKPOINTS
-from numpybert import explain as explain_module
+from numpybert.teach import explain as explain_module
 from numpybert.errors import ConfigError, MissingWeightsError
-from numpybert.explain import SATURATION, cosine, explain, sentence_transformers_pooling
+from numpybert.teach.explain import SATURATION, cosine, explain, sentence_transformers_pooling
 
 SENTENCE = "A man is playing a guitar on the stage."
 PAIR = ("How old are you?", "I am six years old.")

@@ -26,8 +26,8 @@ from hypothesis.extra import numpy as hnp
 
 import numpybert
 from numpybert import BertConfig, NumpybertError
-from numpybert.checkpoint import DTYPES, expected_shapes, read_safetensors
-from numpybert.config import SUPPORTED_ACTIVATIONS
+from numpybert.loading.checkpoint import DTYPES, expected_shapes, read_safetensors
+from numpybert.loading.config import SUPPORTED_ACTIVATIONS
 from tiny_bert import TINY_CONFIG, tiny_tensors, write_model
 
 RUNS = collections.Counter()  # examples each fuzz test really ran

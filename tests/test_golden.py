@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 import numpybert
 from numpybert.audit import TOLERANCES, real_positions, tolerance_scale
-from numpybert.golden import FORMAT_VERSION, read_golden
+from numpybert.audit.golden import FORMAT_VERSION, read_golden
 
 from conftest import GOLDEN, model_dir
 

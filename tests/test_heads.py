@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert import cli, heads
+from numpybert import cli
+from numpybert.apps import heads
 from numpybert.errors import InputValueError, MissingWeightsError
-from numpybert.golden import read_golden
+from numpybert.audit.golden import read_golden
 
 from conftest import CHECKPOINTS, GOLDEN
 from test_encode import VOCAB, make_text_model

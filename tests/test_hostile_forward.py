@@ -10,7 +10,7 @@ import pytest
 
 import numpybert
 from numpybert import InputTypeError, InputValueError, NumpybertError
-from numpybert.inputs import check_inputs, check_masked_rows
+from numpybert.text.inputs import check_inputs, check_masked_rows
 from tiny_bert import write_model
 
 IDS = np.array([[2, 5, 7, 9, 3], [2, 8, 3, 0, 0]])

@@ -21,7 +21,7 @@ import pytest
 
 import numpybert
 from numpybert import ConfigError, NumpybertError, WeightsError, WeightsNotFoundError
-from numpybert.checkpoint import HEADER_CAP, _read_exactly, read_safetensors
+from numpybert.loading.checkpoint import HEADER_CAP, _read_exactly, read_safetensors
 from tiny_bert import TINY_CONFIG, join, split, tiny_tensors, write_model
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert.checkpoint import canonical_name, read_safetensors
+from numpybert.loading.checkpoint import canonical_name, read_safetensors
 from numpybert.errors import MissingWeightsError, WeightsError
 
 from conftest import CHECKPOINTS

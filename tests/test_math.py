@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from numpybert import model as M
+from numpybert.engine import model as M
 
 TINY = [0.0, -0.0, 5e-324, -5e-324, 1e-310, 1e-300, 1e-45, 1e-40, 1e-38, 1e-20, 1e-10, 1e-7, 1e-4]
 

@@ -107,7 +107,7 @@ def test_missing_pooler_is_refused_not_random(tmp_path, minilm_dir):
     """A checkpoint without pooler weights loads, but pooler_output is an error, never random."""
     import shutil
     from safetensors.numpy import save_file
-    from numpybert.checkpoint import read_safetensors
+    from numpybert.loading.checkpoint import read_safetensors
     tensors, _ = read_safetensors(minilm_dir / "model.safetensors")
     save_file({k: a for k, (_, a) in tensors.items() if not k.startswith("pooler.")}, str(tmp_path / "model.safetensors"))
     shutil.copy(minilm_dir / "config.json", tmp_path / "config.json")

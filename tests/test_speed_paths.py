@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert import blocks as B, model as M
-from numpybert.checkpoint import read_safetensors
+from numpybert.engine import blocks as B, model as M
+from numpybert.loading.checkpoint import read_safetensors
 from numpybert.errors import InputValueError
-from numpybert.inputs import check_inputs
+from numpybert.text.inputs import check_inputs
 
 
 def inputs(model, B, T, seed=0):
@@ -69,7 +69,7 @@ def test_threads_and_the_batch_split_give_the_same_numbers(minilm, serial, monke
 def test_one_threading_regime_per_forward(minilm, serial):
     """A large forward under set_threads(2) runs with BLAS on one thread throughout (numpybert's
     threads share the GEMM rows), restores BLAS afterwards, and computes the same numbers."""
-    from numpybert.threads import threads_info
+    from numpybert.engine.threads import threads_info
     ids = np.random.default_rng(0).integers(1000, 20000, (1, 512))  # B = 1: no batch split, the rows are
     expected = minilm(ids).last_hidden_state
     numpybert.set_threads(2)
@@ -85,7 +85,7 @@ def test_one_threading_regime_per_forward(minilm, serial):
 
 
 def test_threads_are_chosen_once_by_the_first_large_forward(serial, monkeypatch):
-    from numpybert import threads
+    from numpybert.engine import threads
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as in a --workers or Dask worker process
     assert threads.default_threads() == 1
     monkeypatch.delenv("OPENBLAS_NUM_THREADS")
@@ -123,7 +123,7 @@ def test_set_threads_refuses_non_positive_integers(bad, serial):
 
 def test_set_threads_is_honoured(serial):
     numpybert.set_threads(2)
-    from numpybert.threads import threads_info
+    from numpybert.engine.threads import threads_info
     info = threads_info()
     assert info["numpybert_threads"] == 2
     assert all(lib["num_threads"] == 2 for lib in info["blas"])  # empty without threadpoolctl

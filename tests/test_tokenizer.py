@@ -1,4 +1,4 @@
-"""numpybert.tokenizer: HF parity, the vocab.txt path, TF Hub style, truncation, bad inputs, the char cap.
+"""numpybert.text.tokenizer: HF parity, the vocab.txt path, TF Hub style, truncation, bad inputs, the char cap.
 
 Needs the real all-MiniLM-L6-v2 tokenizer (FAILS, never skips, when missing: run `numpybert fetch`)
 and the golden tests/golden/all-MiniLM-L6-v2/tokens.json (`python scripts/export_golden.py tokens`).
@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-import numpybert.tokenizer as tokmod
+import numpybert.text.tokenizer as tokmod
 from numpybert.errors import (ConfigError, InputTypeError, InputValueError, NumpybertError,
                               WeightsNotFoundError)
-from numpybert.tokenizer import BertTokenizer, longest_first_lengths, round_robin_lengths
+from numpybert.text.tokenizer import BertTokenizer, longest_first_lengths, round_robin_lengths
 
 ROOT = Path(__file__).resolve().parent.parent
 TRICKY = ROOT / "tests" / "data" / "tricky_texts.json"

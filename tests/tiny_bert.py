@@ -22,7 +22,7 @@ TINY_CONFIG = {
 
 def tiny_tensors(config=TINY_CONFIG, seed=0, pooler=True):
     """HF BertModel key names -> random float32 weights (scale 0.2: outputs vary visibly). The
-    names and shapes are written out here, not taken from numpybert.checkpoint.expected_shapes,
+    names and shapes are written out here, not taken from numpybert.loading.checkpoint.expected_shapes,
     so that a mistake in the loader's table cannot hide in the tests too."""
     rng = np.random.default_rng(seed)
     H, I = config["hidden_size"], config["intermediate_size"]

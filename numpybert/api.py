@@ -1,0 +1,204 @@
+"""The user-facing model: `numpybert.load(dir)` and `model(input_ids, ...)`.
+
+This file holds no math; it loads, checks inputs, calls `model.bert` and packages the
+outputs the way HuggingFace's `BertModel` (and TF Hub's BERT encoder) name them.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from .engine import model as M
+from .engine.blocks import sharing
+from .loading.checkpoint import load_params, nest
+from .loading.config import BertConfig
+from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
+from .text.inputs import check_inputs, check_masked_rows
+from .engine.threads import choose_once
+
+MASK_VALUES = ("finfo-min", "-10000", "-inf")
+GELU_CONVENTIONS = {"erf": "gelu", "tanh": "gelu_new"}
+
+
+@dataclasses.dataclass
+class BertOutput:
+    """What `BertModel.__call__` returns, named as transformers names it."""
+    last_hidden_state: np.ndarray  # [B, T, H]: the final layer, every token ("sequence_output")
+    _pooler_output: np.ndarray | None  # [B, H]: tanh(W·h_[CLS] + b), or None when the checkpoint has no pooler
+    hidden_states: tuple | None = None  # L+1 × [B, T, H]: the embedding output, then each layer's output
+    attentions: tuple | None = None  # L × [B, N, T, T]: softmax probabilities (one per layer, so one fewer)
+    trace: dict | None = None  # every recorded intermediate, in forward order (record=True)
+    _encoder_outputs: tuple = ()  # L × [B, T, H], kept for tfhub()
+    _pooler_missing: str = ""
+
+    @property
+    def pooler_output(self) -> np.ndarray:
+        if self._pooler_output is None:
+            raise MissingWeightsError(self._pooler_missing)
+        return self._pooler_output
+
+    def tfhub(self) -> dict:
+        """TF Hub's BERT encoder keys. `default` IS `pooled_output` (the same array);
+        `encoder_outputs` are the L layer outputs without the embedding output, so
+        `encoder_outputs[-1]` is `sequence_output` (HF's hidden_states has L+1 entries)."""
+        pooled = self.pooler_output
+        return {"sequence_output": self.last_hidden_state, "pooled_output": pooled, "default": pooled,
+                "encoder_outputs": list(self._encoder_outputs)}
+
+
+class BertModel:
+    """A loaded BERT: parameters, config, and the conventions the math runs under."""
+
+    def __init__(self, params, config: BertConfig, manifest, dtype=np.float32, mask_value="finfo-min",
+                 model_dir=None):
+        if mask_value not in MASK_VALUES:
+            raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
+        # {checkpoint name: array}, for auditors to diff against the file; query/key/value are views
+        # of one fused [3H, H] tensor per layer (same values), so attention makes one GEMM for Q, K, V
+        self.flat_params = M.fuse_qkv(params)
+        self.params = nest(self.flat_params)
+        self.config = config
+        self.manifest = manifest
+        self.dtype = np.dtype(dtype)
+        self.mask_value = mask_value
+        self.model_dir = model_dir
+        self._tokenizer = None
+
+    def __repr__(self):
+        return f"BertModel({self.model_dir!r}, dtype={self.dtype.name}; {self.config.summary()})"
+
+    @property
+    def has_pooler(self) -> bool:
+        return "pooler" in self.params
+
+    def with_conventions(self, mask_value=None, gelu=None, eps=None) -> "BertModel":
+        """The same weights under another convention, to reproduce why other BERTs disagree:
+        mask_value "finfo-min" | "-10000" | "-inf", gelu "erf" | "tanh", eps a LayerNorm epsilon."""
+        changes = {}
+        if gelu is not None:
+            if gelu not in GELU_CONVENTIONS:
+                raise InputValueError(f"gelu={gelu!r}: expected one of {tuple(GELU_CONVENTIONS)}")
+            changes["hidden_act"] = GELU_CONVENTIONS[gelu]
+        if eps is not None:
+            changes["layer_norm_eps"] = float(eps)
+        config = dataclasses.replace(self.config, **changes)
+        return BertModel(self.flat_params, config, self.manifest, self.dtype,
+                         mask_value or self.mask_value, self.model_dir)
+
+    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False, record=False,
+                 input_word_ids=None, input_mask=None, input_type_ids=None) -> BertOutput:
+        """Run the encoder. Also accepts TF Hub's preprocessor keys (input_word_ids, input_mask,
+        input_type_ids). `record=True` fills `out.trace` with every intermediate."""
+        input_ids, attention_mask, token_type_ids = _tfhub_aliases(
+            input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids)
+        ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
+                                                   position_ids)
+        check_masked_rows(mask, self.mask_value)
+        trace = M.Trace() if record else M.NO_TRACE
+        choose_once(ids.size)  # unless set_threads was called, the first large forward picks the threads
+        with sharing(ids.size):  # one threading regime for the whole forward (numpybert/blocks.py)
+            hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
+                                                       mask_value=self.mask_value, trace=trace)
+        _check_finite(hidden_states, self.model_dir)
+        return BertOutput(
+            last_hidden_state=hidden_states[-1],
+            _pooler_output=pooled,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+            trace=trace.store if record else None,
+            _encoder_outputs=tuple(hidden_states[1:]),
+            _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
+                            "is no pooled_output. (transformers would fill a random pooler silently.) "
+                            "Use last_hidden_state, e.g. its mean over real tokens, instead.",
+        )
+
+    # -- text in -------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from .text.tokenizer import BertTokenizer
+            self._tokenizer = BertTokenizer.from_dir(self.model_dir, self.config.max_position_embeddings)
+        return self._tokenizer
+
+    def tokenize(self, texts, text_pairs=None, **kwargs) -> dict:
+        """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
+        return self.tokenizer(texts, text_pairs, **kwargs)
+
+    # -- what BERT is used for: sentence embeddings and task heads (numpybert/encode.py, heads.py) --
+    def encode(self, texts, **kwargs):
+        """Sentence embeddings [N, D], as `SentenceTransformer.encode`; see `numpybert.apps.encode.encode`."""
+        from .apps.encode import encode
+        return encode(self, texts, **kwargs)
+
+    def fill_mask(self, text, top_k=5) -> list:
+        """Top-k tokens for each [MASK] (masked-LM head); see `numpybert.apps.heads.fill_mask`."""
+        from .apps.heads import fill_mask
+        return fill_mask(self, text, top_k)
+
+    def next_sentence(self, text_a, text_b) -> dict:
+        """P(text_b follows text_a) (next-sentence head); see `numpybert.apps.heads.next_sentence`."""
+        from .apps.heads import next_sentence
+        return next_sentence(self, text_a, text_b)
+
+    def classify(self, texts, text_pairs=None) -> list:
+        """Label probabilities (classifier head); see `numpybert.apps.heads.classify`."""
+        from .apps.heads import classify
+        return classify(self, texts, text_pairs)
+
+
+def _check_finite(hidden_states, model_dir):
+    """Finite weights can still overflow (values near 1e38): say where, never return NaN silently."""
+    if np.isfinite(hidden_states[-1]).all():
+        return
+    i = next(i for i, h in enumerate(hidden_states) if not np.isfinite(h).all())
+    where = "the embedding output" if i == 0 else f"the output of layer {i - 1}"
+    raise WeightsError(f"{model_dir}: the forward pass overflowed to NaN/Inf in {where}; the weights are finite "
+                       "but too large for this dtype (corrupt checkpoint?)")
+
+
+def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids):
+    for hf, tf, hf_name, tf_name in ((input_ids, input_word_ids, "input_ids", "input_word_ids"),
+                                     (attention_mask, input_mask, "attention_mask", "input_mask"),
+                                     (token_type_ids, input_type_ids, "token_type_ids", "input_type_ids")):
+        if hf is not None and tf is not None:
+            raise InputValueError(f"pass {hf_name} or {tf_name}, not both")
+    input_ids = input_ids if input_ids is not None else input_word_ids
+    if input_ids is None:
+        raise InputValueError("input_ids is required")
+    return (input_ids, attention_mask if attention_mask is not None else input_mask,
+            token_type_ids if token_type_ids is not None else input_type_ids)
+
+
+def _model_dtype(dtype) -> np.dtype:
+    """float32 or float64, the only dtypes numpybert computes in."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.float32, np.float64):
+        raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
+    return resolved
+
+
+def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True, mmap=False) -> BertModel:
+    """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
+
+    mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
+    later can change or crash the model. mmap=True maps the file instead: a faster, smaller start
+    (memory holds only the pages the forward pass touches), but the file must not be truncated
+    or rewritten while the model is in use (the process would die of SIGBUS)."""
+    if not isinstance(model_dir, (str, bytes, os.PathLike)):
+        raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
+    model_dir = os.fsdecode(model_dir)
+    dtype = _model_dtype(dtype)
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise WeightsError(f"{model_dir}: not a directory; pass the model directory (config.json + model.safetensors)")
+    if not os.path.isdir(model_dir):
+        hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
+        raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
+                                   "directories only (no Hugging Face hub downloads)")
+    config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
+    params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
+    return BertModel(params, config, manifest, dtype, mask_value, model_dir)

@@ -1,0 +1,120 @@
+"""`numpybert audit`: which operation first diverges between numpybert and PyTorch, and by how much.
+
+    numpybert audit --golden tests/golden/all-MiniLM-L6-v2/one_sentence.float32.safetensors
+    numpybert audit --live --oracle                 # against transformers in this process (golden extra)
+    numpybert audit --live --gelu tanh              # a convention switch: fails, names the first divergence
+    numpybert audit --compare-conventions           # what each switch does to the outputs
+    numpybert audit --live --json > report.json
+
+Exit status: 0 every tensor within tolerance, 1 some tensor is not, 2 bad usage (or no torch
+for --live), 3 a missing file or model.
+"""
+
+import json
+import os
+import sys
+
+from .. import audit, cli
+from ..api import GELU_CONVENTIONS, MASK_VALUES
+from ..errors import InputValueError
+from ..audit.golden import read_golden
+
+DEFAULT_TEXTS = ("Hello, how are you today?",
+                 "The quick brown fox jumps over the lazy dog by the river bank.")
+
+
+def register(subparsers):
+    p = subparsers.add_parser("audit", help="compare numpybert with PyTorch tensor by tensor; "
+                                            "name the first diverging operation",
+                              description="Compare every recorded intermediate of numpybert with PyTorch's "
+                                          "(a golden file, or transformers run live), in forward order, and "
+                                          "name the first operation that diverges. Exit 1 when any tensor fails.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--golden", metavar="FILE", help="compare with a golden file (its inputs and dtype)")
+    source.add_argument("--live", action="store_true",
+                        help="compare with transformers' BertModel run now (needs the golden extra and a checkout)")
+    source.add_argument("--compare-conventions", action="store_true",
+                        help="show what each convention switch does to the outputs of the same input")
+    p.add_argument("--text", action="append", metavar="TEXT",
+                   help=f"input text, repeatable (live / conventions; default: {len(DEFAULT_TEXTS)} fixed "
+                        "sentences; models without a tokenizer get fixed random ids)")
+    p.add_argument("--dtype", choices=("float32", "float64"), help="live only: precision of both runs (default float32)")
+    p.add_argument("--oracle", action="store_true",
+                   help="also run numpybert in float64 and report how far numpybert fp32 and torch fp32 are from it")
+    p.add_argument("--mask-value", choices=MASK_VALUES, help="run numpybert with this additive mask value (write --mask-value=-inf: argparse takes a bare "
+                        "-inf for an option)")
+    p.add_argument("--gelu", choices=tuple(GELU_CONVENTIONS), help="run numpybert with this GELU form")
+    p.add_argument("--eps", type=float, metavar="FLOAT", help="run numpybert with this LayerNorm epsilon")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    cli.add_model_argument(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    check_args(args)
+    if args.compare_conventions:
+        return run_conventions(args)
+    report = golden_audit(args) if args.golden else live_audit(args)
+    if args.json:
+        json.dump(audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
+        print()
+    else:
+        print(audit.render_table(report))
+    return 0 if report.passed else 1
+
+
+def check_args(args) -> None:
+    """Refuse combinations that would silently mean something else."""
+    if not (args.golden or args.live or args.compare_conventions):
+        raise InputValueError("choose what to compare with: --golden FILE, --live, or --compare-conventions")
+    if args.golden and (args.text or args.dtype):
+        raise InputValueError("--golden uses the golden file's inputs and dtype; --text and --dtype do not apply")
+    if args.oracle and (args.compare_conventions or args.dtype == "float64"):
+        raise InputValueError("--oracle compares a float32 audit with float64; it does not apply here")
+    if args.compare_conventions and (args.mask_value or args.gelu or args.eps is not None or args.dtype):
+        raise InputValueError("--compare-conventions tries every switch itself; drop --mask-value/--gelu/--eps/--dtype")
+
+
+def with_switches(model, args):
+    """The model under the conventions asked for on the command line (the reference is unchanged)."""
+    return model.with_conventions(mask_value=args.mask_value, gelu=args.gelu, eps=args.eps)
+
+
+def golden_audit(args) -> audit.AuditReport:
+    golden = read_golden(args.golden)
+    audit.check_golden_model(args.model, golden)
+    model = with_switches(cli.load_model(args, dtype=golden.metadata.get("dtype", "float32")), args)
+    oracle = cli.load_model(args, dtype="float64") if args.oracle else None
+    return audit.audit(model, golden, oracle)
+
+
+def live_audit(args) -> audit.AuditReport:
+    audit.load_export_script()  # no torch: fail now, in one line, before any work
+    dtype = args.dtype or "float32"
+    model = cli.load_model(args, dtype=dtype)
+    inputs = audit_inputs(model, args.text)
+    reference = audit.live_reference(args.model, inputs, dtype)
+    oracle = cli.load_model(args, dtype="float64") if args.oracle else None
+    return audit.audit(with_switches(model, args), reference, oracle)
+
+
+def run_conventions(args) -> int:
+    model = cli.load_model(args)
+    inputs = audit.with_fully_masked_row(audit_inputs(model, args.text))
+    rows = audit.compare_conventions(model, inputs)
+    if args.json:
+        json.dump(audit.conventions_json(model, inputs, rows), sys.stdout, indent=1, allow_nan=False)
+        print()
+    else:
+        print(audit.render_conventions(model, inputs, rows))
+    return 0
+
+
+def audit_inputs(model, texts) -> dict:
+    """Tokenized texts (padded to the longest), or fixed random ids for a model without a tokenizer."""
+    if any(os.path.isfile(os.path.join(model.model_dir, f)) for f in ("tokenizer.json", "vocab.txt")):
+        return model.tokenize(list(texts or DEFAULT_TEXTS), truncation=True)
+    if texts:
+        raise InputValueError(f"{model.model_dir} has no tokenizer.json or vocab.txt, so --text cannot be "
+                              "tokenized; without --text the audit uses fixed random ids")
+    return audit.random_inputs(model.config)

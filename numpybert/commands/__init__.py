@@ -1,1 +1,0 @@
-"""One module per `numpybert` subcommand; each defines `register(subparsers)`."""

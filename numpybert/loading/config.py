@@ -1,0 +1,181 @@
+"""BertConfig: the fields of config.json that change the math, read strictly.
+
+Only what the forward pass needs is kept; everything else in config.json (dropout rates,
+initializer range, `architectures`, ...) is ignored, because it does not change inference.
+Anything numpybert cannot compute faithfully is refused here, naming the field and value,
+rather than silently computed the wrong way.
+
+The first section opens files defensively (checkpoint.py reuses it for the weights): the
+open never blocks (a FIFO named config.json would hang a plain `open`), anything but a
+regular file is refused, and JSON with duplicate keys or absurd nesting is refused.
+"""
+
+import dataclasses
+import json
+import os
+import stat
+
+from ..errors import ConfigError, WeightsNotFoundError
+
+SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+CONFIG_CAP = 4 * 1024 * 1024  # a BERT config.json is ~1 KB; even a huge id2label stays far below
+MAX_LAYERS = 1024  # the loader lists every layer's tensors: a corrupt 10**9 would exhaust memory
+
+
+# ----------------------------------------------------------------------------- safe file reading
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path, what: str, error: type):
+    """Open a regular file for binary reading, or raise: WeightsNotFoundError when it does not
+    exist, `error` (naming the path) when it is a directory, FIFO, device, or cannot be opened.
+    O_NONBLOCK makes opening a FIFO return at once; it changes nothing for a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise WeightsNotFoundError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot open the {what} ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        raise error(f"{path}: is {kind}, not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _refuse_duplicates(pairs, source, error):
+    """object_pairs_hook for json: the json module would silently keep the last duplicate."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise error(f"{source}: key {key!r} appears twice (a JSON reader would silently keep the last one)")
+        obj[key] = value
+    return obj
+
+
+def parse_json(raw: bytes, source, error: type):
+    """Strict JSON: UTF-8, no duplicate keys; every failure (including nesting deep enough to
+    exhaust Python's recursion, or an integer of thousands of digits) becomes `error`."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: _refuse_duplicates(p, source, error))
+    except error:  # a duplicate key, already worded
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise error(f"{source}: not valid JSON ({reason})") from None
+
+
+def read_json(path, what: str, error: type, cap: int = CONFIG_CAP):
+    """Read a small JSON file strictly (see `open_regular` and `parse_json`)."""
+    with open_regular(path, what, error) as f:
+        raw = f.read(cap + 1)
+    if len(raw) > cap:
+        raise error(f"{path}: more than {cap} bytes; a {what} is a few KB (wrong file?)")
+    return parse_json(raw, path, error)
+
+
+# ----------------------------------------------------------------------------- the config
+
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"config field {name}={value!r}: expected a positive integer")
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768  # H
+    num_hidden_layers: int = 12  # L
+    num_attention_heads: int = 12  # N
+    intermediate_size: int = 3072  # I
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    id2label: dict | None = None  # only used by a classification head
+
+    @property
+    def head_size(self) -> int:  # D = H / N
+        return self.hidden_size // self.num_attention_heads
+
+    def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            _positive_int(name, getattr(self, name))
+        if self.num_hidden_layers > MAX_LAYERS:
+            raise ConfigError(f"config field num_hidden_layers={self.num_hidden_layers}: more than {MAX_LAYERS}; "
+                              "no BERT is that deep (corrupt config?)")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"config field hidden_size={self.hidden_size} is not divisible by "
+                f"num_attention_heads={self.num_attention_heads}")
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in SUPPORTED_ACTIVATIONS:
+            raise ConfigError(f"config field hidden_act={self.hidden_act!r} is not supported "
+                              f"(supported: {', '.join(SUPPORTED_ACTIVATIONS)})")
+        eps = self.layer_norm_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
+            raise ConfigError(f"config field layer_norm_eps={eps!r}: expected a number in [0, 1)")
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(f"config field position_embedding_type={self.position_embedding_type!r} "
+                              "is not supported (only 'absolute'; relative_key* was removed in transformers 5)")
+        pad = self.pad_token_id
+        if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
+            raise ConfigError(f"config field pad_token_id={pad!r}: expected a non-negative integer or null")
+        _check_labels(self.id2label)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config.json") -> "BertConfig":
+        """Build from a parsed config.json, refusing architectures numpybert does not compute."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        if d.get("model_type", "bert") != "bert":
+            raise ConfigError(f"{source}: config field model_type={d['model_type']!r} is not 'bert'")
+        for flag in ("is_decoder", "add_cross_attention"):
+            if d.get(flag):
+                raise ConfigError(f"{source}: config field {flag}={d[flag]!r} is not supported "
+                                  "(numpybert computes the bidirectional encoder only)")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        if kwargs.get("pad_token_id") is None:
+            kwargs.pop("pad_token_id", None)
+        try:
+            kwargs["id2label"] = _int_keys(kwargs.get("id2label"))
+            return cls(**kwargs)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_json(cls, path: str) -> "BertConfig":
+        """Read config.json; a missing file says so (a model directory needs config.json)."""
+        return cls.from_dict(read_json(path, "config.json", ConfigError), source=path)
+
+    def summary(self) -> str:
+        return (f"L={self.num_hidden_layers} layers, H={self.hidden_size}, N={self.num_attention_heads} heads "
+                f"(D={self.head_size}), I={self.intermediate_size}, vocab={self.vocab_size}, "
+                f"max_positions={self.max_position_embeddings}, type_vocab={self.type_vocab_size}, "
+                f"act={self.hidden_act}, eps={self.layer_norm_eps:g}")
+
+
+def _int_keys(id2label):
+    """config.json stores id2label with string keys ("0": "NEGATIVE"); make them ints."""
+    if id2label is None:
+        return None
+    if not isinstance(id2label, dict):
+        raise ConfigError(f"config field id2label={id2label!r}: expected an object {{\"0\": label, ...}}")
+    try:
+        return {int(k): v for k, v in id2label.items()}
+    except ValueError:
+        raise ConfigError(f"config field id2label has a key that is not an integer: {list(id2label)[:5]}") from None
+
+
+def _check_labels(id2label):
+    if id2label is None:
+        return
+    if not isinstance(id2label, dict) or set(id2label) != set(range(len(id2label))):
+        keys = list(id2label)[:5] if isinstance(id2label, dict) else id2label
+        raise ConfigError(f"config field id2label: keys must be 0..n-1 (the classifier's rows), got {keys!r}")

@@ -1,0 +1,28 @@
+"""Output paths are checked before any work, so a long run never fails at its last step."""
+
+import os
+import tempfile
+
+from ..errors import InputValueError, OutputError
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Refuse an output path whose directory is missing, is not a directory, or refuses new files.
+
+    Writability is tried for real (a temporary file is created and removed): permission bits
+    say nothing for root, nor for read-only or special file systems (/proc, /sys, a full disk).
+    `option` names the argument in the message, e.g. "--out".
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputValueError(f"{option} {path} is a directory; give a file name")
+    if not os.path.exists(parent):
+        raise OutputError(f"{option} {path}: directory {parent} does not exist")
+    if not os.path.isdir(parent):
+        raise OutputError(f"{option} {path}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".numpybert-write-test-", dir=parent)
+    except OSError as e:
+        raise OutputError(f"{option} {path}: cannot create files in {parent} ({e.strerror})") from None
+    os.close(fd)
+    os.remove(probe)

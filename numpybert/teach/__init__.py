@@ -1,0 +1,1 @@
+"""Teaching: the pooled_output-vs-[CLS] trace and its pictures."""

@@ -1,0 +1,1 @@
+"""Text in: the tokenizer and the checks on model inputs."""

@@ -1,0 +1,106 @@
+"""Checking the forward pass's inputs before any math.
+
+NumPy would happily index with a negative id (it wraps to the end of the vocabulary), cast
+float ids, or broadcast a mask of the wrong shape: each of those is a silently wrong answer.
+Every check here names the argument, the bad value and where it is.
+"""
+
+import numpy as np
+
+from ..errors import InputTypeError, InputValueError
+
+
+def _as_array(name, x):
+    """A NumPy array from an array or a (nested) list; anything else is refused."""
+    if isinstance(x, (list, tuple)):
+        try:
+            array = np.asarray(x)
+        except ValueError:  # NumPy 2 refuses ragged nested lists (and more than 64 levels)
+            raise InputValueError(f"{name} is a ragged or too deeply nested list; pad the rows to one length "
+                                  "and mark the padding with attention_mask") from None
+        return array if array.size else array.astype(np.int64)  # [] is float64 to NumPy
+    if isinstance(x, np.ma.MaskedArray):
+        raise InputTypeError(f"{name} is a masked array: its mask would be ignored; pass padding as attention_mask")
+    if not isinstance(x, np.ndarray):
+        raise InputTypeError(f"{name} must be a NumPy integer array, got {type(x).__name__}")
+    return np.asarray(x)  # a subclass (np.matrix, ...) becomes a plain array
+
+
+def _as_2d(name, x, allow_bool=False):
+    """An integer array [B, T] (a 1-D array is one sequence); bool too when allow_bool."""
+    x = _as_array(name, x)
+    is_bool = x.dtype == np.bool_
+    if (is_bool and not allow_bool) or not (is_bool or np.issubdtype(x.dtype, np.integer)):
+        kinds = "an integer or bool" if allow_bool else "an integer"
+        raise InputTypeError(f"{name} must have {kinds} dtype, got {x.dtype}")
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise InputValueError(f"{name} must be [batch, tokens] (or 1-D for one sequence), got shape {x.shape}")
+    return x
+
+
+def _first(bad):
+    """The [b, t] index of the first True of a 2-D bool array, as a tuple of ints."""
+    return tuple(int(i) for i in np.argwhere(bad)[0])
+
+
+def _in_range(name, x, high, what):
+    bad = (x < 0) | (x >= high)
+    if bad.any():
+        b, t = _first(bad)
+        raise InputValueError(f"{name}[{b}, {t}] = {int(x[b, t])} is outside [0, {high}) ({what})")
+
+
+def _same_shape(name, x, shape, default, allow_bool=False):
+    if x is None:
+        return default
+    x = _as_2d(name, x, allow_bool)
+    if name == "position_ids" and x.shape[0] == 1 and shape[0] > 1:
+        x = np.broadcast_to(x, (shape[0], x.shape[1]))  # HF accepts position_ids of shape [1, T]
+    if x.shape != shape:
+        raise InputValueError(f"{name} has shape {x.shape}, input_ids has {shape}")
+    return x
+
+
+def _check_mask(attention_mask, shape):
+    """The padding mask: 0/1 integers or booleans, shaped as input_ids; all ones by default."""
+    mask = _same_shape("attention_mask", attention_mask, shape, np.ones(shape, np.int64), allow_bool=True)
+    bad = (mask != 0) & (mask != 1)
+    if bad.any():
+        b, t = _first(bad)
+        raise InputValueError(f"attention_mask[{b}, {t}] = {mask[b, t]}: "
+                              "a padding mask holds only 0 (padding) and 1 (token)")
+    return mask
+
+
+def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
+    """Validate and fill defaults; returns int64 arrays [B, T] ready for `model.bert`."""
+    input_ids = _as_2d("input_ids", input_ids)
+    B, T = input_ids.shape
+    if B == 0 or T == 0:
+        raise InputValueError(f"input_ids has shape {input_ids.shape}: need at least one sequence of one token")
+    if T > config.max_position_embeddings:
+        raise InputValueError(f"input_ids has {T} tokens, more than max_position_embeddings="
+                              f"{config.max_position_embeddings}; truncate (tokenize with max_length=...)")
+    _in_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+    attention_mask = _check_mask(attention_mask, (B, T))
+    token_type_ids = _same_shape("token_type_ids", token_type_ids, (B, T), np.zeros((B, T), np.int64))
+    _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+    position_ids = _same_shape("position_ids", position_ids, (B, T),
+                               np.broadcast_to(np.arange(T, dtype=np.int64), (B, T)))
+    _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+    return [a.astype(np.int64, copy=False) for a in (input_ids, attention_mask, token_type_ids, position_ids)]
+
+
+def check_masked_rows(attention_mask, mask_value):
+    """Refuse a sequence with no real token under mask_value="-inf": every score of its rows
+    is -inf and softmax is 0/0 = NaN. (finfo.min, HF's choice, gives uniform attention instead;
+    -10000 attends as if unmasked.)"""
+    if mask_value != "-inf":
+        return
+    empty = ~np.asarray(attention_mask).any(axis=-1)
+    if empty.any():
+        row = int(np.argmax(empty))
+        raise InputValueError(f"attention_mask row {row} is all 0: under mask_value='-inf' its attention "
+                              "would be NaN (0/0); drop the row or use mask_value='finfo-min'")

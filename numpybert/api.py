@@ -29,7 +29,7 @@ class BertOutput:
     hidden_states: tuple | None = None  # L+1 × [B, T, H]: the embedding output, then each layer's output
     attentions: tuple | None = None  # L × [B, N, T, T]: softmax probabilities (one per layer, so one fewer)
     trace: dict | None = None  # every recorded intermediate, in forward order (record=True)
-    _encoder_outputs: tuple = ()  # L × [B, T, H], kept for tfhub()
+    _encoder_outputs: object = ()  # L × [B, T, H] for tfhub(), or a function that computes them (see tfhub)
     _pooler_missing: str = ""
 
     @property
@@ -41,10 +41,14 @@ class BertOutput:
     def tfhub(self) -> dict:
         """TF Hub's BERT encoder keys. `default` IS `pooled_output` (the same array);
         `encoder_outputs` are the L layer outputs without the embedding output, so
-        `encoder_outputs[-1]` is `sequence_output` (HF's hidden_states has L+1 entries)."""
+        `encoder_outputs[-1]` is `sequence_output` (HF's hidden_states has L+1 entries).
+        The forward keeps the layer outputs only when asked (output_hidden_states=True); without
+        them, tfhub() runs the forward again on the same inputs to get them (memory stays bounded
+        by what the caller asked for; ask for hidden states to avoid the second forward)."""
         pooled = self.pooler_output
+        encoder_outputs = self._encoder_outputs() if callable(self._encoder_outputs) else self._encoder_outputs
         return {"sequence_output": self.last_hidden_state, "pooled_output": pooled, "default": pooled,
-                "encoder_outputs": list(self._encoder_outputs)}
+                "encoder_outputs": list(encoder_outputs)}
 
 
 class BertModel:
@@ -56,7 +60,8 @@ class BertModel:
             raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
         # {checkpoint name: array}, for auditors to diff against the file; query/key/value are views
         # of one fused [3H, H] tensor per layer (same values), so attention makes one GEMM for Q, K, V
-        self.flat_params = M.fuse_qkv(params)
+        # weights stored [in, out] (NN products) with the checkpoint names as [out, in] views
+        self.flat_params = M.prepare_params(params)
         self.params = nest(self.flat_params)
         self.config = config
         self.manifest = manifest
@@ -88,9 +93,14 @@ class BertModel:
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False, record=False,
-                 input_word_ids=None, input_mask=None, input_type_ids=None) -> BertOutput:
+                 input_word_ids=None, input_mask=None, input_type_ids=None, skip_padding=False) -> BertOutput:
         """Run the encoder. Also accepts TF Hub's preprocessor keys (input_word_ids, input_mask,
-        input_type_ids). `record=True` fills `out.trace` with every intermediate."""
+        input_type_ids). `record=True` fills `out.trace` with every intermediate.
+        skip_padding=False (default): every position, padded ones included, gets HuggingFace's
+        value. skip_padding=True: only real tokens (mask 1) are computed, each sequence attending
+        over its own real tokens: the same values there, less work on padded batches; padded
+        positions are 0 in every output (and pooler_output is tanh(bias) for a sequence whose
+        first position is padding). `encode` / `embed` use it."""
         input_ids, attention_mask, token_type_ids = _tfhub_aliases(
             input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids)
         ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
@@ -98,17 +108,23 @@ class BertModel:
         check_masked_rows(mask, self.mask_value)
         trace = M.Trace() if record else M.NO_TRACE
         choose_once(ids.size)  # unless set_threads was called, the first large forward picks the threads
-        with sharing(ids.size):  # one threading regime for the whole forward (numpybert/blocks.py)
+        rows = int(mask.sum()) if skip_padding else ids.size
+        with sharing(rows):  # one threading regime for the whole forward (numpybert/engine/blocks.py)
             hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
-                                                       mask_value=self.mask_value, trace=trace)
-        _check_finite(hidden_states, self.model_dir)
+                                                       mask_value=self.mask_value, trace=trace,
+                                                       skip_padding=skip_padding,
+                                                       output_hidden_states=output_hidden_states,
+                                                       output_attentions=output_attentions)
+        _check_finite(hidden_states, self.model_dir, lambda: self(ids, mask, types, positions, output_hidden_states=True,
+                                                                  skip_padding=skip_padding))
         return BertOutput(
             last_hidden_state=hidden_states[-1],
             _pooler_output=pooled,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
             trace=trace.store if record else None,
-            _encoder_outputs=tuple(hidden_states[1:]),
+            _encoder_outputs=tuple(hidden_states[1:]) if output_hidden_states else
+            lambda: self(ids, mask, types, positions, output_hidden_states=True, skip_padding=skip_padding).hidden_states[1:],
             _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
                             "is no pooled_output. (transformers would fill a random pooler silently.) "
                             "Use last_hidden_state, e.g. its mean over real tokens, instead.",
@@ -148,10 +164,13 @@ class BertModel:
         return classify(self, texts, text_pairs)
 
 
-def _check_finite(hidden_states, model_dir):
-    """Finite weights can still overflow (values near 1e38): say where, never return NaN silently."""
+def _check_finite(hidden_states, model_dir, rerun):
+    """Finite weights can still overflow (values near 1e38): say where, never return NaN silently.
+    Without the layer outputs (not asked for), `rerun()` runs the forward again keeping them."""
     if np.isfinite(hidden_states[-1]).all():
         return
+    if len(hidden_states) == 1:
+        rerun()  # raises, naming the layer
     i = next(i for i, h in enumerate(hidden_states) if not np.isfinite(h).all())
     where = "the embedding output" if i == 0 else f"the output of layer {i - 1}"
     raise WeightsError(f"{model_dir}: the forward pass overflowed to NaN/Inf in {where}; the weights are finite "

@@ -1,7 +1,7 @@
-"""The fast paths of numpybert/model.py compute the same numbers as the plain ones.
+"""The fast paths of numpybert/engine compute the same numbers as the plain ones.
 
-Blocks of heads vs whole tensors (a trace forces whole tensors), several threads vs one,
-the batch split between threads vs one batch, the fused Q/K/V weights vs the checkpoint's.
+A traced forward vs an untraced one (the same path), several threads vs one, the sequences
+split between threads vs one share, the fused [in, out] weights vs the checkpoint's.
 """
 
 import contextlib
@@ -43,26 +43,34 @@ def assert_same(a, b, atol):
         assert np.abs(x - y).max() <= atol
 
 
-# The same GEMM calls on the same slices: measured identical (0.0); the bound leaves room for a
-# BLAS that splits a product between its threads differently (a few ulp of values ~1-10).
-def test_blocks_of_heads_equal_whole_tensors(minilm):
-    assert_same(forward(minilm), forward(minilm, trace=M.Trace()), atol=1e-5)
+def test_traced_forward_is_the_forward(minilm):
+    """Recording copies what the forward computes and changes nothing: bit-identical results."""
+    assert_same(forward(minilm), forward(minilm, trace=M.Trace()), atol=0.0)
 
 
-def test_blocks_of_heads_equal_whole_tensors_float64(minilm_dir):
+def test_traced_forward_is_the_forward_float64(minilm_dir):
     model = numpybert.load(minilm_dir, dtype="float64")
-    assert_same(forward(model, B=2, T=300), forward(model, trace=M.Trace(), B=2, T=300), atol=1e-12)
+    assert_same(forward(model, B=2, T=300), forward(model, trace=M.Trace(), B=2, T=300), atol=0.0)
 
 
-def test_threads_and_the_batch_split_give_the_same_numbers(minilm, serial, monkeypatch):
+# Threads each run every layer on their share of the sequences: different GEMM shapes, so a few
+# ulp of values ~1-10 may differ (measured 0.0 to 2e-6).
+def test_threads_and_the_shares_give_the_same_numbers(minilm, serial, monkeypatch):
+    from numpybert.engine.layout import make_layout
     expected = forward(minilm)
     monkeypatch.setattr(B, "PARALLEL_BYTES", 1)  # share even small blocks
     monkeypatch.setattr(B, "MIN_ROWS_PER_THREAD", 1)  # split even a small batch
+    monkeypatch.setattr("numpybert.engine.layout.MIN_ROWS_PER_THREAD", 1)
     B.set_threads(2, one_blas_thread=contextlib.nullcontext)
-    assert B.batch_shares(4, 40) == [slice(0, 2), slice(2, 4)]
-    assert_same(forward(minilm), expected, atol=1e-5)
-    B.set_threads(3, one_blas_thread=None)  # no BLAS limiter: blocks with GEMMs stay serial
-    assert B.batch_shares(4, 40) == [slice(None)]
+    mask = np.ones((4, 40), np.int64)
+    with B.sharing(10):
+        assert len(make_layout(mask, None, False, 384, 1536).shares) == 2
+        assert_same(forward(minilm), expected, atol=1e-5)
+        traced = forward(minilm, trace=M.Trace())  # both threads record into the same tensors
+    assert_same(traced, expected, atol=1e-5)
+    B.set_threads(3, one_blas_thread=None)  # no BLAS limiter: no sharing regime, one share
+    with B.sharing(10):
+        assert len(make_layout(mask, None, False, 384, 1536).shares) == 1
     assert_same(forward(minilm), expected, atol=1e-5)
 
 
@@ -112,6 +120,7 @@ def test_fused_qkv_keeps_the_checkpoint_names_and_values(minilm, minilm_dir):
         attention = minilm.params["encoder"]["layer"][i]["attention"]["self"]
         fused, _ = M.qkv_weights(attention["query"], attention["key"], attention["value"])
         assert all(np.shares_memory(fused, v) for v in views)  # one GEMM, no copy per call
+        assert fused.T.flags.c_contiguous  # stored [H, 3H]: x @ W is an NN product
         assert minilm.params["encoder"]["layer"][i]["attention"]["self"]["query"]["weight"] is views[0]
 
 
@@ -133,3 +142,93 @@ def test_elementwise_refuses_a_non_contiguous_out():
     x = np.zeros((4, 4), np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
         M.gelu(x, out=np.zeros((4, 8), np.float32)[:, ::2])
+
+
+def test_linear_weights_are_stored_in_out_with_checkpoint_views(minilm, minilm_dir):
+    tensors, _ = read_safetensors(str(minilm_dir / "model.safetensors"))
+    for name in ("encoder.layer.0.intermediate.dense.weight", "encoder.layer.5.output.dense.weight",
+                 "encoder.layer.2.attention.output.dense.weight", "pooler.dense.weight"):
+        w = minilm.flat_params[name]
+        assert w.T.flags.c_contiguous and w.shape == tensors[name][1].shape  # stored [in, out], seen [out, in]
+        assert np.array_equal(w, tensors[name][1])
+
+
+# ----------------------------------------------------------------------------- no work on padding
+
+def padded(model, lengths, T, seed=1, left=False):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, 20000, (len(lengths), T))
+    mask = np.zeros((len(lengths), T), np.int64)
+    for b, n in enumerate(lengths):
+        mask[b, T - n:] if left else mask[b, :n]
+        if left:
+            mask[b, T - n:] = 1
+        else:
+            mask[b, :n] = 1
+    return ids, mask
+
+
+# Real tokens: the packed forward attends over the real keys only, where HF adds exp(finfo.min) = 0
+# for the padded ones; only the GEMM shapes differ. Measured ≤ 2e-6 (float32), ≤ 1e-13 (float64).
+@pytest.mark.parametrize("left", [False, True])
+def test_skip_padding_gives_the_same_values_at_real_tokens(minilm, left):
+    ids, mask = padded(minilm, [5, 17, 17, 1, 30, 9], 30, left=left)
+    full = minilm(ids, mask, output_hidden_states=True, output_attentions=True)
+    skip = minilm(ids, mask, output_hidden_states=True, output_attentions=True, skip_padding=True)
+    real = mask.astype(bool)
+    for a, b in zip(full.hidden_states, skip.hidden_states):
+        assert np.abs(a[real] - b[real]).max() <= 1e-5
+        assert not b[~real].any()  # padded positions are not computed
+    for a, b in zip(full.attentions, skip.attentions):
+        both = real[:, None, :, None] & real[:, None, None, :]
+        assert np.abs(a - b)[np.broadcast_to(both, a.shape)].max() <= 1e-5
+        assert not b[~np.broadcast_to(both, b.shape)].any()
+    if not left:  # position 0 is real: the same pooled output
+        assert np.abs(full.pooler_output - skip.pooler_output).max() <= 1e-5
+
+
+def test_skip_padding_drops_a_sequence_without_real_tokens(minilm):
+    ids, mask = padded(minilm, [6, 0, 3], 8)
+    full, skip = minilm(ids, mask), minilm(ids, mask, skip_padding=True)
+    assert not skip.last_hidden_state[1].any()
+    assert np.abs(full.last_hidden_state[0, :6] - skip.last_hidden_state[0, :6]).max() <= 1e-5
+
+
+def test_trace_of_a_packed_forward_has_the_full_shapes(minilm):
+    ids, mask = padded(minilm, [4, 7], 7)
+    out = minilm(ids, mask, record=True, skip_padding=True)
+    N, H = minilm.config.num_attention_heads, minilm.config.hidden_size
+    assert out.trace["encoder.layer.0.attention.self.query"].shape == (2, N, 7, H // N)
+    assert out.trace["encoder.layer.0.attention.self.probs"].shape == (2, N, 7, 7)
+    assert out.trace["encoder.layer.3.intermediate.output"].shape == (2, 7, minilm.config.intermediate_size)
+    np.testing.assert_allclose(out.trace["encoder.layer.0.attention.self.probs"][0, :, :4, :4].sum(-1), 1.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- memory
+
+def test_forward_memory_is_bounded_by_what_is_asked(minilm):
+    """tracemalloc sees NumPy's allocations. Without output_attentions, no layer's [B, N, T, T]
+    probabilities are kept: the peak is the workspaces (about (3H + max(3H, I))·R floats) and
+    the output, far below one attention tensor per layer."""
+    import tracemalloc
+    Bsz, T = 8, 256
+    ids = np.random.default_rng(0).integers(1000, 20000, (Bsz, T))
+    minilm(ids[:1, :8])  # warm up (scratch buffers, lazy imports)
+    cfg = minilm.config
+    R, H, I, N, L = Bsz * T, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_hidden_layers
+    tracemalloc.start()
+    minilm(ids)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    workspaces = 4 * R * (4 * H + max(3 * H, I))  # x, h, context, output + Q|K|V or FFN
+    assert peak <= 1.3 * workspaces + 4e6, (peak, workspaces)
+    assert peak < L * 4 * Bsz * N * T * T / 4  # all layers' probabilities would be 4x more than the peak
+
+
+def test_inputs_embeds_replace_the_token_embeddings(minilm):
+    ids, mask = padded(minilm, [9, 4], 9)
+    table = minilm.params["embeddings"]["word_embeddings"]["weight"]
+    ids_, mask_, types, positions = check_inputs(minilm.config, ids, mask)
+    a = M.bert(ids_, types, positions, mask_, minilm.params, minilm.config)
+    b = M.bert(ids_, types, positions, mask_, minilm.params, minilm.config, inputs_embeds=table[ids_])
+    assert_same(a, b, atol=0.0)

@@ -87,13 +87,9 @@ def elementwise(fn, x, out=None):
     return out
 
 
-def batch_shares(B, T, whole=False):
-    """Sequences are independent: with set_threads(n), n threads each run a layer on their share
-    of the batch (BLAS on one thread each), when every share has enough rows to keep BLAS efficient."""
-    n = min(_pool["threads"], B)
-    if whole or n < 2 or _pool["one_blas_thread"] is None or B * T < n * MIN_ROWS_PER_THREAD:
-        return [slice(None)]
-    return blocks(B, -(-B // n))
+def sharing_active() -> bool:
+    """Inside `sharing`: BLAS is on one thread and numpybert's threads share the work."""
+    return _pool["sharing"]
 
 
 MIN_ROWS_PER_THREAD = 256  # fewer rows make a one-thread GEMM stream the weights for too little work

@@ -268,3 +268,19 @@ def test_progress_bar_on_stderr(tiny, capsys):
     encode(tiny, TEXTS, show_progress_bar=True)
     err = capsys.readouterr().err
     assert f"{len(TEXTS)}/{len(TEXTS)}" in err and "text/s" in err
+
+
+def test_max_batch_tokens_caps_each_batch():
+    from numpybert.apps.encode import length_sorted_batches
+    batches = length_sorted_batches([10, 300, 5, 200, 150], batch_size=32, max_batch_tokens=400)
+    assert [list(b) for b in batches] == [[1], [3, 4], [0, 2]]  # 300 alone; 2 × 200 ≤ 400; then 40 × 10
+    assert [list(b) for b in length_sorted_batches([10, 300], 32, 100)] == [[1], [0]]  # too long: alone
+
+
+def test_max_batch_tokens_does_not_change_the_embeddings(minilm):
+    texts = ["short", "a somewhat longer sentence about nothing in particular", "mid length text here"] * 3
+    a = minilm.encode(texts)
+    b = minilm.encode(texts, max_batch_tokens=20)  # one text per batch
+    assert np.abs(a - b).max() <= 1e-6  # different GEMM shapes only (measured ~1e-7)
+    with pytest.raises(numpybert.InputValueError):
+        minilm.encode(texts, max_batch_tokens=0)

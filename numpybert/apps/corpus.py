@@ -202,7 +202,7 @@ def job_identity(job: CorpusJob, scanned: Scan) -> dict:
     e = job.embedder
     identity = {"input_sha256": scanned.sha256, "input_size": scanned.size, "format": job.format,
             "text_field": job.text_field if job.format == "jsonl" else None, "skip_bad": job.skip_bad,
-            "window": job.window, "batch_size": e.batch_size, "dtype": e.dtype,
+            "window": job.window, "batch_size": e.batch_size, "max_batch_tokens": e.max_batch_tokens, "dtype": e.dtype,
             "settings": dataclasses.asdict(e.settings) | {"source": None}, "model": model_fingerprint(e.model_dir)}
     return json.loads(json.dumps(identity))  # as the state file will hold it (tuples become lists)
 

@@ -43,7 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..loading.config import BertConfig
-from .encode import (WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
+from .encode import (MAX_BATCH_TOKENS, WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
                      tokenize_texts)
 from ..errors import InputValueError, WeightsNotFoundError
 
@@ -70,7 +70,7 @@ class Embedder:
 
     def __init__(self, model_dir, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
-                 window: int = WINDOW):
+                 window: int = WINDOW, max_batch_tokens: int = MAX_BATCH_TOKENS):
         self.model_dir = os.path.abspath(os.fspath(model_dir))
         if not os.path.isdir(self.model_dir):
             raise WeightsNotFoundError(f"model directory not found: {model_dir} (`numpybert fetch` puts the "
@@ -80,6 +80,7 @@ class Embedder:
         self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
         self.settings = encode_settings(self.model_dir, self.config, pooling, normalize, max_seq_length)
         self.batch_size, self.window = positive_int("batch_size", batch_size), positive_int("window", window)
+        self.max_batch_tokens = positive_int("max_batch_tokens", max_batch_tokens)
         self.dtype, self.text_field, self.output_field = str(dtype), text_field, output_field
 
     def __repr__(self):
@@ -98,7 +99,8 @@ class Embedder:
 
     def embed(self, texts, on_batch=None):
         """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch."""
-        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
+        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch,
+                           self.max_batch_tokens)
 
     def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:
         """Row indices of one window's texts (at most `window` of them) in the order `embed` batches
@@ -109,9 +111,8 @@ class Embedder:
         `embed` keeps its order, and it starts on a batch boundary."""
         texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
         lengths = tokenize_texts(self.tokenizer, texts, self.settings)["attention_mask"].sum(axis=1)
-        order = np.concatenate(length_sorted_batches(lengths, self.batch_size))
-        step = batches * self.batch_size
-        return [order[i:i + step] for i in range(0, len(order), step)]
+        runs = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
+        return [np.concatenate(runs[i:i + batches]) for i in range(0, len(runs), batches)]
 
     @property
     def tokenizer(self):

@@ -17,10 +17,12 @@ module?), the Pooling module's `config.json`, and `sentence_bert_config.json`
 (`max_seq_length`, `do_lower_case`). all-MiniLM-L6-v2: mean, normalized, 256 tokens.
 
 Batching: texts are taken in windows of WINDOW, each window is sorted by token count (longest
-first) and cut into batches, so a batch holds texts of similar length and little padding;
-results come back in input order. A text's embedding depends only on its window and the
-batch size, so a corpus cut into whole windows (numpybert embed, numpybert.Embedder) gives
-exactly the same numbers as one `encode` call.
+first) and cut into batches of at most batch_size texts and max_batch_tokens token positions
+(a memory budget), so a batch holds texts of similar length; results come back in input order.
+Each batch runs with skip_padding=True: only real tokens are computed, each text attending over
+its own tokens (the same values as HF's padded batch at real tokens). A text's embedding
+depends only on its window, batch_size and max_batch_tokens, so a corpus cut into whole windows
+(numpybert embed, numpybert.Embedder) gives exactly the same numbers as one `encode` call.
 """
 
 import dataclasses
@@ -40,6 +42,11 @@ ST_LEGACY_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "m
                   "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the module types numpybert computes
 WINDOW = 4096  # texts sorted together by length: bounds memory; padding ~3% over the real tokens
+# Token positions (batch rows × the batch's longest text) per forward: bounds a batch's memory
+# whatever batch_size is. The engine's workspaces take 4·(4H + max(3H, I)) bytes per token:
+# 16384 tokens are ~200 MB for MiniLM (H 384), ~400 MB for bert-base (H 768). The default
+# batch_size 32 reaches it only at 512 tokens.
+MAX_BATCH_TOKENS = 16384
 NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as sentence-transformers' Normalize
 
 
@@ -160,7 +167,7 @@ def l2_normalize(x):
 
 def embed_batch(model, batch: dict, settings: EncodeSettings):
     """A tokenized batch -> sentence embeddings [B, len(pooling)·H] in the model's dtype."""
-    out = model(**batch)
+    out = model(**batch, skip_padding=True)  # real tokens only: pooling never reads padded positions
     pooled = out.pooler_output if "pooler" in settings.pooling else None  # refuses when absent
     vectors = [pool(out.last_hidden_state, batch["attention_mask"], mode, pooled) for mode in settings.pooling]
     x = vectors[0] if len(vectors) == 1 else np.concatenate(vectors, axis=-1)
@@ -182,11 +189,18 @@ def check_text(text, where: str) -> str:
     return str(text)
 
 
-def length_sorted_batches(lengths, batch_size: int) -> list:
-    """Row indices in batches of batch_size, longest texts first (a stable sort, so ties keep
-    input order): similar lengths share a batch, so little padding is computed."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+def length_sorted_batches(lengths, batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS) -> list:
+    """Row indices in batches, longest texts first (a stable sort, so ties keep input order):
+    at most batch_size texts, and at most max_batch_tokens token positions (texts × the first,
+    longest, text's length; a longer text alone still gets its own batch)."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        rows = min(batch_size, max(1, max_batch_tokens // max(1, int(lengths[order[start]]))))
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
 
 
 def tokenize_texts(tokenizer, texts: list, settings: EncodeSettings) -> dict:
@@ -197,13 +211,14 @@ def tokenize_texts(tokenizer, texts: list, settings: EncodeSettings) -> dict:
     return tokenizer(texts, max_length=settings.max_seq_length, truncation=True)
 
 
-def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int = 32, on_batch=None):
+def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int = 32, on_batch=None,
+                 max_batch_tokens: int = MAX_BATCH_TOKENS):
     """Embed one window of texts: tokenize, sort by token count, run batches, return [n, D] in input order.
     `on_batch(k)` is called after each batch of k texts (progress bars)."""
     tokens = tokenize_texts(model.tokenizer, texts, settings)
     lengths = tokens["attention_mask"].sum(axis=1)
     result = None
-    for rows in length_sorted_batches(lengths, batch_size):
+    for rows in length_sorted_batches(lengths, batch_size, max_batch_tokens):
         width = int(lengths[rows].max())  # right padding: the columns past the longest row are all padding
         batch = {key: value[rows, :width] for key, value in tokens.items()}
         vectors = embed_batch(model, batch, settings)
@@ -216,27 +231,30 @@ def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int =
 
 
 def encode(model, texts, batch_size: int = 32, pooling=None, normalize=None, show_progress_bar=None,
-           max_seq_length=None, window: int = WINDOW):
+           max_seq_length=None, window: int = WINDOW, max_batch_tokens: int = MAX_BATCH_TOKENS):
     """Sentence embeddings [N, D] (D = H per pooling mode) in the model's dtype (float32 by default),
     like `SentenceTransformer.encode`. A single str gives one vector [D].
 
     pooling, normalize, max_seq_length: None takes the model directory's defaults (`read_settings`).
     show_progress_bar: a tqdm bar over texts on stderr (needs the `cli` extra: pip install tqdm).
+    max_batch_tokens: a batch holds at most this many token positions (memory budget, MAX_BATCH_TOKENS).
     """
     settings = encode_settings(model.model_dir, model.config, pooling, normalize, max_seq_length)
     single = isinstance(texts, str)
     texts = [texts] if single else texts
     with progress_bar(show_progress_bar, len(texts)) as bar:
-        result = embed_texts(model, texts, settings, batch_size, window, bar.update)
+        result = embed_texts(model, texts, settings, batch_size, window, bar.update, max_batch_tokens)
     return result[0] if single else result
 
 
-def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None):
+def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None,
+                max_batch_tokens: int = MAX_BATCH_TOKENS):
     """`encode` with explicit settings: texts in consecutive windows of `window`, each embedded by
     `embed_window`; [N, D] in input order. The core shared by encode, Embedder and numpybert embed."""
     batch_size, window = positive_int("batch_size", batch_size), positive_int("window", window)
+    max_batch_tokens = positive_int("max_batch_tokens", max_batch_tokens)
     texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
-    parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch)
+    parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch, max_batch_tokens)
              for i in range(0, len(texts), window)]
     if not parts:
         return np.empty((0, model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)

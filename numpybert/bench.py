@@ -23,8 +23,16 @@ import time
 
 import numpy as np
 
-SHAPES = [("minilm", 1, 16), ("minilm", 32, 128), ("base", 8, 128), ("base", 1, 512)]
-TARGETS = {("minilm", 1, 16): 0.8, ("minilm", 32, 128): 1.0, ("base", 8, 128): 1.0, ("base", 1, 512): 1.1}
+# (model, B, T), or (model, B, T, "padded"): lengths 8..T padded to T (numpybert runs the packed
+# forward there, skip_padding=True, as encode/embed do; torch computes the padding).
+SHAPES = [("minilm", 1, 16), ("minilm", 1, 128), ("minilm", 32, 128), ("minilm", 32, 128, "padded"),
+          ("base", 8, 128), ("base", 1, 512)]
+TARGETS = {("minilm", 1, 16): 0.7, ("minilm", 1, 128): 1.0, ("minilm", 32, 128): 0.8,
+           ("minilm", 32, 128, "padded"): 0.5, ("base", 8, 128): 0.9, ("base", 1, 512): 1.0}
+# Peak memory growth of one forward, each in a fresh process (issue 11: ≤ 0.6× torch eager's).
+MEMORY_SHAPES = [("minilm", 32, 512), ("minilm", 128, 256), ("base", 32, 512)]
+MEMORY_TARGET = 0.6
+PADDED_ENV = "NUMPYBERT_BENCH_PADDED"  # set for a worker: make_inputs pads (any engine's worker sees it)
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Seconds of quiet before each timed run. After a call, OpenBLAS's and OpenMP's worker threads
 # spin for a while (OpenBLAS: up to 2^28 cycles, ~0.1 s) before they sleep; without a pause, one
@@ -34,13 +42,19 @@ QUIET_GAP = 0.3
 
 # ----------------------------------------------------------------------------- workers
 
-def make_inputs(vocab_size: int, B: int, T: int, seed: int = 0) -> dict:
-    """The same int64 inputs for every engine: random ids, [CLS] first, no padding."""
+def make_inputs(vocab_size: int, B: int, T: int, seed: int = 0, padded: bool | None = None) -> dict:
+    """The same int64 inputs for every engine: random ids, [CLS] first; no padding, or (padded, or
+    the PADDED_ENV variable set by the orchestrator) lengths spread evenly over 8..T, right-padded."""
+    padded = os.environ.get(PADDED_ENV) == "1" if padded is None else padded
     rng = np.random.default_rng(seed)
     ids = rng.integers(1000, min(vocab_size, 20000), size=(B, T))
     ids[:, 0] = 101
-    return {"input_ids": ids, "attention_mask": np.ones((B, T), np.int64),
-            "token_type_ids": np.zeros((B, T), np.int64)}
+    mask = np.ones((B, T), np.int64)
+    if padded:
+        lengths = rng.permutation(np.linspace(min(8, T), T, B).astype(int))
+        mask = (np.arange(T) < lengths[:, None]).astype(np.int64)
+        ids *= mask
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros((B, T), np.int64)}
 
 
 def sgemm_peak(n: int = 2048, reps: int = 5) -> float:
@@ -59,15 +73,39 @@ def _timed(fn) -> float:
 
 
 def serve(forward, info: dict, warmup: int) -> None:
-    """The worker loop: warm up, print one JSON line of `info`, then time one forward per "run"
-    line on stdin and print its seconds; stop at "quit" or end of input."""
+    """The worker loop: warm up, print one JSON line of `info`, then per line on stdin: "run"
+    times one forward and prints its seconds; "mem" prints the peak memory growth (MB) of one
+    forward; stop at "quit" or end of input."""
     for _ in range(warmup):
         forward()
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
-        if line.strip() != "run":
+        command = line.strip()
+        if command == "run":
+            print(json.dumps(_timed(forward)), flush=True)
+        elif command == "mem":
+            print(json.dumps(peak_growth_mb(forward)), flush=True)
+        else:
             break
-        print(json.dumps(_timed(forward)), flush=True)
+
+
+def _proc_status_kb(key: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {key}")
+
+
+def peak_growth_mb(fn) -> float:
+    """How far one call of fn raises the process's resident memory above where it was (MB):
+    Linux's peak-RSS mark is reset first (/proc/self/clear_refs), so loading's own peak does
+    not hide the forward's."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    before = _proc_status_kb("VmRSS")
+    fn()
+    return (_proc_status_kb("VmHWM") - before) / 1024
 
 
 def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) -> None:
@@ -77,8 +115,10 @@ def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) 
     numpybert.set_threads(threads)
     model = numpybert.load(model_dir)
     inputs = make_inputs(model.config.vocab_size, B, T)
-    info = {"engine": "numpybert", "threads": threads_info(), "sgemm_peak_gflops": sgemm_peak()}
-    serve(lambda: model(**inputs), info, warmup)
+    skip = not inputs["attention_mask"].all()  # a padded batch runs as encode/embed run it: real tokens only
+    info = {"engine": "numpybert", "threads": threads_info(), "skip_padding": skip,
+            "sgemm_peak_gflops": sgemm_peak() if warmup else None}  # warmup 0: a memory worker, untimed
+    serve(lambda: model(**inputs, skip_padding=skip), info, warmup)
 
 
 # ----------------------------------------------------------------------------- the orchestrator
@@ -125,10 +165,12 @@ def start_worker(engine: str, command: list, env: dict) -> Worker:
     return worker
 
 
-def flops(config: dict, B: int, T: int) -> float:
-    """Multiply-adds ×2 of one forward: the dense layers and the two attention products."""
+def flops(config: dict, B: int, T: int, padded: bool = False) -> float:
+    """Multiply-adds ×2 of one forward's useful work (real tokens): the dense layers and the two
+    attention products of each sequence."""
     H, I, L = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
-    return 2.0 * L * B * T * (4 * H * H + 2 * H * I + 2 * T * H)
+    n = make_inputs(config["vocab_size"], B, T, padded=padded)["attention_mask"].sum(axis=1).astype(float)
+    return float(2.0 * L * (n * (4 * H * H + 2 * H * I) + 2 * n * n * H).sum())
 
 
 def run_shape(commands: dict, env: dict, reps: int) -> dict:
@@ -182,13 +224,23 @@ def cold_start(command: list, env: dict, runs: int = 5) -> dict:
 def markdown(results: dict) -> str:
     head = ("| model | B × T | engine | median ms | min–max ms | ratio to torch | target | GFLOP/s | of peak |\n"
             "|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
+    lines = [head] if results["shapes"] else []
     for r in results["shapes"]:
         for engine, row in r["engines"].items():
-            lines.append(f"| {r['model']} | {r['B']} × {r['T']} | {engine} | {row['median_ms']:.1f} | "
+            lines.append(f"| {r['model']} | {r['B']} × {r['T']}{' padded' if r.get('padded') else ''} | {engine} | "
+                         f"{row['median_ms']:.1f} | "
                          f"{row['min_ms']:.1f}–{row['max_ms']:.1f} | {_ratio_cell(row, r, engine)} | "
                          f"{'≤ %s×' % r['target'] if engine == 'numpybert' else ''} | {row['gflops']:.0f} | "
                          f"{'%.0f%%' % (100 * row['fraction_of_peak']) if 'fraction_of_peak' in row else ''} |")
+    if results.get("memory"):
+        lines += ["", "| memory: one forward, fresh process | numpybert MB | torch MB | ratio to torch | target |",
+                  "|---|---|---|---|---|"]
+        for m in results["memory"]:
+            g, ratio = m["growth_mb"], m.get("ratio_to_torch")
+            cell = "" if ratio is None else f"{ratio:.2f}×{' ✓' if ratio <= m['target'] else ' ✗'}"
+            lines.append(f"| {m['model']} {m['B']} × {m['T']} | {g['numpybert']:.0f} | "
+                         f"{g['torch']:.0f} | {cell} | ≤ {m['target']}× |" if "torch" in g else
+                         f"| {m['model']} {m['B']} × {m['T']} | {g['numpybert']:.0f} | | | ≤ {m['target']}× |")
     if results.get("cold_start"):
         lines += ["", "| cold start (new process) | wall s (median, min) | peak RSS MB | RSS / weight file |",
                   "|---|---|---|---|"]
@@ -212,12 +264,20 @@ def plot(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in results["shapes"] if "ratio_to_torch" in r["engines"]["numpybert"]]
-    labels = [f"{r['model']} {r['B']}×{r['T']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(labels, [r["engines"]["numpybert"]["ratio_to_torch"] for r in rows], color="tab:blue")
-    ax.scatter(labels, [r["target"] for r in rows], marker="_", s=800, color="tab:red", label="target")
+    labels = [f"{r['model']} {r['B']}×{r['T']}{' pad' if r.get('padded') else ''}" for r in rows]
+    ratios = [r["engines"]["numpybert"]["ratio_to_torch"] for r in rows]
+    targets = [r["target"] for r in rows]
+    mem = [m for m in results.get("memory", []) if "ratio_to_torch" in m]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    ax.bar(labels, ratios, color="tab:blue", label="time")
+    if mem:
+        mem_labels = [f"mem {m['model']} {m['B']}×{m['T']}" for m in mem]
+        ax.bar(mem_labels, [m["ratio_to_torch"] for m in mem], color="tab:green", label="peak memory")
+        labels, targets = labels + mem_labels, targets + [m["target"] for m in mem]
+    ax.scatter(labels, targets, marker="_", s=800, color="tab:red", label="target")
     ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_ylabel("numpybert time / torch eager time")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.set_ylabel("numpybert / torch eager")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -237,37 +297,71 @@ def write(results: dict, out_dir: str, with_plot: bool) -> list:
 
 
 def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, shapes=SHAPES,
-              torch_worker: str | None = None, keep_env: bool = False, cold_runs: int = 5, log=print) -> dict:
+              torch_worker: str | None = None, keep_env: bool = False, cold_runs: int = 5, log=print,
+              memory_shapes=MEMORY_SHAPES, memory_runs: int = 1) -> dict:
     """Run every shape (models: {"minilm": dir, "base": dir}; a missing key skips its shapes).
     `torch_worker`: the path of scripts/bench.py, whose `--worker` mode times torch eager."""
     env = worker_env(threads, keep_env)
     results = {"threads": threads, "reps": reps, "warmup": warmup, "unset_env": [] if keep_env else
-               [n for n in OPENBLAS_ENV if n in os.environ], "shapes": [], "cold_start": {}}
-    for name, B, T in shapes:
+               [n for n in OPENBLAS_ENV if n in os.environ], "shapes": [], "memory": [], "cold_start": {},
+               "load_average": os.getloadavg()}
+    for shape in shapes:
+        name, B, T = shape[:3]
         if name not in models:
             continue
-        commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "worker", models[name], str(B), str(T),
-                                  str(threads), str(warmup)]}
-        if torch_worker:
-            commands["torch"] = [sys.executable, torch_worker, "--worker", "torch", models[name], str(B), str(T),
-                                 str(threads), str(warmup)]
-        run = run_shape(commands, env, reps)
-        results["shapes"].append(_shape_result(name, B, T, models[name], run))
+        commands = worker_commands(models[name], B, T, threads, warmup, torch_worker)
+        run = run_shape(commands, dict(env, **{PADDED_ENV: "1" if len(shape) > 3 else "0"}), reps)
+        results["shapes"].append(_shape_result(shape, models[name], run))
         log("\n".join(markdown({"shapes": results["shapes"][-1:]}).splitlines()[-len(commands):]))
+    for name, B, T in memory_shapes:
+        if name in models:
+            results["memory"].append(memory(name, B, T, models[name], threads, env, torch_worker, memory_runs))
+            log(markdown({"shapes": [], "memory": results["memory"][-1:]}).splitlines()[-1])
     results["cold_start"] = cold_starts(models.get("minilm"), env, torch_worker, cold_runs)
     return results
 
 
-def _shape_result(name: str, B: int, T: int, model_dir: str, run: dict) -> dict:
+def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, torch_worker) -> dict:
+    """{engine: command line} of the workers for one shape."""
+    commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "worker", model_dir, str(B), str(T),
+                              str(threads), str(warmup)]}
+    if torch_worker:
+        commands["torch"] = [sys.executable, torch_worker, "--worker", "torch", model_dir, str(B), str(T),
+                             str(threads), str(warmup)]
+    return commands
+
+
+def memory(name: str, B: int, T: int, model_dir: str, threads: int, env: dict, torch_worker, runs: int = 1) -> dict:
+    """Peak RSS growth (MB) of one forward in a fresh worker process per engine and run (the
+    first forward after load, no warm-up); the median over `runs` fresh processes."""
+    growth = {}
+    for _ in range(runs):
+        for engine, command in worker_commands(model_dir, B, T, threads, 0, torch_worker).items():
+            worker = start_worker(engine, command, dict(env, **{PADDED_ENV: "0"}))
+            try:
+                worker.proc.stdin.write("mem\n")
+                worker.proc.stdin.flush()
+                growth.setdefault(engine, []).append(json.loads(worker._line()))
+            finally:
+                worker.close()
+    row = {"model": name, "B": B, "T": T, "runs": runs, "target": MEMORY_TARGET,
+           "growth_mb": {e: statistics.median(g) for e, g in growth.items()}}
+    if "torch" in growth:
+        row["ratio_to_torch"] = row["growth_mb"]["numpybert"] / row["growth_mb"]["torch"]
+    return row
+
+
+def _shape_result(shape: tuple, model_dir: str, run: dict) -> dict:
+    name, B, T = shape[:3]
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-        gflop = flops(json.load(f), B, T) / 1e9
+        gflop = flops(json.load(f), B, T, padded=len(shape) > 3) / 1e9
     peak = run["info"]["numpybert"].get("sgemm_peak_gflops")
     engines = {e: summarize(t, gflop, peak) for e, t in run["times"].items()}
     if "torch" in engines:
         for row in engines.values():
             row["ratio_to_torch"] = row["median_ms"] / engines["torch"]["median_ms"]
-    return {"model": name, "B": B, "T": T, "target": TARGETS.get((name, B, T)), "gflop": gflop,
-            "engines": engines, "info": run["info"]}
+    return {"model": name, "B": B, "T": T, "padded": len(shape) > 3, "target": TARGETS.get(tuple(shape)),
+            "gflop": gflop, "engines": engines, "info": run["info"]}
 
 
 def cold_starts(minilm_dir: str | None, env: dict, torch_worker: str | None, runs: int) -> dict:

@@ -24,7 +24,12 @@ def add_arguments(p):
     p.add_argument("--reps", type=int, default=10, help="timed runs per engine and shape (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--shapes", default=None, metavar="LIST",
-                   help="subset, e.g. minilm:1x16,base:8x128 (default: the issue's four)")
+                   help="timed shapes, e.g. minilm:1x16,minilm:32x128:padded,base:8x128 (default: the issue's; "
+                        "'none' skips timing)")
+    p.add_argument("--memory-shapes", default=None, metavar="LIST",
+                   help="shapes whose peak memory growth of one forward is measured in fresh processes "
+                        "(default: minilm:32x512,minilm:128x256,base:32x512; 'none' skips)")
+    p.add_argument("--memory-runs", type=int, default=1, help="fresh processes per engine and memory shape")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
     p.add_argument("--no-torch", action="store_true", help="time numpybert only")
     p.add_argument("--keep-env", action="store_true",
@@ -33,20 +38,23 @@ def add_arguments(p):
     p.add_argument("--plot", action="store_true", help="also draw bench.png (needs matplotlib)")
 
 
-def parse_shapes(text):
+def parse_shapes(text, default=None, padded_ok=True):
     from ..bench import SHAPES
     if text is None:
-        return SHAPES
+        return SHAPES if default is None else default
+    if text == "none":
+        return []
     shapes = []
     for item in text.split(","):
         try:
-            name, bt = item.split(":")
+            name, bt, *rest = item.split(":")
             B, T = (int(v) for v in bt.lower().split("x"))
         except ValueError:
             raise InputValueError(f"--shapes item {item!r}: expected MODEL:BxT, e.g. minilm:32x128") from None
-        if name not in ("minilm", "base") or B < 1 or T < 1:
-            raise InputValueError(f"--shapes item {item!r}: model is minilm or base, B and T positive")
-        shapes.append((name, B, T))
+        if name not in ("minilm", "base") or B < 1 or T < 1 or rest not in ([], ["padded"]) or rest and not padded_ok:
+            raise InputValueError(f"--shapes item {item!r}: model is minilm or base, B and T positive"
+                                  f"{', optionally :padded' if padded_ok else ''}")
+        shapes.append((name, B, T, *rest))
     return shapes
 
 
@@ -67,8 +75,12 @@ def run(args, torch_worker=None):
     if not models:
         raise InputValueError(f"no model to time: {args.minilm} is missing (run: numpybert fetch) and no --base")
     worker = None if args.no_torch else (torch_worker or torch_worker_script())
+    if args.memory_runs < 0:
+        raise InputValueError("--memory-runs must not be negative")
     results = bench.benchmark(models, args.threads, args.reps, args.warmup, parse_shapes(args.shapes),
-                              worker, args.keep_env, args.cold_runs)
+                              worker, args.keep_env, args.cold_runs,
+                              memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
+                              memory_runs=args.memory_runs)
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

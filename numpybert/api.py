@@ -115,8 +115,8 @@ class BertModel:
                                                        skip_padding=skip_padding,
                                                        output_hidden_states=output_hidden_states,
                                                        output_attentions=output_attentions)
-        _check_finite(hidden_states, self.model_dir, lambda: self(ids, mask, types, positions, output_hidden_states=True,
-                                                                  skip_padding=skip_padding))
+        _check_finite(hidden_states, self.model_dir, None if output_hidden_states else lambda: self(
+            ids, mask, types, positions, output_hidden_states=True, skip_padding=skip_padding))
         return BertOutput(
             last_hidden_state=hidden_states[-1],
             _pooler_output=pooled,
@@ -169,7 +169,7 @@ def _check_finite(hidden_states, model_dir, rerun):
     Without the layer outputs (not asked for), `rerun()` runs the forward again keeping them."""
     if np.isfinite(hidden_states[-1]).all():
         return
-    if len(hidden_states) == 1:
+    if rerun is not None:
         rerun()  # raises, naming the layer
     i = next(i for i, h in enumerate(hidden_states) if not np.isfinite(h).all())
     where = "the embedding output" if i == 0 else f"the output of layer {i - 1}"

@@ -187,7 +187,7 @@ def test_fused_qkv_tensors_are_views_with_the_checkpoint_values():
     names = [f"encoder.layer.0.attention.self.{p}.{k}" for p in ("query", "key", "value") for k in ("weight", "bias")]
     flat = {n: rng.normal(size=(4, 4) if n.endswith("weight") else 4).astype(np.float32) for n in names}
     original = dict(flat)
-    fused = M.fuse_qkv(flat)
+    fused = M.prepare_params(flat)
     assert fused is flat  # in place: a model's flat_params stays the same dict
     for n in names:
         assert np.array_equal(fused[n], original[n]) and fused[n].shape == original[n].shape
@@ -197,6 +197,6 @@ def test_fused_qkv_tensors_are_views_with_the_checkpoint_values():
     assert w.shape == (12, 4) and np.shares_memory(w, nested["key"]["weight"])
     nested["key"]["weight"][0, 0] = 42.0  # an in-place edit of a named tensor reaches the fused one
     assert M.qkv_weights(**nested)[0][4, 0] == 42.0
-    assert M.fuse_qkv(fused)["encoder.layer.0.attention.self.query.weight"] is fused[names[0]]  # idempotent
+    assert M.prepare_params(fused)["encoder.layer.0.attention.self.query.weight"] is fused[names[0]]  # idempotent
     apart = {p: {k: v.copy() for k, v in d.items()} for p, d in nested.items()}  # not fused: concatenated
     assert np.array_equal(M.qkv_weights(**apart)[0], w)

@@ -1,34 +1,39 @@
-"""BERT's forward pass as plain NumPy functions, in the order of the paper.
+"""The engine: BERT's forward pass made fast and lean; numpybert/reference.py is the textbook.
 
-Read it top to bottom: the building blocks (linear, layer_norm, erf/gelu, softmax), then
-embeddings -> self-attention -> feed-forward -> encoder layer -> encoder -> pooler -> bert.
-The semantics are HuggingFace `BertModel` (eager attention) at inference.
+The same math as the reference (HuggingFace `BertModel`, eager attention, at inference),
+checked against the same golden files, computed so that it costs less:
+
+- on token *rows* [R, H], not padded [B, T, H] tensors (numpybert/engine/layout.py): with
+  skip_padding=True only real tokens are computed and each sequence attends over its own
+  tokens; by default all B·T positions, with HF's additive mask, so padded positions get
+  HF's values too;
+- streaming: one layer at a time in place, with workspaces reused by every layer (two [R, H]
+  and one [R, max(3H, I)]); no layer's hidden state or attention probabilities is kept unless
+  the caller asked for it (output_hidden_states / output_attentions / record);
+- Linear weights stored [in, out] at load (`prepare_params`), Q, K, V side by side: x @ W is
+  one NN GEMM (the checkpoint-named [out, in] tensors are views of the stored ones);
+- results written in place (`out=`); P·V lands directly in the rows' [R, N, D] layout, so
+  merging the heads costs nothing;
+- element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
+  `BLOCK_BYTES`, so its passes hit the CPU cache; LayerNorm in float64 blocks (more accurate
+  than torch's float32 one, see `_layer_norm_rows`);
+- threads (`numpybert.set_threads`, numpybert/engine/blocks.py): each takes a share of the
+  sequences through all the layers, BLAS on one thread each.
 
 Dimension legend (as in google-research/bert `modeling.py`):
     B  batch size               T  sequence length (tokens)
     H  hidden size              N  attention heads
     D  head size = H / N        I  intermediate (feed-forward) size
     L  number of layers         V  vocabulary size
+    R  token rows computed (B·T, or the real tokens only under skip_padding)
 
-Parameters keep the checkpoint's names and torch's layout, so any leaf can be diffed
-against the file: `params["encoder"]["layer"][3]["attention"]["self"]["query"]["weight"]`
-is the tensor `encoder.layer.3.attention.self.query.weight`, a Linear weight of shape
-[out, in]. Functions take activations first, weights next, config last (as picoGPT).
+Parameters keep the checkpoint's names and torch's shapes, so any leaf can be diffed
+against the file. Functions take activations first, weights next, config last (as picoGPT).
+Every function keeps the dtype it is given (constants are Python floats, which do not promote).
 
-Every function keeps the dtype it is given: float32 in, float32 out. (NumPy 2 promotes
-float32 to float64 when a NumPy float64 scalar joins an operation, so constants here
-are Python floats, which do not promote.)
-
-How it is fast and still this one readable model (numbers in docs/performance.md):
-- matrix products go to BLAS as whole 2-D GEMMs, Q, K and V as ONE GEMM (`fuse_qkv`);
-- results are written in place (`out=`) instead of into fresh temporaries, and P·V lands
-  directly in the [B, T, N, D] layout, so merging the heads costs nothing;
-- element-wise work (GELU, LayerNorm, the softmax of each block of heads) runs on blocks
-  of about `BLOCK_BYTES`, so its many passes hit the CPU cache instead of memory, and the
-  blocks may be shared between threads (`numpybert.set_threads`; the machinery is numpybert/blocks.py).
-
-`trace` records intermediates under stable names (`encoder.layer.0.attention.self.probs`)
-for the parity audit; the default `NO_TRACE` does nothing.
+`trace` (numpybert/engine/trace.py) records intermediates under stable names
+(`encoder.layer.0.attention.self.probs`) for the parity audit, from the very computation
+users run: recording only copies.
 """
 
 import math
@@ -238,11 +243,6 @@ def _is_linear_weight(name, w):
     """A Linear layer's [out, in] weight (not an embedding table, not the tied MLM decoder)."""
     return (w.ndim == 2 and name.endswith(".weight") and "embeddings" not in name and "LayerNorm" not in name
             and "decoder" not in name and "attention.self." not in name)  # query/key/value: fused above
-
-
-def fuse_qkv(flat_params):
-    """The name this step had before weights were also stored [in, out]; see prepare_params."""
-    return prepare_params(flat_params)
 
 
 def _fused(a, b, c):

@@ -42,8 +42,26 @@ def torch_cold(model_dir):
         model(**tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt"))
 
 
+def st_corpus(model_dir, n, threads):
+    """sentence-transformers' encode on numpybert.bench.make_corpus's texts: one JSON line."""
+    import json
+    import time
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from numpybert.bench import make_corpus
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(model_dir, device="cpu")
+    texts = make_corpus(model_dir, n)
+    model.encode(texts[:64])  # warm up
+    t0 = time.perf_counter()
+    model.encode(texts, batch_size=32)
+    print(json.dumps({"engine": "sentence-transformers", "seconds": time.perf_counter() - t0, "texts": len(texts)}))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["--corpus", "st"]:
+        return st_corpus(argv[2], int(argv[3]), int(argv[4]))
     if argv[:2] == ["--worker", "torch"]:
         return torch_worker(argv[2], *map(int, argv[3:7]))
     if argv[:2] == ["--cold", "torch"]:

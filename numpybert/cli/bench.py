@@ -30,6 +30,9 @@ def add_arguments(p):
                    help="shapes whose peak memory growth of one forward is measured in fresh processes "
                         "(default: minilm:32x512,minilm:128x256,base:32x512; 'none' skips)")
     p.add_argument("--memory-runs", type=int, default=1, help="fresh processes per engine and memory shape")
+    p.add_argument("--corpus-runs", type=int, default=1,
+                   help="runs of MiniLM encode vs sentence-transformers on a mixed-length corpus (0: skip)")
+    p.add_argument("--corpus-texts", type=int, default=3000, help="texts in the corpus (default 3000)")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
     p.add_argument("--no-torch", action="store_true", help="time numpybert only")
     p.add_argument("--keep-env", action="store_true",
@@ -75,12 +78,13 @@ def run(args, torch_worker=None):
     if not models:
         raise InputValueError(f"no model to time: {args.minilm} is missing (run: numpybert fetch) and no --base")
     worker = None if args.no_torch else (torch_worker or torch_worker_script())
-    if args.memory_runs < 0:
-        raise InputValueError("--memory-runs must not be negative")
+    if args.memory_runs < 0 or args.corpus_runs < 0 or args.corpus_texts < 1:
+        raise InputValueError("--memory-runs and --corpus-runs must not be negative, --corpus-texts positive")
     results = bench.benchmark(models, args.threads, args.reps, args.warmup, parse_shapes(args.shapes),
                               worker, args.keep_env, args.cold_runs,
                               memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
-                              memory_runs=args.memory_runs)
+                              memory_runs=args.memory_runs, corpus_texts=args.corpus_texts,
+                              corpus_runs=args.corpus_runs)
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

@@ -216,6 +216,12 @@ def softmax(x, out=None):
 
 # ----------------------------------------------------------------------------- weights, once at load
 
+# Store Linear weights [in, out] (NN GEMMs). Measured on 2 threads, quiet: 16×384 @ 384×1152 0.133 ms NN
+# vs 0.243 ms NT (docs/performance.md). On 1 thread under heavy load (2026-11-30), the MiniLM 1×16
+# forward took 18.8 ms NN vs 16.9 ms NT (min CPU time): re-measure on the quiet machine.
+WEIGHTS_IN_OUT = True
+
+
 def prepare_params(flat_params):
     """Once, at load time, for fast products: every Linear weight is stored as [in, out], so
     x·Wᵀ is an NN GEMM (OpenBLAS multiplies few rows ~1.8× faster NN than NT: 0.133 vs 0.243 ms
@@ -234,7 +240,7 @@ def prepare_params(flat_params):
                     out = parts[0].shape[0]
                     flat_params.update((n, whole[..., i * out:(i + 1) * out].T) for i, n in enumerate(names))
     for name, w in flat_params.items():
-        if _is_linear_weight(name, w) and not w.T.flags.c_contiguous:
+        if WEIGHTS_IN_OUT and _is_linear_weight(name, w) and not w.T.flags.c_contiguous:
             flat_params[name] = np.ascontiguousarray(w.T).T  # stored [in, out], seen as [out, in]
     return flat_params
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .. import cli
-from ..apps.encode import POOLING_MODES, WINDOW
+from ..apps.encode import MAX_BATCH_TOKENS, POOLING_MODES, WINDOW
 
 
 def register(subparsers):
@@ -22,6 +22,8 @@ def register(subparsers):
                    help="input format (default: auto, JSONL for .jsonl/.ndjson, else text)")
     p.add_argument("--text-field", metavar="NAME", help="JSONL field holding the text (default: text)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per forward pass (default: 32)")
+    p.add_argument("--max-batch-tokens", type=int, default=MAX_BATCH_TOKENS, metavar="N",
+                   help=f"at most N token positions per forward pass: bounds memory (default: {MAX_BATCH_TOKENS})")
     p.add_argument("--pooling", choices=POOLING_MODES, help="pooling (default: the model directory's, else mean)")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalize the embeddings (default: the model directory's)")
@@ -50,7 +52,8 @@ def run(args):
     if args.workers < 1 or (args.dask and args.workers != 1):
         raise InputValueError(f"--workers {args.workers}: expected a positive number, and not with --dask")
     embedder = Embedder(args.model, pooling=args.pooling, normalize=args.normalize,
-                        max_seq_length=args.max_seq_length, batch_size=args.batch_size, window=args.window)
+                        max_seq_length=args.max_seq_length, batch_size=args.batch_size, window=args.window,
+                        max_batch_tokens=args.max_batch_tokens)
     job = CorpusJob(args.input, args.out, embedder, args.format, args.text_field or "text", args.skip_bad)
     runner = (dask_runner(embedder, args.dask) if args.dask
               else process_runner(embedder, args.workers) if args.workers > 1 else None)

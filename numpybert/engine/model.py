@@ -284,7 +284,7 @@ def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, positio
     """Token + segment + position embeddings of the computed rows ([R] ids -> [R, H]), summed in
     HF's order, then LayerNorm. `inputs_embeds` [R, H], when given, replaces the token embeddings."""
     table = word_embeddings["weight"]
-    x = table[input_ids] if inputs_embeds is None else inputs_embeds.astype(table.dtype)  # [R] -> [R, H]
+    x = table[input_ids] if inputs_embeds is None else inputs_embeds.astype(table.dtype, copy=False)  # [R] -> [R, H]
     x += token_type_embeddings["weight"][token_type_ids]
     x += position_embeddings["weight"][position_ids]
     trace.rows("sum", x, where)
@@ -421,7 +421,7 @@ def encoder(x, layout, layer, n_head, act, eps, trace=NO_TRACE):
             encoder_layer(x[rows], share.groups, **block, n_head=n_head, act=act, eps=eps, work=work, where=where,
                           trace=trace.scope(f"layer.{i}"))
 
-    for_each_block(run, [(share,) for share in layout.shares], x.nbytes, blas=True)
+    for_each_block(run, [(share,) for share in layout.shares], blas=True)  # layout made the shares worth it
     return x
 
 

@@ -141,3 +141,38 @@ def test_golden_models_are_the_committed_ones():
         assert digest.hexdigest() == metadata["model_sha256"] or \
             metadata["model_sha256"] == "".join(hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in names), \
             f"{path}: made from a different {metadata['model']} (sha256 mismatch); regenerate: {metadata['command']}"
+
+
+def golden_model_outputs():
+    return [pytest.param(p, id=str(p.relative_to(GOLDEN))) for p in golden_files()]
+
+
+@pytest.mark.parametrize("path", golden_model_outputs())
+def test_skip_padding_matches_torch_at_real_tokens(path):
+    """The packed forward (skip_padding=True, what encode/embed run): every output within the
+    real-token tolerance of torch at real tokens (attentions: real queries × real keys; torch
+    gives the padded keys exactly 0), and 0 where it computes nothing."""
+    golden = read_golden(path)
+    model = load_model(golden.metadata["model"], golden.metadata["dtype"])
+    out = model(**golden.inputs, output_hidden_states=True, output_attentions=True, skip_padding=True)
+    tol_real = TOL[golden.metadata["dtype"]][0]
+    mask = golden.inputs["attention_mask"].astype(bool)
+    ours = {"last_hidden_state": out.last_hidden_state}
+    ours.update({f"hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
+    ours.update({f"attentions.{i}": a for i, a in enumerate(out.attentions)})
+    if model.has_pooler and mask[:, 0].all():
+        ours["pooler_output"] = out.pooler_output
+    checked = 0
+    for name, mine in ours.items():
+        ref = golden.outputs.get(name)
+        if ref is None:
+            continue
+        real = real_positions(mask, ref.shape)
+        if name.startswith("attentions."):
+            real = real & np.broadcast_to(mask[:, None, None, :], ref.shape)
+        assert mine.dtype == ref.dtype and mine.shape == ref.shape
+        assert errors(mine, ref, real)[0] <= tol_real, f"{name}: real tokens differ from torch"
+        if mine.ndim >= 3:
+            assert not mine[~real].any(), f"{name}: padded positions are not 0"
+        checked += 1
+    assert checked >= 2

@@ -125,6 +125,23 @@ def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) 
     serve(lambda: model(**inputs, skip_padding=skip), info, warmup)
 
 
+def ort_worker(model_dir: str, onnx_path: str, B: int, T: int, threads: int, warmup: int) -> None:
+    """ONNX Runtime, the outside reference: `python -m numpybert.bench ort-worker DIR FILE.onnx B T
+    THREADS WARMUP`. FILE is BertModel exported with inputs input_ids / attention_mask /
+    token_type_ids (`scripts/bench.py --export-onnx DIR FILE`); needs `pip install onnxruntime`
+    (imported here only). CPU, `threads` intra-op threads, default graph optimisation."""
+    import onnxruntime
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        vocab_size = json.load(f)["vocab_size"]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    inputs = {k: v for k, v in make_inputs(vocab_size, B, T).items() if k in names}
+    info = {"engine": "onnxruntime", "version": onnxruntime.__version__, "threads": threads}
+    serve(lambda: session.run(None, inputs), info, warmup)
+
+
 # ----------------------------------------------------------------------------- corpus throughput
 
 CORPUS_TEXTS = 3000
@@ -364,7 +381,7 @@ def write(results: dict, out_dir: str, with_plot: bool) -> list:
 def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, shapes=SHAPES,
               torch_worker: str | None = None, keep_env: bool = False, cold_runs: int = 5, log=print,
               memory_shapes=MEMORY_SHAPES, memory_runs: int = 1, corpus_texts: int = CORPUS_TEXTS,
-              corpus_runs: int = 0) -> dict:
+              corpus_runs: int = 0, onnx: dict | None = None) -> dict:
     """Run every shape (models: {"minilm": dir, "base": dir}; a missing key skips its shapes).
     `torch_worker`: the path of scripts/bench.py, whose `--worker` mode times torch eager."""
     env = worker_env(threads, keep_env)
@@ -375,7 +392,7 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
         name, B, T = shape[:3]
         if name not in models:
             continue
-        commands = worker_commands(models[name], B, T, threads, warmup, torch_worker)
+        commands = worker_commands(models[name], B, T, threads, warmup, torch_worker, (onnx or {}).get(name))
         run = run_shape(commands, dict(env, **{PADDED_ENV: "1" if len(shape) > 3 else "0"}), reps)
         results["shapes"].append(_shape_result(shape, models[name], run))
         log("\n".join(markdown({"shapes": results["shapes"][-1:]}).splitlines()[-len(commands):]))
@@ -390,13 +407,17 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
     return results
 
 
-def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, torch_worker) -> dict:
-    """{engine: command line} of the workers for one shape."""
+def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, torch_worker,
+                    onnx_path: str | None = None) -> dict:
+    """{engine: command line} of the workers for one shape (ONNX Runtime when given an exported model)."""
     commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "worker", model_dir, str(B), str(T),
                               str(threads), str(warmup)]}
     if torch_worker:
         commands["torch"] = [sys.executable, torch_worker, "--worker", "torch", model_dir, str(B), str(T),
                              str(threads), str(warmup)]
+    if onnx_path:
+        commands["onnxruntime"] = [sys.executable, "-m", "numpybert.bench", "ort-worker", model_dir, onnx_path,
+                                   str(B), str(T), str(threads), str(warmup)]
     return commands
 
 
@@ -454,5 +475,7 @@ def main_worker(argv: list) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     main_worker(sys.argv[2:])
+elif __name__ == "__main__" and sys.argv[1:2] == ["ort-worker"]:
+    ort_worker(sys.argv[2], sys.argv[3], *map(int, sys.argv[4:8]))
 elif __name__ == "__main__" and sys.argv[1:2] == ["corpus"]:
     corpus_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -58,8 +58,34 @@ def st_corpus(model_dir, n, threads):
     print(json.dumps({"engine": "sentence-transformers", "seconds": time.perf_counter() - t0, "texts": len(texts)}))
 
 
+def export_onnx(model_dir, out):
+    """BertModel -> ONNX for the ONNX Runtime column (needs the onnx package): transformers 5 needs
+    keyword inputs (a wrapper module) and the TorchScript exporter (dynamo=False), opset 17."""
+    import torch
+    import transformers
+    model = transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+
+    class Keywords(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.ones((2, 8), dtype=torch.int64)
+    axes = {0: "batch", 1: "sequence"}
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(Keywords(model), (ids, ids, torch.zeros_like(ids)), out, dynamo=False, opset_version=17,
+                      input_names=names, output_names=["last_hidden_state"],
+                      dynamic_axes={n: axes for n in names + ["last_hidden_state"]})
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--export-onnx"]:
+        return export_onnx(argv[1], argv[2])
     if argv[:2] == ["--corpus", "st"]:
         return st_corpus(argv[2], int(argv[3]), int(argv[4]))
     if argv[:2] == ["--worker", "torch"]:

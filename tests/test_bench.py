@@ -72,3 +72,9 @@ def test_corpus_is_deterministic_and_mixed(minilm_dir):
     assert texts == bench.make_corpus(str(minilm_dir), 300) and len(texts) == 300
     words = [len(t.split()) for t in texts]
     assert min(words) < 20 and max(words) > 60
+
+
+def test_onnxruntime_joins_when_given_an_export():
+    commands = bench.worker_commands("/m", 1, 16, 2, 3, None, onnx_path="/m.onnx")
+    assert set(commands) == {"numpybert", "onnxruntime"}
+    assert commands["onnxruntime"][2:5] == ["numpybert.bench", "ort-worker", "/m"]

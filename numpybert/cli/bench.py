@@ -33,6 +33,10 @@ def add_arguments(p):
     p.add_argument("--corpus-runs", type=int, default=1,
                    help="runs of MiniLM encode vs sentence-transformers on a mixed-length corpus (0: skip)")
     p.add_argument("--corpus-texts", type=int, default=3000, help="texts in the corpus (default 3000)")
+    p.add_argument("--onnx-minilm", default=None, metavar="FILE",
+                   help="also time ONNX Runtime (pip install onnxruntime) on this export of the MiniLM model "
+                        "(scripts/bench.py --export-onnx DIR FILE)")
+    p.add_argument("--onnx-base", default=None, metavar="FILE", help="the same for the bert-base model")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
     p.add_argument("--no-torch", action="store_true", help="time numpybert only")
     p.add_argument("--keep-env", action="store_true",
@@ -84,7 +88,8 @@ def run(args, torch_worker=None):
                               worker, args.keep_env, args.cold_runs,
                               memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
                               memory_runs=args.memory_runs, corpus_texts=args.corpus_texts,
-                              corpus_runs=args.corpus_runs)
+                              corpus_runs=args.corpus_runs,
+                              onnx={k: v for k, v in (("minilm", args.onnx_minilm), ("base", args.onnx_base)) if v})
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

@@ -5,6 +5,7 @@ outputs the way HuggingFace's `BertModel` (and TF Hub's BERT encoder) name them.
 """
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -124,11 +125,15 @@ class BertModel:
             attentions=tuple(attentions) if output_attentions else None,
             trace=trace.store if record else None,
             _encoder_outputs=tuple(hidden_states[1:]) if output_hidden_states else
-            lambda: self(ids, mask, types, positions, output_hidden_states=True, skip_padding=skip_padding).hidden_states[1:],
+            functools.partial(self._encoder_outputs, ids, mask, types, positions, skip_padding),
             _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
                             "is no pooled_output. (transformers would fill a random pooler silently.) "
                             "Use last_hidden_state, e.g. its mean over real tokens, instead.",
         )
+
+    def _encoder_outputs(self, ids, mask, types, positions, skip_padding):
+        """The L layer outputs, for `BertOutput.tfhub()` of a forward that did not keep them."""
+        return self(ids, mask, types, positions, output_hidden_states=True, skip_padding=skip_padding).hidden_states[1:]
 
     # -- text in -------------------------------------------------------------------------------
     @property

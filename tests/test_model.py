@@ -119,3 +119,13 @@ def test_missing_pooler_is_refused_not_random(tmp_path, minilm_dir):
         out.pooler_output
     with pytest.raises(MissingWeightsError, match="no pooler"):
         out.tfhub()
+
+
+def test_tfhub_without_hidden_states_recomputes_them(minilm):
+    """The forward keeps no layer output unless asked; tfhub() then runs it again for encoder_outputs."""
+    out, kept = minilm(IDS), minilm(IDS, output_hidden_states=True)
+    assert out.hidden_states is None
+    tf = out.tfhub()
+    assert len(tf["encoder_outputs"]) == minilm.config.num_hidden_layers
+    for a, b in zip(tf["encoder_outputs"], kept.hidden_states[1:]):
+        assert np.array_equal(a, b)

@@ -217,8 +217,9 @@ def softmax(x, out=None):
 # ----------------------------------------------------------------------------- weights, once at load
 
 # Store Linear weights [in, out] (NN GEMMs). Measured on 2 threads, quiet: 16×384 @ 384×1152 0.133 ms NN
-# vs 0.243 ms NT (docs/performance.md). On 1 thread under heavy load (2026-11-30), the MiniLM 1×16
-# forward took 18.8 ms NN vs 16.9 ms NT (min CPU time): re-measure on the quiet machine.
+# vs 0.243 ms NT (bert-facts). On 1 thread (CPU time, loaded machine, 2026-11-30) NN was faster for
+# 3 of MiniLM's 4 GEMM shapes at 16 rows (384→384 0.065 vs 0.104 ms; 384→1536 0.459 vs 0.429), the
+# whole 1×16 forward a wash (min 14.0 vs 13.8 ms): re-measure on a quiet machine. Bit-identical results.
 WEIGHTS_IN_OUT = True
 
 

@@ -353,7 +353,8 @@ def plot(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in results["shapes"] if "ratio_to_torch" in r["engines"]["numpybert"]]
-    labels = [f"{r['model']} {r['B']}×{r['T']}{' pad' if r.get('padded') else ''}" for r in rows]
+    labels = [f"{r['model']} {r['B']}×{r['T']}{' pad' if r.get('padded') else ''}{' b2b' if r.get('back_to_back') else ''}"
+              for r in rows]
     ratios = [r["engines"]["numpybert"]["ratio_to_torch"] for r in rows]
     targets = [r["target"] for r in rows]
     mem = [m for m in results.get("memory", []) if "ratio_to_torch" in m]

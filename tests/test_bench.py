@@ -1,7 +1,5 @@
 """The benchmark's measuring parts (no torch here: the workers' protocol, inputs, memory, report)."""
 
-import os
-
 import numpy as np
 import pytest
 

@@ -160,7 +160,6 @@ def padded(model, lengths, T, seed=1, left=False):
     ids = rng.integers(1000, 20000, (len(lengths), T))
     mask = np.zeros((len(lengths), T), np.int64)
     for b, n in enumerate(lengths):
-        mask[b, T - n:] if left else mask[b, :n]
         if left:
             mask[b, T - n:] = 1
         else:

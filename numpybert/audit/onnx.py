@@ -48,10 +48,11 @@ GELU_OPS = ("Gelu", "FastGelu", "BiasGelu")
 FUSED_ATTENTION_OPS = ("Attention", "MultiHeadAttention", "PackedAttention", "QAttention")
 ELEMENTWISE = ("Add", "Mul", "Div")  # the ops of an exported exact GELU after its Erf
 
-# A graph of the same model differs from numpybert by rounding (cosine 1 - 1e-12), float16
-# (1 - 1e-6) or int8 weights (MiniLM last_hidden_state: 0.99 at real tokens, measured);
-# another checkpoint of the same shape gives ~0 (measured on two tiny-bert seeds: 0.05).
-SAME_MODEL_MIN_COSINE = 0.9
+# Cosine of the graph's last_hidden_state to numpybert's at real tokens, measured: a float32
+# export 1 - 4e-13, float16 1 - 4e-7, quantize_dynamic's int8 0.955 (MiniLM, QInt8: its default
+# also quantizes the embedding tables); another checkpoint of the same shape ~0 (tiny-bert
+# against a re-seeded twin: see tests/test_audit_onnx.py). Below this it is another model.
+SAME_MODEL_MIN_COSINE = 0.5
 NEIGHBOURS = 5  # top-k of the ranking agreement
 RANDOM_LENGTHS = (3, 5, 6, 8, 9, 11, 12, 14, 16, 17, 19, 20)  # ranking rows of a model without a tokenizer
 
@@ -433,7 +434,7 @@ def check_same_model(graph: Graph, model, outputs: dict, names: dict, ref32: dic
         c = error_stats(outputs[names["last_hidden_state"]], ref32["last_hidden_state"], where).cosine
         if not c >= SAME_MODEL_MIN_COSINE:
             raise OnnxAuditError(f"{path}: its last_hidden_state has cosine {c:.3f} to {model.model_dir}'s "
-                                 f"(a quantised copy has > 0.99): its weights do not belong to {model.model_dir}")
+                                 f"(an int8 copy has > 0.95): its weights do not belong to {model.model_dir}")
 
 
 def ranking_agreement(ref: np.ndarray, got: np.ndarray, k: int = NEIGHBOURS) -> tuple:

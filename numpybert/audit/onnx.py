@@ -100,7 +100,7 @@ def runtime():
     except ImportError as e:
         raise OnnxAuditError(f"auditing an ONNX graph needs onnx and onnxruntime ({e}); install the onnx "
                              f"extra: {INSTALL}") from None
-    onnxruntime.set_default_logger_severity(3)  # no warnings about unused initializers on stderr
+    onnxruntime.set_default_logger_severity(4)  # errors come back as exceptions, said in one line
     return onnx, onnxruntime
 
 
@@ -258,7 +258,7 @@ def session(graph: Graph, extra_outputs=()):
         proto.CopyFrom(graph.proto)
         proto.graph.output.extend(onnx.ValueInfoProto(name=name) for name in extra)
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     try:
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph types
@@ -418,17 +418,22 @@ def compare_row(name: str, graph_name: str, ours, ref32, ref64, mask) -> GraphRo
                     error_stats(ours, ref64, exact), error_stats(ref32, ref64, exact), tolerance)
 
 
-def check_same_model(graph: Graph, model, outputs: dict, names: dict, ref32: dict, mask) -> None:
-    """Refuse, in one line, a graph whose weights do not belong to the model."""
-    config, path = model.config, graph.path
+def check_shapes(graph: Graph, model) -> None:
+    """Before running: refuse a graph without the model's [vocab_size, hidden_size] embedding table."""
+    config = model.config
     tables = [tuple(i.dims) for i in graph.proto.graph.initializer if len(i.dims) == 2]
-    if "last_hidden_state" not in names and "sentence_embedding" not in names:
-        raise OnnxAuditError(f"{path}: no output of width {config.hidden_size} (last_hidden_state, "
-                             f"pooler_output or a sentence embedding): its weights do not belong to {model.model_dir}")
     if tables and (config.vocab_size, config.hidden_size) not in tables:
-        raise OnnxAuditError(f"{path}: no [{config.vocab_size}, {config.hidden_size}] word-embedding table: "
-                             f"its weights do not belong to {model.model_dir} (vocab_size {config.vocab_size}, "
-                             f"hidden_size {config.hidden_size})")
+        raise OnnxAuditError(f"{graph.path}: no [{config.vocab_size}, {config.hidden_size}] word-embedding table "
+                             f"(vocab_size, hidden_size of {model.model_dir}): its weights do not belong to "
+                             f"{model.model_dir}")
+
+
+def check_same_model(graph: Graph, model, outputs: dict, names: dict, ref32: dict, mask) -> None:
+    """After running: refuse, in one line, a graph whose outputs cannot come from the model."""
+    path = graph.path
+    if "last_hidden_state" not in names and "sentence_embedding" not in names:
+        raise OnnxAuditError(f"{path}: no output of width {model.config.hidden_size} (last_hidden_state or a "
+                             f"sentence embedding): its weights do not belong to {model.model_dir}")
     if "last_hidden_state" in names:
         where = real_positions(mask, ref32["last_hidden_state"].shape)
         c = error_stats(outputs[names["last_hidden_state"]], ref32["last_hidden_state"], where).cosine
@@ -472,6 +477,7 @@ def audit_graph(path, model_dir, inputs: dict, ranking_inputs: dict) -> GraphRep
     """Run the graph and numpybert's reference on the same ids; compare every mapped tensor."""
     graph = read_graph(path)
     model32, model64 = load_reference(model_dir, "float32"), load_reference(model_dir, "float64")
+    check_shapes(graph, model32)
     inputs = fit_inputs(graph, inputs)
     mask = inputs["attention_mask"]
     mapping = map_tensors(graph, model32.config.num_hidden_layers)

@@ -269,3 +269,49 @@ def test_minilm_float16(capsys, minilm_graphs, minilm_dir):
     code, report, _ = audit_json(capsys, minilm_graphs["float16"], minilm_dir)
     assert code == 1 and report["graph_precision"] == "float16"
     assert report["task"]["cosine_min"] > 0.9999 and report["task"]["top1"] == 1.0
+
+
+# ----------------------------------------------------------------------------- other graph layouts
+
+def with_sentence_embedding(tmp_path):
+    """The float32 graph plus sentence-transformers' head: mean pooling over the mask, then L2
+    normalisation, as output `sentence_embedding` (what ONNX exports of embedding models return)."""
+    from onnx import TensorProto, helper
+    proto = onnx.load(str(GRAPHS / "tiny-bert.float32.onnx"))
+    h = "last_hidden_state"
+    nodes = [
+        helper.make_node("Cast", ["attention_mask"], ["se_mask"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["se_mask", "se_axis2"], ["se_mask3"]),
+        helper.make_node("Mul", [h, "se_mask3"], ["se_masked"]),
+        helper.make_node("ReduceSum", ["se_masked", "se_axis1"], ["se_sum"], keepdims=0),
+        helper.make_node("ReduceSum", ["se_mask3", "se_axis1"], ["se_count"], keepdims=0),
+        helper.make_node("Div", ["se_sum", "se_count"], ["se_mean"]),
+        helper.make_node("LpNormalization", ["se_mean"], ["sentence_embedding"], axis=-1, p=2),
+    ]
+    proto.graph.initializer.extend([helper.make_tensor("se_axis1", TensorProto.INT64, [1], [1]),
+                                    helper.make_tensor("se_axis2", TensorProto.INT64, [1], [2])])
+    proto.graph.node.extend(nodes)
+    proto.graph.output.append(helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", 32]))
+    path = tmp_path / "st.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_sentence_embedding_output_is_used_for_the_task(capsys, tmp_path):
+    code, report, err = audit_json(capsys, with_sentence_embedding(tmp_path))
+    assert code == 0, err
+    assert report["graph_outputs"] == {"last_hidden_state": "last_hidden_state", "pooler_output": "pooler_output",
+                                       "sentence_embedding": "sentence_embedding"}
+    assert report["task"]["embedding"] == "the graph's sentence embedding"
+    assert report["task"]["cosine_min"] > 1 - 1e-9
+
+
+def test_a_fixed_sequence_length_graph_gets_padded_inputs(capsys, tmp_path):
+    """TF Hub style: every input is [batch, 16]; the audit pads its ids to 16 for both sides."""
+    proto = onnx.load(str(GRAPHS / "tiny-bert.float32.onnx"))
+    for graph_input in proto.graph.input:
+        graph_input.type.tensor_type.shape.dim[1].dim_value = 16
+    path = tmp_path / "fixed.onnx"
+    onnx.save(proto, str(path))
+    code, report, err = audit_json(capsys, path)
+    assert code == 0 and report["inputs"]["shape"] == [2, 16] and report["inputs"]["real_tokens"] == 14, err

@@ -283,15 +283,18 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
-def fit_inputs(graph: Graph, inputs: dict) -> dict:
-    """The inputs padded to the graph's fixed sequence length, if it has one (TF Hub's 128);
-    token_type_ids filled with zeros when absent."""
+def fit_inputs(graph: Graph, inputs: dict, cut: bool = False) -> dict:
+    """The inputs padded to the graph's fixed sequence length, if it has one (TF Hub's 128), or
+    with `cut` cut to it (the ranking set: both sides see the same ids); token_type_ids filled
+    with zeros when absent."""
     inputs = dict(inputs)
     inputs.setdefault("token_type_ids", np.zeros_like(inputs["input_ids"]))
     inputs.setdefault("attention_mask", np.ones_like(inputs["input_ids"]))
     T = inputs["input_ids"].shape[1]
     if graph.seq_len is None or graph.seq_len == T:
         return inputs
+    if T > graph.seq_len and cut:
+        return {k: v[:, :graph.seq_len] for k, v in inputs.items()}  # [B, T] -> [B, S]
     if T > graph.seq_len:
         raise InputValueError(f"{graph.path} takes exactly {graph.seq_len} tokens, the inputs have {T}: "
                               "use shorter texts")
@@ -459,7 +462,7 @@ def task_report(graph, names, model32, inputs: dict, ranking_inputs: dict) -> Ta
     """Sentence-embedding cosine per text (audit texts and ranking set) and ranking agreement."""
     refs, gots = [], []
     for batch in (inputs, ranking_inputs):
-        batch = fit_inputs(graph, batch)
+        batch = fit_inputs(graph, batch, cut=True)
         outputs = run(graph, batch)
         mask = batch["attention_mask"]
         got = sentence_embeddings(outputs, names, mask)

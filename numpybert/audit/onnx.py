@@ -265,9 +265,10 @@ def session(graph: Graph, extra_outputs=()):
         raise OnnxAuditError(f"{graph.path}: ONNX Runtime cannot load it: {_first_line(e)}") from None
 
 
-def run(graph: Graph, inputs: dict, extra_outputs=()) -> dict:
-    """Every output (graph outputs and `extra_outputs`) by tensor name, as NumPy arrays."""
-    sess = session(graph, extra_outputs)
+def run(graph: Graph, inputs: dict, extra_outputs=(), sess=None) -> dict:
+    """Every output (graph outputs and `extra_outputs`) by tensor name, as NumPy arrays.
+    `sess`: a session made by `session(graph, extra_outputs)`, to reuse (a large graph takes seconds)."""
+    sess = sess or session(graph, extra_outputs)
     names = [o.name for o in sess.get_outputs()]
     feeds = {name: np.ascontiguousarray(inputs[role], dtype=dtype) for role, (name, dtype) in graph.inputs.items()}
     rows = [feeds] if graph.batch is None else [{k: v[b:b + 1] for k, v in feeds.items()}
@@ -458,12 +459,12 @@ def ranking_agreement(ref: np.ndarray, got: np.ndarray, k: int = NEIGHBOURS) -> 
     return top1, overlap
 
 
-def task_report(graph, names, model32, inputs: dict, ranking_inputs: dict) -> TaskReport:
+def task_report(graph, names, model32, inputs: dict, ranking_inputs: dict, sess=None) -> TaskReport:
     """Sentence-embedding cosine per text (audit texts and ranking set) and ranking agreement."""
     refs, gots = [], []
     for batch in (inputs, ranking_inputs):
         batch = fit_inputs(graph, batch, cut=True)
-        outputs = run(graph, batch)
+        outputs = run(graph, batch, sess=sess)
         mask = batch["attention_mask"]
         got = sentence_embeddings(outputs, names, mask)
         ref = mean_pool(model32(**batch).last_hidden_state, mask)
@@ -484,7 +485,8 @@ def audit_graph(path, model_dir, inputs: dict, ranking_inputs: dict) -> GraphRep
     inputs = fit_inputs(graph, inputs)
     mask = inputs["attention_mask"]
     mapping = map_tensors(graph, model32.config.num_hidden_layers)
-    outputs = run(graph, inputs, list(mapping.tensors.values()))
+    sess = session(graph, list(mapping.tensors.values()))
+    outputs = run(graph, inputs, sess=sess)
     graph_outputs = [o.name for o in graph.proto.graph.output]
     names, ignored = recognise_outputs(outputs, graph_outputs, model32.config.hidden_size)
     ref32, ref64 = reference_tensors(model32, inputs), reference_tensors(model64, inputs)
@@ -498,7 +500,7 @@ def audit_graph(path, model_dir, inputs: dict, ranking_inputs: dict) -> GraphRep
                                  f"{model_dir} has no pooler weights to compare with"))
             continue
         rows.append(compare_row(name, graph_name, outputs[graph_name], ref32[name], ref64[name], mask))
-    task = task_report(graph, names, model32, inputs, ranking_inputs)
+    task = task_report(graph, names, model32, inputs, ranking_inputs, sess)
     return GraphReport(graph.path, str(model_dir), graph.precision, graph.made_by,
                        {k: inputs[k] for k in ("input_ids", "attention_mask")},
                        {role: {"name": n, "dtype": np.dtype(d).name} for role, (n, d) in graph.inputs.items()},

@@ -315,3 +315,21 @@ def test_a_fixed_sequence_length_graph_gets_padded_inputs(capsys, tmp_path):
     onnx.save(proto, str(path))
     code, report, err = audit_json(capsys, path)
     assert code == 0 and report["inputs"]["shape"] == [2, 16] and report["inputs"]["real_tokens"] == 14, err
+
+
+def test_a_graph_without_attention_mask_runs_row_by_row(capsys, tmp_path):
+    """An export taking input_ids only cannot skip padding: each row runs unpadded."""
+    from onnx import TensorProto, helper
+    proto = onnx.load(str(GRAPHS / "tiny-bert.float32.onnx"))
+    [mask] = [i for i in proto.graph.input if i.name == "attention_mask"]
+    proto.graph.input.remove(mask)
+    # the mask becomes ones shaped like input_ids, computed inside the graph
+    proto.graph.node.insert(0, helper.make_node("Shape", ["input_ids"], ["am_shape"]))
+    proto.graph.node.insert(1, helper.make_node("ConstantOfShape", ["am_shape"], ["attention_mask"],
+                                                value=helper.make_tensor("one", TensorProto.INT64, [1], [1])))
+    path = tmp_path / "nomask.onnx"
+    onnx.save(proto, str(path))
+    code, report, err = audit_json(capsys, path)
+    assert code == 0 and report["passed"], err
+    assert "attention_mask" not in report["graph_inputs"] and report["inputs"]["real_tokens"] == 14
+    assert report["inputs"]["shape"] == [2, 9]  # one row is padded: it ran alone, unpadded

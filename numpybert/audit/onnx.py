@@ -267,17 +267,34 @@ def session(graph: Graph, extra_outputs=()):
 
 def run(graph: Graph, inputs: dict, extra_outputs=(), sess=None) -> dict:
     """Every output (graph outputs and `extra_outputs`) by tensor name, as NumPy arrays.
-    `sess`: a session made by `session(graph, extra_outputs)`, to reuse (a large graph takes seconds)."""
+    `sess`: a session made by `session(graph, extra_outputs)`, to reuse (a large graph takes seconds).
+    A graph with a fixed batch of 1, or without an attention_mask input (it cannot skip padding),
+    runs one row at a time, each cut to its real tokens; outputs are padded back with zeros."""
     sess = sess or session(graph, extra_outputs)
     names = [o.name for o in sess.get_outputs()]
     feeds = {name: np.ascontiguousarray(inputs[role], dtype=dtype) for role, (name, dtype) in graph.inputs.items()}
-    rows = [feeds] if graph.batch is None else [{k: v[b:b + 1] for k, v in feeds.items()}
-                                                for b in range(len(inputs["input_ids"]))]
+    mask = inputs["attention_mask"]
+    unmasked = "attention_mask" not in graph.inputs and not mask.all()
+    if graph.batch is None and not unmasked:
+        rows = [(feeds, None)]
+    else:
+        T = mask.shape[1]
+        lengths = mask.sum(axis=1) if unmasked else [T] * len(mask)
+        rows = [({k: v[b:b + 1, :lengths[b]] for k, v in feeds.items()}, int(lengths[b])) for b in range(len(mask))]
     try:
-        results = [sess.run(names, row) for row in rows]
+        results = [(sess.run(names, row), t) for row, t in rows]
     except Exception as e:
         raise OnnxAuditError(f"{graph.path}: ONNX Runtime failed on the inputs: {_first_line(e)}") from None
-    return {name: np.concatenate([r[i] for r in results]) for i, name in enumerate(names)}
+    T = mask.shape[1]
+    return {name: np.concatenate([_pad_tokens(r[i], t, T) for r, t in results]) for i, name in enumerate(names)}
+
+
+def _pad_tokens(a: np.ndarray, t: int | None, T: int) -> np.ndarray:
+    """One row's output computed on t tokens, zero-padded to T on its token axes."""
+    if t is None or t == T:
+        return a
+    axes = {3: (1,), 4: (2, 3)}.get(a.ndim, ())  # [1, t, H] / [1, N, t, t]; [1, H] has none
+    return np.pad(a, [(0, T - t) if axis in axes else (0, 0) for axis in range(a.ndim)])
 
 
 def _first_line(e: Exception) -> str:

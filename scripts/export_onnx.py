@@ -19,7 +19,6 @@ Exports are deterministic up to the exporter's versions; the graph's metadata re
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -32,7 +32,7 @@ import os
 import numpy as np
 
 from ..errors import InputValueError, NumpybertError
-from .compare import TOLERANCES, Stats, _e, _number, error_stats, real_positions, tolerance_scale
+from .compare import TOLERANCES, Stats, _e, _number, _stats_json, error_stats, real_positions, tolerance_scale
 
 INSTALL = "pip install 'numpybert[onnx]'"
 
@@ -528,11 +528,6 @@ def audit_graph(path, model_dir, inputs: dict, ranking_inputs: dict) -> GraphRep
 
 
 # ----------------------------------------------------------------------------- presenting it
-
-def _stats_json(s: Stats | None):
-    from .compare import _stats_json as stats_json
-    return stats_json(s)
-
 
 def row_json(row: GraphRow) -> dict:
     return {"name": row.name, "graph_tensor": row.graph_name, "shape": list(row.shape), "passed": row.passed,

@@ -45,7 +45,8 @@ import numpy as np
 from ..loading.config import BertConfig
 from .encode import (WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
                      tokenize_texts)
-from ..errors import InputValueError, WeightsNotFoundError
+from ..errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
+from ..loading.locate import default_model_dir, resolve_model
 
 CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 texts at batch size 32)
 
@@ -68,13 +69,14 @@ class Embedder:
     """texts -> sentence embeddings, picklable. Arguments as `encode` (numpybert/encode.py); None
     takes the model directory's defaults (sentence-transformers config when present)."""
 
-    def __init__(self, model_dir, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
+    def __init__(self, model_dir=None, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
                  window: int = WINDOW):
-        self.model_dir = os.path.abspath(os.fspath(model_dir))
+        model_dir = resolve_model(model_dir)  # None: $NUMPYBERT_MODEL, else the fetched default
+        self.model_dir = os.path.abspath(model_dir)
         if not os.path.isdir(self.model_dir):
             raise WeightsNotFoundError(f"model directory not found: {model_dir} (`numpybert fetch` puts the "
-                                       "default model in weights/all-MiniLM-L6-v2)")
+                                       f"default model in {default_model_dir()})")
         if str(dtype) not in ("float32", "float64"):
             raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
         self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
@@ -97,7 +99,11 @@ class Embedder:
         return load_model(self.model_dir, self.dtype)
 
     def embed(self, texts, on_batch=None):
-        """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch."""
+        """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch.
+        A bare str is refused: iterating it would embed each character."""
+        if isinstance(texts, (str, bytes)):
+            raise InputTypeError(f"Embedder takes a batch of texts, got one {type(texts).__name__} "
+                                 f"({texts[:30]!r}); pass a list: embedder([text])")
         return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
 
     def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:
@@ -197,13 +203,26 @@ def process_runner(embedder: Embedder, workers: int):
     return run
 
 
-def dask_runner(embedder: Embedder, address: str):
+DASK_TIMEOUT = 5.0  # seconds to reach the scheduler (Dask's default is 30, in silence)
+
+
+def dask_runner(embedder: Embedder, address: str, timeout: float = DASK_TIMEOUT):
     """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster: each window's
     chunks are tasks (see `Embedder.chunks`); two windows at most are on the cluster, so the client's
-    memory stays bounded whatever the corpus size, and results come back in input order."""
-    from distributed import Client
+    memory stays bounded whatever the corpus size, and results come back in input order.
+    The scheduler is reached now, before any work: one that does not answer within `timeout`
+    seconds is a NumpybertError."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise NumpybertError("--dask needs dask.distributed: pip install 'numpybert[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise NumpybertError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                             f"({type(e).__name__}); is it running? (--dask-timeout sets the wait)") from None
 
     def run(windows):
-        with Client(address) as client:
+        with client:
             yield from _in_chunks(embedder, lambda texts: client.submit(embedder, texts, pure=False).result, windows)
     return run

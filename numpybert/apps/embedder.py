@@ -43,6 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..loading.config import BertConfig
+from .long import check_long, token_counts
 from .encode import (WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
                      tokenize_texts)
 from ..errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
@@ -71,7 +72,7 @@ class Embedder:
 
     def __init__(self, model_dir=None, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
-                 window: int = WINDOW):
+                 window: int = WINDOW, long: str = "truncate", stride=None):
         model_dir = resolve_model(model_dir)  # None: $NUMPYBERT_MODEL, else the fetched default
         self.model_dir = os.path.abspath(model_dir)
         if not os.path.isdir(self.model_dir):
@@ -83,6 +84,7 @@ class Embedder:
         self.settings = encode_settings(self.model_dir, self.config, pooling, normalize, max_seq_length)
         self.batch_size, self.window = positive_int("batch_size", batch_size), positive_int("window", window)
         self.dtype, self.text_field, self.output_field = str(dtype), text_field, output_field
+        self.long, self.stride = long, check_long(long, stride, self.settings.max_seq_length)  # apps/long.py
 
     def __repr__(self):
         s = self.settings
@@ -104,7 +106,8 @@ class Embedder:
         if isinstance(texts, (str, bytes)):
             raise InputTypeError(f"Embedder takes a batch of texts, got one {type(texts).__name__} "
                                  f"({texts[:30]!r}); pass a list: embedder([text])")
-        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
+        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch,
+                           self.long, self.stride)
 
     def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:
         """Row indices of one window's texts (at most `window` of them) in the order `embed` batches
@@ -118,6 +121,10 @@ class Embedder:
         order = np.concatenate(length_sorted_batches(lengths, self.batch_size))
         step = batches * self.batch_size
         return [order[i:i + step] for i in range(0, len(order), step)]
+
+    def token_counts(self, texts):
+        """(tokens the model reads per text, whether each is over max_seq_length): see apps/long.py."""
+        return token_counts(self.tokenizer, list(texts), self.settings, self.long, self.stride)
 
     @property
     def tokenizer(self):

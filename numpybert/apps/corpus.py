@@ -98,6 +98,7 @@ class CorpusJob:
 
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
+        check_output_path(self.out, "--out")
         self.out_format = output_format(self.out)  # refuses an unknown extension now
         name = self.input.lower().removesuffix(".gz")
         if self.format == "auto":

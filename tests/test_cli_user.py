@@ -26,7 +26,7 @@ from conftest import ROOT
 from numpybert import cli
 from numpybert.loading import locate
 from test_cli import assert_one_error_line, run
-from test_corpus import N_LINES, WINDOW, _kill_mid_run, _leftovers, _rows_done, _run_to_end, _sentences
+from test_corpus import N_LINES, WINDOW, _kill_mid_run, _leftovers, _rows_done, _run_to_end, _sentences, _spawn
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "numpybert")
 
@@ -274,6 +274,25 @@ def test_kill_then_resume_is_byte_identical(tmp_path, tiny_dir, big_jsonl, ext, 
     assert f"resumed at row {done}" in err and done > 0, f"seed {seed}: {err}"
     assert out.read_bytes() == references[ext], f"seed {seed}: the resumed {ext} differs"
     assert _leftovers(out) == []
+
+
+@pytest.mark.parametrize("ext", ["parquet", "jsonl"])
+def test_killed_before_the_first_window_then_rerun_is_byte_identical(tmp_path, tiny_dir, big_jsonl, ext):
+    """A state file that records no window yet (killed during the first window) resumes from row 0."""
+    corpus, references = big_jsonl
+    out = tmp_path / f"out.{ext}"
+    proc = _spawn(tiny_dir, corpus, out, "--id-field", "id")
+    state = tmp_path / f"out.{ext}.partial.json"
+    deadline = time.monotonic() + 120
+    while not state.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert _rows_done(out) == 0 and "before the first window of 1024 rows was saved" in err
+    _run_to_end(tiny_dir, corpus, out, "--id-field", "id")
+    assert out.read_bytes() == references[ext]
 
 
 # ----------------------------------------------------------------------------- long documents

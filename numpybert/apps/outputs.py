@@ -88,7 +88,7 @@ class JsonlOutput:
         self.path = job.partial
         if state is None:
             open(self.path, "wb").close()
-        size = state["output"]["bytes"] if state else 0
+        size = state["output"].get("bytes", 0) if state else 0
         if os.path.getsize(self.path) < size:
             raise InputValueError(f"{self.path} is shorter than its state file says; pass --restart to start over")
         self.file = open(self.path, "r+b")
@@ -116,7 +116,7 @@ class ParquetOutput:
     def __init__(self, job, rows: int, dim: int, dtype, state: dict | None):
         import pyarrow as pa
         self.parts, self.path, self.dim = job.out + ".parts", job.partial, dim
-        self.count = state["output"]["parts"] if state else 0
+        self.count = state["output"].get("parts", 0) if state else 0
         if state is None:
             shutil.rmtree(self.parts, ignore_errors=True)
             open(self.path, "wb").close()  # a placeholder: OUT.partial marks a run to resume

@@ -19,6 +19,7 @@ The same object runs under an existing engine:
 
 Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
 a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
+A bare str is refused (iterating it would embed every character): pass [text].
 The model directory must exist at the same path on every worker. Partitions of `window` texts
 (4096, encode.WINDOW) are batched exactly as one call on the whole list, so they give the same
 numbers: bit for bit with the same number of BLAS threads (Dask workers use 1; 1 vs 2 threads

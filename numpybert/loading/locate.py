@@ -59,4 +59,13 @@ def resolve_model(model_dir=None) -> str:
         raise WeightsNotFoundError(f"no model given and none found: looked at --model (not given), ${ENV_VAR} "
                                    f"(not set), {default} (empty); run `numpybert fetch` to put "
                                    f"{DEFAULT_NAME} there, or pass --model DIR")
-    return str(default)
+    return _short(default)
+
+
+def _short(path: pathlib.Path) -> str:
+    """The path relative to the current directory when it lies below it (weights/all-MiniLM-L6-v2
+    in the checkout, as the docs print it), else absolute."""
+    try:
+        return str(path.relative_to(pathlib.Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)

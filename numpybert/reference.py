@@ -91,7 +91,8 @@ def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, positio
     """Token + segment + position embeddings, summed in HF's order, then LayerNorm.
     `inputs_embeds` [B, T, H], when given, stands in for the word embeddings (as in transformers)."""
     x = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
-    x = x + token_type_embeddings["weight"][token_type_ids] + position_embeddings["weight"][position_ids]
+    x = x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]: each token's segment
+    x = x + position_embeddings["weight"][position_ids]  # [B, T] -> [B, T, H]: each token's position
     y = layer_norm(x, **LayerNorm, eps=eps)
     rec(record, {"sum": x, "output": y}, at="embeddings.")
     return y

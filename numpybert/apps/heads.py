@@ -68,7 +68,8 @@ def mlm_logits(model, input_ids, attention_mask=None, token_type_ids=None, posit
     """Masked-LM logits [B, T, V] at every position (BertForPreTraining's `prediction_logits`)."""
     params = head_params(model, "mlm")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    return model.engine.mlm_head(out.last_hidden_state, **params, act=model.config.hidden_act, eps=model.config.layer_norm_eps)
+    return model.engine.mlm_head(out.last_hidden_state, **params, act=model.config.hidden_act,
+                                 eps=model.config.layer_norm_eps)
 
 
 def nsp_logits(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> np.ndarray:

@@ -233,7 +233,8 @@ def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True, mmap=F
     """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
 
     engine="fast" (default) runs numpybert/engine/; engine="reference" runs numpybert/reference.py,
-    the plain textbook model (about 2x slower on batches): same API, same outputs within float noise.
+    the plain textbook model: same API, same outputs within float noise (tests/test_reference.py),
+    as fast on one short text but ~4-5x slower on batches (mostly its per-element erf).
 
     mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
     later can change or crash the model. mmap=True maps the file instead: a faster, smaller start

@@ -54,7 +54,7 @@ def _fast_bert(input_ids, token_type_ids, position_ids, attention_mask, params, 
                **kwargs):
     """numpybert/engine/ behind the interface: the record dict becomes its Trace, and one threading
     regime holds for the whole forward (numpybert/engine/blocks.py, threads.py)."""
-    trace = M.NO_TRACE if record is None else M.Trace(record)
+    trace = M.NO_TRACE if record is None else M.Trace(store=record)
     choose_once(attention_mask.size)  # unless set_threads was called, the first large forward picks the threads
     with sharing(attention_mask.size):
         return M.bert(input_ids, token_type_ids, position_ids, attention_mask, params, config,

@@ -74,6 +74,7 @@ def gelu_tanh(x):
 
 
 def relu(x):
+    """max(x, 0), `hidden_act="relu"`."""
     return np.maximum(x, 0.0)
 
 
@@ -139,13 +140,14 @@ def self_attention(x, mask_bias, query, key, value, n_head, record=None, at=""):
 
 def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, eps, record=None, at=""):
     """One post-LN transformer block (HF's BertLayer): x = LN(x + Attention(x)); x = LN(x + FFN(x)).
-    Returns the layer's output [B, T, H] and its attention probabilities [B, N, T, T]."""
+    Post-LN: each sub-layer's output is added to its input first, then normalised (pre-LN models,
+    like GPT-2, normalise the input instead). Returns the output [B, T, H] and the probs [B, N, T, T]."""
     context, probs = self_attention(x, mask_bias, **attention["self"], n_head=n_head, record=record,
                                     at=at + "attention.self.")
     x = layer_norm(linear(context, **attention["output"]["dense"]) + x, **attention["output"]["LayerNorm"], eps=eps)
-    h = linear(x, **intermediate["dense"])  # [B, T, H] -> [B, T, I]
+    h = linear(x, **intermediate["dense"])  # [B, T, H] -> [B, T, I]: the feed-forward widens,
     a = ACTIVATIONS[act](h)
-    y = layer_norm(linear(a, **output["dense"]) + x, **output["LayerNorm"], eps=eps)  # [B, T, I] -> [B, T, H]
+    y = layer_norm(linear(a, **output["dense"]) + x, **output["LayerNorm"], eps=eps)  # [B, T, I] -> [B, T, H]: narrows
     rec(record, {"attention.output": x, "intermediate.pre_act": h, "intermediate.output": a, "output": y}, at)
     return y, probs
 

@@ -520,7 +520,7 @@ def report_json(report: AuditReport) -> dict:
 
 def conventions_json(model, inputs: dict, rows: list) -> dict:
     return {"numpybert_version": __version__, "model": str(model.model_dir), "dtype": model.dtype.name,
-            "base": model_conventions(model), "inputs": {k: v.tolist() for k, v in inputs.items()},
+            "engine": model.engine.name, "base": model_conventions(model), "inputs": {k: v.tolist() for k, v in inputs.items()},
             "switches": [{"switch": r.switch, "explanation": r.explanation,
                           "changes": {k: None if c is None else {"max_abs": _number(c.max_abs),
                                                                  "min_cosine": _number(c.min_cosine)}
@@ -629,7 +629,7 @@ def render_conventions(model, inputs: dict, rows: list) -> str:
     """One line per switch: max abs change and min cosine of each output, then who uses it."""
     c, mask = model_conventions(model), inputs["attention_mask"]
     columns = [(k, label) for k, label in CONVENTION_COLUMNS if k in rows[0].changes]
-    lines = [f"numpybert audit --compare-conventions: {model.model_dir} ({model.dtype.name})",
+    lines = [f"numpybert audit --compare-conventions: {model.model_dir} ({model.dtype.name}, {model.engine.name} engine)",
              f"inputs: {mask.shape[0]} rows × {mask.shape[1]} tokens, {int((~mask.any(axis=1)).sum())} fully masked",
              f"changes against the model as loaded: mask {c['mask_value']}, hidden_act {c['hidden_act']}, "
              f"layer_norm_eps {c['layer_norm_eps']:g} (HuggingFace transformers' conventions)",

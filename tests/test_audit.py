@@ -197,6 +197,8 @@ def test_engine_option_audits_the_chosen_engine(capsys):
     assert code == 0 and strict_json(out)["engine"] == "fast"  # the default
     code, out, _ = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--engine", "reference")
     assert code == 0 and "(float32, reference engine)" in out.splitlines()[0]
+    code, out, _ = run(capsys, "audit", "--compare-conventions", "--model", TINY, "--engine", "reference", "--json")
+    assert code == 0 and strict_json(out)["engine"] == "reference"
     code, _, err = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--engine", "slow")
     assert code == 2 and "invalid choice: 'slow'" in err
 

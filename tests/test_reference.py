@@ -11,6 +11,7 @@ every output, every recorded intermediate and every head.
 import ast
 import io
 import math
+import re
 import tokenize
 
 import numpy as np
@@ -289,6 +290,7 @@ def test_every_shape_changing_line_has_a_shape_comment():
 
 def test_the_dimension_legend_is_at_the_top():
     doc = R.__doc__
-    for letter in "BTHNDILV":
-        assert f"{letter}  " in doc, letter
+    legend = doc[doc.index("Dimension legend"):doc.index("Parameters are")]
+    defined = re.findall(r"\b([A-Z])  [a-z]", legend)  # "B  batch size", "D  head size = H / N", ...
+    assert sorted(defined) == sorted("BTHNDILV")
     assert doc.index("Dimension legend") < 1500

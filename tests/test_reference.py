@@ -168,6 +168,7 @@ def test_erf_special_values_and_shapes(dtype):
     y = R.erf(np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype))
     assert y.dtype == dtype and list(y[:4]) == [0.0, -0.0, 1.0, -1.0] and np.signbit(y[1]) and np.isnan(y[4])
     assert R.erf(np.zeros((2, 3, 4), dtype)).shape == (2, 3, 4)
+    assert R.erf(dtype(0.5)).dtype == dtype and R.erf(dtype(0.5)) == dtype(math.erf(0.5))  # a scalar too
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -31,9 +31,10 @@ class Engine:
 
     prepare(flat_params) -> flat_params, once at load (same names and values; the fast engine
         lays Q, K and V out as one tensor per layer).
-    bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value, record)
-        -> (hidden_states, attentions, pooled_output or None), as `numpybert.reference.bert`;
-        `record` is a dict to fill with the intermediates under the audit's names, or None.
+    bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value, record,
+         inputs_embeds=None) -> (hidden_states, attentions, pooled_output or None), as
+        `numpybert.reference.bert`; `record` is a dict to fill with the intermediates under the
+        audit's names, or None.
     mlm_head, nsp_head, classifier_head: the task heads, as in numpybert/reference.py.
     """
     name: str
@@ -45,6 +46,7 @@ class Engine:
 
 
 def choose_engine(name) -> Engine:
+    """The engine called `name` ("fast" or "reference"); any other name is an InputValueError."""
     if not isinstance(name, str) or name not in ENGINES:
         raise InputValueError(f"engine={name!r}: expected one of {tuple(ENGINES)}")
     return ENGINES[name]

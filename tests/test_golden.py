@@ -46,7 +46,7 @@ def tensor_params():
 
 
 @functools.lru_cache(maxsize=None)
-def load_model(name, dtype, engine):
+def load_model(name, dtype, engine="fast"):
     return numpybert.load(model_dir(name), dtype=dtype, engine=engine)
 
 

@@ -231,3 +231,7 @@ def test_inputs_embeds_replace_the_token_embeddings(minilm):
     a = M.bert(ids_, types, positions, mask_, minilm.params, minilm.config)
     b = M.bert(ids_, types, positions, mask_, minilm.params, minilm.config, inputs_embeds=table[ids_])
     assert_same(a, b, atol=0.0)
+    c = M.bert(None, types, positions, mask_, minilm.params, minilm.config, inputs_embeds=table[ids_],
+               skip_padding=True)  # no ids at all
+    real = mask_.astype(bool)
+    assert np.abs(c[0][-1][real] - a[0][-1][real]).max() <= 1e-5

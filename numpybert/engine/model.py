@@ -471,7 +471,8 @@ def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config
     layout = make_layout(attention_mask, bias, skip_padding, config.hidden_size, config.intermediate_size)
     rec = _recorder(trace, L, output_hidden_states, output_attentions)
     b, t = layout.batch, layout.positions  # [R] each: the computed rows
-    x = embeddings(input_ids[b, t], token_type_ids[b, t], position_ids[b, t], **params["embeddings"],
+    x = embeddings(None if input_ids is None else input_ids[b, t], token_type_ids[b, t], position_ids[b, t],
+                   **params["embeddings"],
                    eps=config.layer_norm_eps, where=(B, T, b, t),
                    inputs_embeds=None if inputs_embeds is None else inputs_embeds[b, t],
                    trace=rec.scope("embeddings"))  # [B, T] -> [R, H]

@@ -1,5 +1,8 @@
 """The benchmark's measuring parts (no torch here: the workers' protocol, inputs, memory, report)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -39,8 +42,12 @@ def test_shapes_parse_with_padding_and_none():
 
 
 def test_peak_growth_sees_a_temporary_that_is_gone():
-    growth = bench.peak_growth_mb(lambda: np.ones(25_000_000, np.float32).sum())  # 100 MB, freed at once
-    assert 90 <= growth <= 500  # other threads of a long test process (Dask, pools) may allocate too
+    """In a fresh process, as the benchmark measures (a long test process may hold freed memory
+    resident and reuse it)."""
+    code = ("import numpy as np; from numpybert import bench; "
+            "print(bench.peak_growth_mb(lambda: np.ones(25_000_000, np.float32).sum()))")  # 100 MB, freed at once
+    growth = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 90 <= growth <= 200
 
 
 def test_memory_row_from_a_fresh_worker(minilm_dir):

@@ -134,8 +134,8 @@ def _checks_section(e) -> list:
             continue
         lines += _para(f"{check.step} = {check.expression}; {check.inputs}")
         relation, verdict = ("<=", "agrees") if check.agrees else (">", "DISAGREES")
-        lines.append(f"      max |difference| {check.max_abs_diff:.2e} {relation} rounding bound "
-                     f"{check.tolerance:.2e}: {verdict}")
+        lines.append(f"      max |difference| {check.max_abs_diff:.1e} {relation} rounding bound "
+                     f"{check.tolerance:.1e}: {verdict}")
     if e.not_checked:
         lines += _para(f"not checked: {e.not_checked}")
     return lines

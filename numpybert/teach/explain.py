@@ -238,8 +238,9 @@ def conclusion(p: PoolerLesson, H: int) -> list:
                  f"|tanh z| > {SATURATION}).")
     sentences = [shape]
     if p.bias_max_abs == 0.0:
-        sentences.append(f"All {H} bias entries are exactly 0: no training step ever changed the bias, so the "
-                         "pooler got no gradient (it was not trained for any task).")
+        sentences.append(f"All {H} bias entries are exactly 0, the value transformers initialises a bias to: no "
+                         "training step changed it since, so the pooler got no gradient in the training that "
+                         "produced these weights.")
     else:
         sentences.append(f"The bias is not zero (max |b| = {p.bias_max_abs:.3g}): it is not the all-zero bias "
                          "transformers initialises, so the pooler has been changed since, by training presumably.")

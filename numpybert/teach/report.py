@@ -203,8 +203,8 @@ def _checks(e) -> str:
             continue
         verdict = "agrees" if check.agrees else "DISAGREES"
         items.append(f"<li><b>{_x(check.step)}</b>: <code>{_x(check.expression)}</code> with {_x(check.inputs)}: "
-                     f"max |difference| <span class='num'>{check.max_abs_diff:.2e}</span>, rounding bound "
-                     f"{check.tolerance:.2e}: <b class='{verdict.lower()}'>{verdict}</b></li>")
+                     f"max |difference| <span class='num'>{check.max_abs_diff:.1e}</span>, rounding bound "
+                     f"{check.tolerance:.1e}: <b class='{verdict.lower()}'>{verdict}</b></li>")
     if e.not_checked:
         items.append(f"<li>not checked: {_x(e.not_checked)}</li>")
     facts = ("Facts of numpybert's API, true by construction (not evidence): TF Hub's <code>default</code> is "

@@ -357,7 +357,8 @@ def test_page_renders_in_chromium_without_console_errors(page, tmp_path):
     T, H, L, N = len(e.tokens), e.h_cls.size, e.num_layers, e.num_heads
     diagram = re.search(r'<svg id="dataflow".*?</svg>', dom, re.S).group(0)
     for label in (f"[1, {T}, {H}]", f"hidden_states[{L}]", f"attentions[{L - 1}] [1, {N}, {T}, {T}]",
-                  "pooler_output = TF Hub pooled_output = default", f"hidden_states: {L + 1} = L + 1"):
+                  "pooler_output = pooled_output = default", f"hidden_states: {L + 1} = L + 1",
+                  f"{np.linalg.norm(e.h_cls.astype(np.float64)):.4f}"):
         assert label in diagram, label
     # the numbers: the [CLS] norms of the trace, and the independent check
     assert f"<td class=\"num\">{np.linalg.norm(e.h_cls.astype(np.float64)):.4f}</td>" in dom
@@ -375,7 +376,7 @@ def test_page_renders_in_chromium_without_console_errors(page, tmp_path):
 def test_page_screenshot(page, tmp_path):
     path, _, _ = page
     png = tmp_path / "explain-page.png"
-    _, stderr = chromium("--hide-scrollbars", "--window-size=1100,3000", f"--screenshot={png}",
+    _, stderr = chromium("--hide-scrollbars", "--window-size=1250,3000", f"--screenshot={png}",
                          f"{path.as_uri()}#layer=0&head=0", cwd=tmp_path)
     assert console_lines(stderr) == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000

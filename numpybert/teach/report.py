@@ -68,42 +68,51 @@ def render(e, model) -> str:
 # ----------------------------------------------------------------------------- the diagram
 
 def _diagram(e, model) -> str:
-    """Boxes top to bottom: input, embeddings, each layer, last_hidden_state, [CLS] row, dense, tanh."""
+    """Boxes top to bottom: input, embeddings, each layer, last_hidden_state, [CLS] row, dense, tanh;
+    beside each, its shape, its name among the outputs, the norm of its [CLS] row, its attention map."""
     T, H, L, N = len(e.tokens), model.config.hidden_size, e.num_layers, e.num_heads
-    rows = [("input_ids, token_type_ids, attention_mask", f"[1, {T}]", "", "")]
-    rows.append(("embeddings: word + position + token_type, LayerNorm", f"[1, {T}, {H}]", "hidden_states[0]", ""))
+    rows = [("input_ids, token_type_ids, attention_mask", f"[1, {T}]", "", None, "")]
+    rows.append(("embeddings: word + position + token_type, LayerNorm", f"[1, {T}, {H}]", "hidden_states[0]",
+                 e.hidden_states[0][0], ""))
     for i in range(L):
         rows.append((f"encoder.layer.{i}: attention, FFN (post-LN)", f"[1, {T}, {H}]", f"hidden_states[{i + 1}]",
-                     f"attentions[{i}] [1, {N}, {T}, {T}]"))
-    rows.append((f"last_hidden_state (TF Hub sequence_output, encoder_outputs[{L - 1}])", f"[1, {T}, {H}]",
-                 f"= hidden_states[{L}]", ""))
+                     e.hidden_states[i + 1][0], f"attentions[{i}] [1, {N}, {T}, {T}]"))
+    rows.append(("last_hidden_state = TF Hub sequence_output", f"[1, {T}, {H}]",
+                 f"= hidden_states[{L}] = encoder_outputs[{L - 1}]", None, ""))
     if e.lesson is not None:
-        rows += [("[CLS] row: last_hidden_state[:, 0]", f"[1, {H}]", "", ""),
-                 (f"pooler.dense: z = W·h + b, W [{H}, {H}]", f"[1, {H}]", "", ""),
-                 ("tanh", f"[1, {H}]", "pooler_output = TF Hub pooled_output = default", "")]
+        rows += [("h_[CLS] = last_hidden_state[:, 0]", f"[1, {H}]", "", e.h_cls, ""),
+                 (f"pooler.dense: z = W·h + b, W [{H}, {H}]", f"[1, {H}]", "", e.lesson.z, ""),
+                 ("tanh", f"[1, {H}]", "pooler_output = pooled_output = default", e.lesson.pooled, "")]
     else:
-        rows.append(("no pooler in this checkpoint: no pooled_output", "", "", ""))
-    step, width = 44, 940
-    height = step * len(rows) + 70
+        rows.append(("no pooler in this checkpoint: no pooled_output", "", "", None, ""))
+    step, width = 44, 1120
+    height = step * len(rows) + 56
     out = [f'<svg id="dataflow" class="diagram" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            f'role="img" aria-label="data flow of BERT outputs">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">'
-           '<path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>']
-    for k, (label, shape, state, attention) in enumerate(rows):
-        y = 10 + k * step
+           '<path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+           '<text class="head" x="420" y="12">shape</text><text class="head" x="530" y="12">output name</text>'
+           '<text class="head" x="820" y="12">norm of [CLS] row</text>'
+           '<text class="head" x="930" y="12">attention map</text>']
+    for k, (label, shape, state, row, attention) in enumerate(rows):
+        y = 22 + k * step
         cls = "pool" if k > L + 2 else ("layer" if 2 <= k <= L + 1 else "io")
-        out.append(f'<rect class="box {cls}" x="10" y="{y}" width="470" height="30" rx="5"/>'
+        out.append(f'<rect class="box {cls}" x="10" y="{y}" width="400" height="30" rx="5"/>'
                    f'<text x="20" y="{y + 20}">{_x(label)}</text>'
-                   f'<text class="shape" x="490" y="{y + 20}">{_x(shape)}</text>')
+                   f'<text class="shape" x="420" y="{y + 20}">{_x(shape)}</text>')
         if k + 1 < len(rows):
-            out.append(f'<line x1="245" y1="{y + 30}" x2="245" y2="{y + step}" marker-end="url(#arrow)"/>')
+            out.append(f'<line x1="210" y1="{y + 30}" x2="210" y2="{y + step}" marker-end="url(#arrow)"/>')
         if state:
-            out.append(f'<text class="state" x="600" y="{y + 20}">{_x(state)}</text>')
+            out.append(f'<text class="state" x="530" y="{y + 20}">{_x(state)}</text>')
+        if row is not None:
+            out.append(f'<text class="norm" x="820" y="{y + 20}">{_norm(row):.4f}</text>')
         if attention:
-            out.append(f'<text class="att" x="750" y="{y + 20}">{_x(attention)}</text>')
-    y = 10 + len(rows) * step + 10
-    out.append(f'<text class="count" x="10" y="{y}">hidden_states: {L + 1} = L + 1 (the embedding output, then one per '
-               f'layer) · attentions: {L} = L (one softmax per layer) · TF Hub encoder_outputs: {L} = L</text>')
+            out.append(f'<text class="att" x="930" y="{y + 20}">{_x(attention)}</text>')
+    y = 22 + len(rows) * step + 8
+    out.append(f'<text class="count" x="10" y="{y}">hidden_states: {L + 1} = L + 1 (the embedding output, then one '
+               f'per layer) · attentions: {L} = L (one softmax per layer)</text>')
+    out.append(f'<text class="count" x="10" y="{y + 20}">TF Hub encoder_outputs: {L} = L (no embedding output) · '
+               'default is pooled_output</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -239,7 +248,8 @@ def _attention_section(e) -> str:
     layers = "".join(f"<option value='{i}'>layer {i}</option>" for i in range(e.num_layers))
     heads = "".join(f"<option value='{j}'>head {j}</option>" for j in range(e.num_heads))
     return (_p("attentions[layer][0, head]: rows are queries (attending), columns are keys (attended to); "
-               "each row sums to 1. Values are shown in thousandths.")
+               "each row sums to 1. Colour: square root of the probability (white 0, dark blue 1); hover a cell for "
+               "its value, in thousandths.")
             + f"<label>layer <select id='layer'>{layers}</select></label> "
             + f"<label>head <select id='head'>{heads}</select></label>"
             + f'<div id="attention-map"></div>'
@@ -278,7 +288,7 @@ window.addEventListener('error', function (ev) {
 """
 
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1140px; color: #222; }
 code, pre { font: 12.5px ui-monospace, monospace; }
 code.tok { background: #eef; padding: 0 3px; border-radius: 3px; }
 table { border-collapse: collapse; margin: 8px 0; }
@@ -287,7 +297,7 @@ td.num, span.num { font-family: ui-monospace, monospace; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; }
 .box { stroke: #555; fill: #f4f4f4; } .box.layer { fill: #e6f0ff; } .box.pool { fill: #fff0dd; }
 svg line { stroke: #555; } text.shape { font-family: ui-monospace, monospace; }
-text.state { fill: #176b2c; } text.att { fill: #a04a00; } text.count { font-weight: bold; }
+text.state { fill: #176b2c; } text.att { fill: #a04a00; } text.count { font-weight: bold; } text.head { fill: #777; font-size: 11px; } text.norm { font-family: ui-monospace, monospace; }
 .frame { fill: none; stroke: #999; } .diag { stroke: #999; stroke-dasharray: 4 3; fill: none; }
 .dot { fill: #1f77b4; fill-opacity: .7; } .zdot { fill: #ff7f0e; } .curve { fill: none; stroke: #222; stroke-width: 1.5; }
 .band { fill: #d62728; fill-opacity: .12; } text.tick { font-size: 10px; fill: #666; } text.title { font-weight: bold; }
@@ -308,8 +318,8 @@ ATTENTION_JS = r"""
     if (text !== undefined) node.textContent = text;
     return node;
   }
-  function colour(v) {  // white (0) to dark blue (1000)
-    var t = v / 1000, r = Math.round(255 - 225 * t), g = Math.round(255 - 175 * t), b = Math.round(255 - 95 * t);
+  function colour(v) {  // white (0) to dark blue (1000), on a square-root scale so small weights show
+    var t = Math.sqrt(v / 1000), r = Math.round(255 - 225 * t), g = Math.round(255 - 175 * t), b = Math.round(255 - 95 * t);
     return 'rgb(' + r + ',' + g + ',' + b + ')';
   }
   function draw() {

@@ -111,6 +111,16 @@ def test_checks_read_prefixed_and_legacy_names(tmp_path):
     assert "bert.embeddings.LayerNorm.gamma" in e.embedding_check.inputs
 
 
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-sharded", "tiny-f16", "tiny-f64", "tiny-gelu-new"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_checks_agree_on_every_committed_checkpoint(tmp_path, name, dtype):
+    """Sharded files, half-precision files, float64 files and models: the bounds hold, in both dtypes."""
+    model = numpybert.load(tiny_model_dir(tmp_path, name), dtype=dtype)
+    e = explain(model, "the cat sat on the mat.", "a dog ran.")
+    for check in (e.embedding_check, e.pooler_check):
+        assert check.agrees, check
+
+
 def test_a_file_numpy_cannot_read_is_said_not_checked(tmp_path):
     model = numpybert.load(tiny_model_dir(tmp_path, "tiny-bf16"))
     e = explain(model, "the cat sat.")

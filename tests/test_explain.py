@@ -439,3 +439,18 @@ def test_the_doc_shows_the_pooler_code_of_both_implementations():
     assert f"{first:4d}  {lines[0]}" in outputs and path in outputs
     t = TRANSFORMERS_POOLER
     assert f"{t['first_line']:4d}  {t['lines'][0]}" in outputs
+
+
+def test_page_without_a_pooler_and_with_markup_in_the_text(tmp_path, capsys):
+    """No pooler: the page says so and still renders; text that looks like HTML stays text."""
+    model_dir = tiny_model_dir(tmp_path, "tiny-no-pooler")
+    path = tmp_path / "no-pooler.html"
+    text = 'the cat </script><b id="x">sat</b> & "mat"'
+    code, _, err = run(capsys, "explain", text, "--model", str(model_dir), "--html", str(path))
+    assert code == 0 and err == ""
+    dom, stderr = chromium("--dump-dom", path.as_uri(), cwd=tmp_path)
+    assert console_lines(stderr) == []
+    assert re.search(r'<html [^>]*data-rendered="yes"', dom)
+    assert "no pooler in this checkpoint" in dom and '<b id="x">' not in dom
+    tokens = numpybert.load(model_dir).tokenize([text])["input_ids"].shape[1]
+    assert dom.count('class="query-label"') == tokens

@@ -62,7 +62,7 @@ class PoolerLesson:
     initializer_range: float | None  # config.json's std of a freshly initialised weight (None if absent)
     weight_top_singular: float  # largest singular value of pooler.dense.weight
     random_edge: float  # 2·std·√H: the largest singular value of an H×H matrix of random N(0, std²) entries
-    bias_max_abs: float  # max |pooler.dense.bias|; exactly 0 means no training step ever changed it
+    bias_max_abs: float  # max |pooler.dense.bias|; exactly 0: unchanged since its zero initialisation
     conclusion: list  # sentences drawn from the numbers above
 
 
@@ -105,7 +105,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         if pooled is not None:
             pooler_check = check_pooler(file, h_cls, pooled, model.dtype)
     except (WeightsError, TypeError, AttributeError) as e:  # bf16/f8 tensors NumPy cannot hold, no file
-        not_checked = str(e)
+        not_checked = f"{model.model_dir}: the tensors cannot be read with safetensors + NumPy ({e})"
     lesson = None
     if pooled is not None:
         lesson = pooler_lesson(model, h_cls, out.trace["pooler.pre_tanh"][0], pooled)

@@ -399,7 +399,7 @@ def test_page_renders_in_chromium_without_console_errors(page, tmp_path):
 def test_page_screenshot(page, tmp_path):
     path, _, _ = page
     png = tmp_path / "explain-page.png"
-    _, stderr = chromium("--hide-scrollbars", "--window-size=1250,3000", f"--screenshot={png}",
+    _, stderr = chromium("--hide-scrollbars", "--window-size=1250,3700", f"--screenshot={png}",
                          f"{path.as_uri()}#layer=0&head=0", cwd=tmp_path)
     assert console_lines(stderr) == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000

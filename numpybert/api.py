@@ -51,8 +51,8 @@ class BertOutput:
     # -- transformers' ModelOutput conventions ---------------------------------------------------
     def keys(self) -> tuple:
         """The transformers fields that are set (not None), in transformers' order."""
-        stored = {"pooler_output": self._pooler_output}
-        return tuple(k for k in self.OUTPUT_FIELDS if stored.get(k, getattr(self, k, None)) is not None)
+        stored = {k: self._pooler_output if k == "pooler_output" else getattr(self, k) for k in self.OUTPUT_FIELDS}
+        return tuple(k for k in self.OUTPUT_FIELDS if stored[k] is not None)
 
     def values(self) -> tuple:
         return self.to_tuple()
@@ -240,6 +240,8 @@ class BertModel:
     def get_sentence_embedding_dimension(self) -> int:
         """D of `encode`'s vectors: hidden_size times the number of pooling modes."""
         return self.config.hidden_size * len(self._encode_settings().pooling)
+
+    get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's newer name
 
     def fill_mask(self, text, top_k=5) -> list:
         """Top-k tokens for each [MASK] (masked-LM head); see `numpybert.apps.heads.fill_mask`."""

@@ -459,7 +459,7 @@ class BertTokenizer:
             if width > min(lengths) and self.pad_token_id is None:
                 raise InputValueError(f"{self.source}: cannot pad, the vocabulary has no pad token "
                                       f"({self._names['pad_token']}); pass padding=False, or texts of one length")
-            fills = {keys[0]: self.pad_token_id, keys[1]: 0, keys[2]: 0, "special_tokens_mask": 1,
+            fills = {keys[0]: self.pad_token_id or 0, keys[1]: 0, keys[2]: 0, "special_tokens_mask": 1,
                      "offset_mapping": (0, 0)}
             for key, col in columns.items():
                 shape = (len(rows), width, 2) if key == "offset_mapping" else (len(rows), width)
@@ -470,6 +470,7 @@ class BertTokenizer:
                     if values:
                         arr[r, where] = values
                 out[key] = arr
+            lengths = [width] * len(rows)  # transformers reports the padded length
         if length:
             out["length"] = np.array(lengths, dtype=dtype)
         return out

@@ -319,18 +319,36 @@ def test_dimension_and_max_seq_length(minilm, st_model):
         model.max_seq_length = 513
 
 
-def test_prompts_from_config(tmp_path, minilm_dir, st_model):
+def _minilm_with(dest, minilm_dir, json_changes):
+    """MiniLM's files as symlinks, with some JSON files changed ({relative path: {key: value}})."""
+    shutil.copytree(minilm_dir, dest, copy_function=lambda src, dst: os.symlink(os.path.realpath(src), dst))
+    for name, changes in json_changes.items():
+        path = dest / name
+        config = json.loads(path.read_text()) | changes
+        path.unlink()
+        path.write_text(json.dumps(config))
+    return dest
+
+
+def test_prompts_from_config(tmp_path, minilm_dir):
     from sentence_transformers import SentenceTransformer
-    dest = tmp_path / "prompted"
-    shutil.copytree(minilm_dir, dest, symlinks=False)
-    config = json.loads((dest / "config_sentence_transformers.json").read_text())
-    config |= {"prompts": {"query": "query: ", "doc": "passage: "}, "default_prompt_name": "query"}
-    (dest / "config_sentence_transformers.json").write_text(json.dumps(config))
+    dest = _minilm_with(tmp_path / "prompted", minilm_dir, {"config_sentence_transformers.json": {
+        "prompts": {"query": "query: ", "doc": "passage: "}, "default_prompt_name": "query"}})
     ours, ref = numpybert.load(dest), SentenceTransformer(str(dest), device="cpu")
     for kwargs in ({}, {"prompt_name": "doc"}, {"prompt": ""}):
         assert_embeddings_agree(ours.encode(SHORT[:4], **kwargs), ref.encode(SHORT[:4], **kwargs))
     with pytest.raises(InputValueError, match="'nope' is not one of the model's prompts"):
         ours.encode(["a"], prompt_name="nope")
+
+
+def test_prompt_left_out_of_pooling_with_include_prompt_false(tmp_path, minilm_dir):
+    from sentence_transformers import SentenceTransformer
+    dest = _minilm_with(tmp_path / "no-prompt-pooling", minilm_dir,
+                        {"1_Pooling/config.json": {"include_prompt": False}})
+    ours, ref = numpybert.load(dest), SentenceTransformer(str(dest), device="cpu")
+    got = ours.encode(SHORT[:4], prompt="query: ")
+    assert_embeddings_agree(got, ref.encode(SHORT[:4], prompt="query: "))
+    assert not np.allclose(got, numpybert.load(minilm_dir).encode(SHORT[:4], prompt="query: "), atol=1e-3)
 
 
 @pytest.mark.parametrize("kwargs, error, fragment", [

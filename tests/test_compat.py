@@ -208,7 +208,8 @@ def test_batching_equivalence(tmp_path):
     for i in range(len(ids)):
         alone = model(ids[i:i + 1], output_hidden_states=True)
         for ours, theirs in zip(alone.to_tuple(), batched.to_tuple()):
-            for a, b in zip(ours if isinstance(ours, tuple) else [ours], theirs if isinstance(theirs, tuple) else [theirs]):
+            ours, theirs = (ours, theirs) if isinstance(ours, tuple) else ([ours], [theirs])
+            for a, b in zip(ours, theirs):
                 np.testing.assert_allclose(a[0], b[i], atol=1e-5, rtol=1e-5)
 
 
@@ -271,7 +272,8 @@ def test_precision_matches_quantize_embeddings(minilm, st_model, precision):
     else:  # a 2e-7 float difference can cross a bucket edge: one bucket, rarely (see the module docstring)
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() <= 0.005
-        np.testing.assert_array_equal(quantize_embeddings(minilm.encode(SHORT), precision), ours)  # same floats: identical
+        same_floats = quantize_embeddings(minilm.encode(SHORT), precision)
+        np.testing.assert_array_equal(same_floats, ours)  # the same floats quantize identically
 
 
 def test_int8_of_one_embedding_is_refused_as_sentence_transformers(minilm, st_model):

@@ -6,7 +6,6 @@ Equality is exact: ids, masks, offsets and mappings are integers.
 
 import itertools
 import json
-import shutil
 
 import numpy as np
 import pytest

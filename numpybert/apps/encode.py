@@ -315,8 +315,7 @@ def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32
         results = _encode_texts(model, texts, pairs, settings, positive_int("batch_size", batch_size),
                                 positive_int("window", window), output_value, prompt_length, bar.update)
     if output_value == "sentence_embedding":
-        results = _finish_sentence_embeddings(results, model, settings, truncate_dim, normalize_embeddings,
-                                              precision)
+        results = _finish_sentence_embeddings(results, truncate_dim, normalize_embeddings, precision)
         if not convert_to_numpy:
             results = list(results)
     elif output_value == "token_embeddings":
@@ -354,7 +353,7 @@ def _encode_texts(model, texts, pairs, settings, batch_size, window, output_valu
     return results
 
 
-def _finish_sentence_embeddings(x, model, settings, truncate_dim, normalize_embeddings, precision):
+def _finish_sentence_embeddings(x, truncate_dim, normalize_embeddings, precision):
     """sentence-transformers' order after the modules: truncate_dim, normalize_embeddings, precision."""
     if truncate_dim is not None:
         x = x[:, :truncate_dim]

@@ -97,7 +97,8 @@ class BertTokenizer:
         self.max_position_embeddings = int(max_position_embeddings)
         self._ids = _special_token_ids(tokenizer, special_tokens, source)
         self._names = dict(special_tokens)
-        self._model_max_length = model_max_length if isinstance(model_max_length, int) and model_max_length > 0 else None
+        valid = isinstance(model_max_length, int) and model_max_length > 0
+        self._model_max_length = model_max_length if valid else None
         self._char_cap = _CharCap.for_tokenizer(tokenizer)
         _check_bert_template(tokenizer, self._ids, source)
 
@@ -300,7 +301,8 @@ class BertTokenizer:
         if padding not in PADDING_STRATEGIES:
             raise InputValueError(f"padding must be True/False or one of {PADDING_STRATEGIES + ('do_not_pad',)}, "
                                   f"got {padding!r}")
-        truncation = {"do_not_truncate": False}.get(truncation, truncation) if isinstance(truncation, str) else truncation
+        if truncation == "do_not_truncate":
+            truncation = False
         if not (truncation is None or isinstance(truncation, bool) or truncation in TRUNCATION_STRATEGIES):
             raise InputValueError(f"truncation must be one of {TRUNCATION_STRATEGIES} or True/False/None, "
                                   f"got {truncation!r}")
@@ -418,7 +420,8 @@ class BertTokenizer:
             raise InputValueError(_too_long_message(i, n_a + n_b + plan.n_special, b is not None, plan, cut))
         keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan, cut)
         if not plan.overflow:
-            return [self._row(a.keep(keep_a, plan.cut_side), None if b is None else b.keep(keep_b, plan.cut_side), plan)]
+            b = None if b is None else b.keep(keep_b, plan.cut_side)
+            return [self._row(a.keep(keep_a, plan.cut_side), b, plan)]
         if b is None or keep_b == n_b:   # the window slides over A (B, if any, stays whole)
             return [self._row(a.window(s, e), b, plan) for s, e in _windows(n_a, keep_a, plan.stride, plan.cut_side, i)]
         return [self._row(a, b.window(s, e), plan) for s, e in _windows(n_b, keep_b, plan.stride, plan.cut_side, i)]
@@ -443,7 +446,8 @@ class BertTokenizer:
         """Pad rows into [B, T] arrays: ids (pad id), mask (1 on tokens), type ids (pad 0), on plan.pad_side.
         With padding off and rows of different lengths, each key holds a list of 1-D arrays instead."""
         lengths = [len(r.ids) for r in rows]
-        columns = {keys[0]: [r.ids for r in rows], keys[1]: [[1] * n for n in lengths], keys[2]: [r.types for r in rows]}
+        columns = {keys[0]: [r.ids for r in rows], keys[1]: [[1] * n for n in lengths],
+                   keys[2]: [r.types for r in rows]}
         if special_tokens_mask:
             columns["special_tokens_mask"] = [r.special for r in rows]
         if offsets:

@@ -277,7 +277,8 @@ def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int =
 def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32, show_progress_bar=None,
            output_value="sentence_embedding", precision="float32", convert_to_numpy: bool = True,
            convert_to_tensor: bool = False, device=None, normalize_embeddings: bool = False, truncate_dim=None,
-           *, pooling=None, max_seq_length=None, window: int = WINDOW):
+           *, pooling=None, normalize=None, max_seq_length=None, window: int = WINDOW, long: str = "truncate",
+           stride=None):
     """`SentenceTransformer.encode`, same arguments and meaning, in NumPy.
 
     sentences: a str (-> one result), or a list of str, or a list of pairs (tuples/lists of two str:
@@ -297,12 +298,17 @@ def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32
     device: None or "cpu". show_progress_bar: a tqdm bar over texts (needs the `cli` extra).
 
     numpybert's own, keyword-only: pooling (override the model's pooling modes, POOLING_MODES),
-    max_seq_length (override model.max_seq_length for this call), window (texts sorted together).
+    normalize (True/False: run or skip the model's Normalize module, as Embedder and `--normalize`;
+    None, the default: the model's modules.json decides, as sentence-transformers, which has no such switch),
+    max_seq_length (override model.max_seq_length for this call), window (texts sorted together),
+    long: "truncate" (sentence-transformers' behaviour) cuts texts at max_seq_length; "chunk" embeds a
+    longer text as the weighted mean of overlapping windows, `stride` tokens shared (apps/long.py;
+    sentence embeddings of single texts only).
     Results are in the model's dtype (float32 unless loaded with dtype="float64").
     """
     _check_encode_options(output_value, precision, convert_to_tensor, device, truncate_dim)
     limit = max_seq_length if max_seq_length is not None else getattr(model, "max_seq_length", None)
-    settings = encode_settings(model.model_dir, model.config, pooling, None, limit)
+    settings = encode_settings(model.model_dir, model.config, pooling, normalize, limit)
     single = isinstance(sentences, str)
     texts, pairs = split_pairs([sentences] if single else sentences)
     prompt = resolve_prompt(settings, prompt, prompt_name)
@@ -311,9 +317,9 @@ def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32
         texts = [prompt + t for t in texts]
         prompt_length = len(tokenize_texts(model.tokenizer, [prompt], settings)["input_ids"][0]) - 1  # minus [SEP]
     with progress_bar(show_progress_bar, len(texts)) as bar:
-        # one place turns texts into per-text results; a long-document mode would plug in here
         results = _encode_texts(model, texts, pairs, settings, positive_int("batch_size", batch_size),
-                                positive_int("window", window), output_value, prompt_length, bar.update)
+                                positive_int("window", window), output_value, prompt_length, bar.update,
+                                long, stride)
     if output_value == "sentence_embedding":
         results = _finish_sentence_embeddings(results, truncate_dim, normalize_embeddings, precision)
         if not convert_to_numpy:
@@ -327,9 +333,15 @@ def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32
     return results[0] if single else results
 
 
-def _encode_texts(model, texts, pairs, settings, batch_size, window, output_value, prompt_length, on_batch):
+def _encode_texts(model, texts, pairs, settings, batch_size, window, output_value, prompt_length, on_batch,
+                  long="truncate", stride=None):
     """Per window, run the batches and gather: sentence embeddings [N, D], or per-text token
     embeddings [tokens_i, H], or per-text dicts (output_value None); in input order."""
+    if long != "truncate":  # texts over max_seq_length embedded whole, in windows (numpybert/apps/long.py)
+        if pairs is not None or output_value != "sentence_embedding":
+            raise InputValueError(f"long={long!r} embeds single texts into sentence embeddings; pairs and "
+                                  f"output_value={output_value!r} take long='truncate'")
+        return embed_texts(model, texts, settings, batch_size, window, on_batch, long, stride)
     if output_value == "sentence_embedding":
         parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch,
                               None if pairs is None else pairs[i:i + window], prompt_length)
@@ -495,11 +507,16 @@ def similarity_pairwise(a, b, fn_name: str = "cosine"):
     raise InputValueError(f"similarity_fn_name={fn_name!r}: expected one of {SIMILARITY_FN_NAMES}")
 
 
-def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None):
+def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None,
+                long: str = "truncate", stride=None):
     """`encode` with explicit settings: texts in consecutive windows of `window`, each embedded by
     `embed_window`; [N, D] in input order. The core shared by encode, Embedder and numpybert embed."""
     batch_size, window = positive_int("batch_size", batch_size), positive_int("window", window)
     texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+    if long != "truncate":  # texts over max_seq_length embedded whole, in windows (numpybert/apps/long.py)
+        from .long import check_long, embed_texts_long
+        stride = check_long(long, stride, settings.max_seq_length)
+        return embed_texts_long(model, texts, settings, batch_size, window, stride, on_batch)
     parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch)
              for i in range(0, len(texts), window)]
     if not parts:

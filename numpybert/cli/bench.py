@@ -1,10 +1,10 @@
 """`numpybert bench`: numpybert vs torch eager (when scripts/bench.py and torch are there), same
 inputs and threads, interleaved runs in worker processes; writes bench.json and bench.md."""
 
+import importlib.util
 import os
 
-from .. import DEFAULT_MODEL
-from ..errors import InputValueError
+from ..errors import ConfigError, InputValueError
 
 
 def register(subparsers):
@@ -16,7 +16,8 @@ def register(subparsers):
 
 def add_arguments(p):
     """The options of `numpybert bench` and scripts/bench.py."""
-    p.add_argument("--minilm", default=DEFAULT_MODEL, metavar="DIR", help="all-MiniLM-L6-v2 directory")
+    p.add_argument("--minilm", default=None, metavar="DIR",
+                   help="all-MiniLM-L6-v2 directory (default: as --model of the other commands)")
     p.add_argument("--base", default=None, metavar="DIR",
                    help="a bert-base-sized checkpoint (scripts/make_random_bert.py --size base); without it, "
                         "its shapes are skipped")
@@ -61,12 +62,17 @@ def run(args, torch_worker=None):
     from .. import bench
     if args.threads < 1 or args.reps < 1 or args.warmup < 0:
         raise InputValueError("--threads and --reps must be positive, --warmup not negative")
+    from ..loading.locate import default_model_dir
+    args.minilm = args.minilm or os.environ.get("NUMPYBERT_MODEL") or str(default_model_dir())
     models = {"minilm": args.minilm} if os.path.isdir(args.minilm) else {}
     if args.base:
         models["base"] = args.base
     if not models:
         raise InputValueError(f"no model to time: {args.minilm} is missing (run: numpybert fetch) and no --base")
     worker = None if args.no_torch else (torch_worker or torch_worker_script())
+    if worker is not None and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+        raise ConfigError("the comparison needs torch and transformers: pip install 'numpybert[golden]', "
+                          "or pass --no-torch to time numpybert alone")
     results = bench.benchmark(models, args.threads, args.reps, args.warmup, parse_shapes(args.shapes),
                               worker, args.keep_env, args.cold_runs)
     paths = bench.write(results, args.out, args.plot)

@@ -137,6 +137,15 @@ def test_inputs_embeds_matches_transformers(minilm, hf_minilm, batch):
     np.testing.assert_array_equal(plain, minilm.flat_params["embeddings.word_embeddings.weight"][batch["input_ids"]])
 
 
+def test_inputs_embeds_on_the_reference_engine_matches_transformers(minilm_dir, hf_minilm, batch):
+    model = numpybert.load(minilm_dir, engine="reference")
+    embeds = model.flat_params["embeddings.word_embeddings.weight"][batch["input_ids"]] * 1.01
+    mask = batch["attention_mask"].astype(np.float32)
+    ref_h, _ = torch_run(hf_minilm, inputs_embeds=embeds, attention_mask=mask)
+    assert_close_at_real_tokens(model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state, ref_h,
+                                batch["attention_mask"])
+
+
 @pytest.mark.parametrize("bad, error, fragment", [
     (np.zeros((1, 3, 7), np.float32), InputValueError, "hidden_size=384"),
     (np.zeros((1, 3, 384), np.int64), InputTypeError, "float dtype"),

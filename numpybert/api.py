@@ -265,14 +265,16 @@ class BertModel:
     def encode(self, sentences, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
                output_value="sentence_embedding", precision="float32", convert_to_numpy=True,
                convert_to_tensor=False, device=None, normalize_embeddings=False, truncate_dim=None,
-               *, pooling=None, normalize=None, max_seq_length=None, window=None, long="truncate", stride=None):
+               *, pooling=None, normalize=None, max_seq_length=None, window=None, long="truncate", stride=None,
+               max_batch_tokens=None):
         """Sentence embeddings [N, D], as `SentenceTransformer.encode` (same arguments, same meaning);
         see `numpybert.apps.encode.encode` for numpybert's keyword-only additions."""
-        from .apps.encode import WINDOW, encode
+        from .apps.encode import MAX_BATCH_TOKENS, WINDOW, encode
         return encode(self, sentences, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
                       convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim,
                       pooling=pooling, normalize=normalize, max_seq_length=max_seq_length, window=window or WINDOW,
-                      long=long, stride=stride)
+                      long=long, stride=stride,
+                      max_batch_tokens=MAX_BATCH_TOKENS if max_batch_tokens is None else max_batch_tokens)
 
     def _encode_settings(self):
         from .apps.encode import read_settings

@@ -1,58 +1,16 @@
 #!/usr/bin/env python
-"""numpybert vs torch eager: the benchmark of issue 5 (`numpybert bench` runs the same).
+"""numpybert vs torch eager: the benchmark of issue 5, the same as `numpybert bench`.
 
     .venv/bin/python scripts/make_random_bert.py --size base --out /tmp/random-bert-base
     .venv/bin/python scripts/bench.py --base /tmp/random-bert-base --threads 2 --plot
 
-The measuring code is numpybert/bench.py. This script adds what numpybert must not import:
-the torch worker (`--worker torch MODEL B T THREADS WARMUP`, driven over stdin by the
-orchestrator) and torch's cold start (`--cold torch MODEL`).
+The measuring code is numpybert/bench.py; the torch worker is numpybert/audit/torch_bridge.py
+(`python -m numpybert.audit.torch_bridge worker ...`, the golden extra).
 """
 
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def torch_worker(model_dir, B, T, threads, warmup):
-    import torch
-    import transformers
-    from numpybert.bench import make_inputs, serve
-    torch.set_num_threads(threads)
-    model = transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
-    inputs = {k: torch.from_numpy(v) for k, v in make_inputs(model.config.vocab_size, B, T).items()}
-
-    def forward():
-        with torch.inference_mode():
-            return model(**inputs)
-
-    serve(forward, {"engine": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
-                    "attn_implementation": model.config._attn_implementation}, warmup)
-
-
-def torch_cold(model_dir):
-    """What a torch user pays in a new process: import, load, tokenize one sentence, one forward."""
-    import torch
-    import transformers
-    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
-    model = transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
-    with torch.inference_mode():
-        model(**tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt"))
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:2] == ["--worker", "torch"]:
-        return torch_worker(argv[2], *map(int, argv[3:7]))
-    if argv[:2] == ["--cold", "torch"]:
-        return torch_cold(argv[2])
-    from numpybert.cli import bench as command
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    command.add_arguments(parser)
-    return command.run(parser.parse_args(argv), torch_worker=os.path.abspath(__file__))
-
+from numpybert.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

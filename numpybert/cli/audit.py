@@ -32,7 +32,8 @@ def register(subparsers):
     source = p.add_mutually_exclusive_group()
     source.add_argument("--golden", metavar="FILE", help="compare with a golden file (its inputs and dtype)")
     source.add_argument("--live", action="store_true",
-                        help="compare with transformers' BertModel run now (needs the golden extra and a checkout)")
+                        help="compare with transformers' BertModel run now (needs the golden extra: "
+                             "pip install 'numpybert[golden]')")
     source.add_argument("--compare-conventions", action="store_true",
                         help="show what each convention switch does to the outputs of the same input")
     p.add_argument("--text", action="append", metavar="TEXT",
@@ -89,7 +90,7 @@ def golden_audit(args) -> audit.AuditReport:
 
 
 def live_audit(args) -> audit.AuditReport:
-    audit.load_export_script()  # no torch: fail now, in one line, before any work
+    audit.require_torch_bridge()  # no torch: fail now, in one line naming the extra, before any work
     dtype = args.dtype or "float32"
     model = cli.load_model(args, dtype=dtype)
     inputs = audit_inputs(model, args.text)

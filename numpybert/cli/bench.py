@@ -1,10 +1,12 @@
-"""`numpybert bench`: numpybert vs torch eager (when scripts/bench.py and torch are there), same
-inputs and threads, interleaved runs in worker processes; writes bench.json and bench.md."""
+"""`numpybert bench`: numpybert vs torch eager (torch_bridge, the golden extra; --no-torch
+without it), same inputs and threads, interleaved runs in worker processes; writes bench.json
+and bench.md."""
 
 import os
 
 from .. import DEFAULT_MODEL
-from ..errors import InputValueError
+from ..audit import require_torch_bridge
+from ..errors import InputValueError, MissingExtraError
 
 
 def register(subparsers):
@@ -26,7 +28,8 @@ def add_arguments(p):
     p.add_argument("--shapes", default=None, metavar="LIST",
                    help="subset, e.g. minilm:1x16,base:8x128 (default: the issue's four)")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
-    p.add_argument("--no-torch", action="store_true", help="time numpybert only")
+    p.add_argument("--no-torch", action="store_true",
+                   help="time numpybert only (timing torch needs the golden extra: pip install 'numpybert[golden]')")
     p.add_argument("--keep-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for the workers (default: unset both)")
     p.add_argument("--out", default="bench-results", metavar="DIR", help="where bench.json/bench.md go")
@@ -50,14 +53,7 @@ def parse_shapes(text):
     return shapes
 
 
-def torch_worker_script():
-    """scripts/bench.py of this checkout (it holds the torch worker), or None."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "scripts", "bench.py")
-    return path if os.path.isfile(path) else None
-
-
-def run(args, torch_worker=None):
+def run(args):
     from .. import bench
     if args.threads < 1 or args.reps < 1 or args.warmup < 0:
         raise InputValueError("--threads and --reps must be positive, --warmup not negative")
@@ -66,9 +62,13 @@ def run(args, torch_worker=None):
         models["base"] = args.base
     if not models:
         raise InputValueError(f"no model to time: {args.minilm} is missing (run: numpybert fetch) and no --base")
-    worker = None if args.no_torch else (torch_worker or torch_worker_script())
+    if not args.no_torch:
+        try:
+            require_torch_bridge()  # no torch: fail now, in one line, before any work
+        except MissingExtraError as e:
+            raise MissingExtraError(f"{e} (or time numpybert alone: --no-torch)") from None
     results = bench.benchmark(models, args.threads, args.reps, args.warmup, parse_shapes(args.shapes),
-                              worker, args.keep_env, args.cold_runs)
+                              not args.no_torch, args.keep_env, args.cold_runs)
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

@@ -10,7 +10,8 @@ import numpybert
 from conftest import CHECKPOINTS
 from numpybert.teach import explain as explain_module
 from numpybert.errors import ConfigError, MissingWeightsError
-from numpybert.teach.explain import SATURATION, cosine, explain, sentence_transformers_pooling
+from numpybert.apps.encode import read_settings, sentence_transformers_pooling
+from numpybert.teach.explain import SATURATION, cosine, explain
 
 SENTENCE = "A man is playing a guitar on the stage."
 PAIR = ("How old are you?", "I am six years old.")
@@ -110,11 +111,15 @@ def test_pooler_provenance_numbers(minilm, sentence):
     assert sentence.pooler.nsp_is_next is None  # all-MiniLM-L6-v2 has no NSP head
 
 
-def test_sentence_transformers_pooling_is_read_from_the_model_dir(minilm_dir, tmp_path):
+def test_sentence_transformers_pooling_is_read_from_the_model_dir(minilm, minilm_dir, tmp_path):
+    """explain names the pooling `encode` computes (one reader: apps.encode), in its mode names."""
     config = json.loads((minilm_dir / "1_Pooling" / "config.json").read_text())
-    expected = [k[len("pooling_mode_"):] for k, v in config.items() if k.startswith("pooling_mode_") and v]
-    assert sentence_transformers_pooling(minilm_dir) == "+".join(sorted(expected))
+    assert config["pooling_mode_mean_tokens"] and not config["pooling_mode_cls_token"]
+    assert sentence_transformers_pooling(minilm_dir) == ("mean",) == read_settings(minilm_dir, 512).pooling
+    assert explain(minilm, SENTENCE).sentence_pooling == "mean"
     assert sentence_transformers_pooling(tmp_path) is None
+    (tmp_path / "modules.json").write_text(json.dumps([{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+                                                       {"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="1_Pooling"):

@@ -36,7 +36,7 @@ import stat
 
 import numpy as np
 
-from .encode import check_text
+from ..text.inputs import check_text
 from ..errors import InputValueError, NumpybertError
 from ..loading.files import check_output_path
 

@@ -43,9 +43,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..loading.config import BertConfig
-from .encode import (WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
-                     tokenize_texts)
+from .encode import WINDOW, embed_texts, encode_settings, length_sorted_batches, tokenize_texts
 from ..errors import InputValueError, WeightsNotFoundError
+from ..text.inputs import check_text
+from ..util import positive_int
 
 CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 texts at batch size 32)
 

@@ -27,6 +27,7 @@ import numpy as np
 from .. import __version__
 from ..loading.checkpoint import weights_sha256
 from ..errors import GoldenError, InputValueError
+from ..util import cosine
 from .golden import Golden
 
 # ----------------------------------------------------------------------------- tolerances
@@ -85,14 +86,6 @@ def real_positions(attention_mask: np.ndarray, shape: tuple) -> np.ndarray:
     if len(shape) == 4:  # [B, N, T, D] or [B, N, T, T]: the (query) token axis is 2
         return np.broadcast_to(real[:, None, :, None], shape)
     raise GoldenError(f"cannot tell token positions in a tensor of shape {shape}")
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two flat float64 vectors; 1 when both are zero."""
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))
 
 
 def error_stats(ours: np.ndarray, ref: np.ndarray, where=...) -> Stats:
@@ -318,7 +311,7 @@ def live_reference(model_dir, inputs: dict, dtype: str) -> Golden:
 
 def require_torch_bridge() -> None:
     """Fail now, in one line naming the extra to install, when torch or transformers is missing."""
-    from . import torch_bridge  # noqa: F401
+    from . import torch_bridge  # noqa: F401  (importing it is the check)
 
 
 # ----------------------------------------------------------------------------- inputs

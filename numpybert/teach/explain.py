@@ -11,13 +11,13 @@ none typed in. Printing is the command's job (numpybert/commands/explain.py).
 """
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 
-from ..errors import ConfigError, MissingWeightsError
+from ..apps.encode import sentence_transformers_pooling
+from ..errors import MissingWeightsError
 from ..engine.model import linear, nsp_head, softmax
+from ..util import cosine
 
 SATURATION = 0.99  # |tanh(z)| above this: the derivative 1 - tanh² is < 0.02, the unit is "saturated"
 
@@ -55,7 +55,7 @@ class Explanation:
     h_cls: np.ndarray  # [H] last_hidden_state[0, 0]
     pooler: PoolerTrace | None  # None when the checkpoint has no pooler
     pooler_refusal: str  # the model's refusal message when it has no pooler, else ""
-    sentence_pooling: str | None  # sentence-transformers pooling mode (1_Pooling/config.json), if any
+    sentence_pooling: str | None  # sentence-transformers pooling mode(s), e.g. "mean" (modules.json), if any
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -79,7 +79,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         embedding_output_is_first=bool(np.array_equal(out.hidden_states[0], out.trace["embeddings.output"])),
         last_hidden_is_last_state=bool(np.array_equal(out.hidden_states[-1], out.last_hidden_state)),
         h_cls=h_cls, pooler=pooler, pooler_refusal=refusal,
-        sentence_pooling=sentence_transformers_pooling(model.model_dir),
+        sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
     )
 
 
@@ -112,25 +112,3 @@ def _nsp_is_next(model, pooled) -> float | None:
         return None
     logits = nsp_head(pooled[None, :].astype(np.float64), {k: v.astype(np.float64) for k, v in head.items()})
     return float(softmax(logits)[0, 0])
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b) = a·b / (|a| |b|), computed in float64."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def sentence_transformers_pooling(model_dir) -> str | None:
-    """The pooling a sentence-transformers directory declares (e.g. "mean_tokens"), or None."""
-    path = os.path.join(os.fspath(model_dir or ""), "1_Pooling", "config.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    modes = [k[len("pooling_mode_"):] for k, v in sorted(config.items()) if k.startswith("pooling_mode_") and v]
-    return "+".join(modes) or None

@@ -19,7 +19,6 @@ padding is on the right with the [PAD] id, type 0, mask 0.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokeniz
 from tokenizers.models import WordPiece
 
 from ..errors import ConfigError, InputTypeError, InputValueError, WeightsNotFoundError
+from ..loading.config import read_json_object
+from .inputs import check_text
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "round_robin")
 PADDING_STRATEGIES = ("longest", "max_length")
@@ -460,38 +461,14 @@ def _as_text_list(value: Any, name: str) -> list[str]:
         raise InputTypeError(f"{name} must be a str or a list of str, got {type(value).__name__}{shape}")
     if not items:
         raise InputValueError(f"{name} is empty; pass at least one text")
-    return [_check_text(item, name, i) for i, item in enumerate(items)]
-
-
-def _check_text(item: Any, name: str, i: int) -> str:
-    """One text: a str (numpy str_ welcome) that is valid Unicode (no lone surrogates)."""
-    if not isinstance(item, str):
-        what = "None" if item is None else type(item).__name__
-        raise InputTypeError(f"{name}[{i}] is {what}, expected str")
-    item = str(item)
-    if not item.isascii():
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputValueError(f"{name}[{i}] has a lone surrogate {item[exc.start]!r} "
-                                  f"(U+{ord(item[exc.start]):04X}) at character {exc.start}; "
-                                  "texts must be valid Unicode") from None
-    return item
+    return [check_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 # --- loading helpers --------------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
     """A JSON object from path, or {} when the file is absent."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, path.name, absent={})
 
 
 def _read_tokenizer_config(model_dir: Path) -> dict:

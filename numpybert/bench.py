@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from .loading.config import read_json_object
+
 SHAPES = [("minilm", 1, 16), ("minilm", 32, 128), ("base", 8, 128), ("base", 1, 512)]
 TARGETS = {("minilm", 1, 16): 0.8, ("minilm", 32, 128): 1.0, ("base", 8, 128): 1.0, ("base", 1, 512): 1.1}
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -262,8 +264,7 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
 
 
 def _shape_result(name: str, B: int, T: int, model_dir: str, run: dict) -> dict:
-    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-        gflop = flops(json.load(f), B, T) / 1e9
+    gflop = flops(read_json_object(os.path.join(model_dir, "config.json"), "config.json"), B, T) / 1e9
     peak = run["info"]["numpybert"].get("sgemm_peak_gflops")
     engines = {e: summarize(t, gflop, peak) for e, t in run["times"].items()}
     if "torch" in engines:

@@ -28,7 +28,7 @@ import pytest
 import numpybert
 from numpybert import cli
 from numpybert.apps.corpus import CorpusJob, embed_corpus
-from test_encode import WORDS
+from tiny_bert import WORDS
 
 WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
 N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be killed in the middle

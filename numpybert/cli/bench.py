@@ -7,6 +7,7 @@ import os
 from .. import DEFAULT_MODEL
 from ..audit import require_torch_bridge
 from ..errors import InputValueError, MissingExtraError
+from ..util import positive_int
 
 
 def register(subparsers):
@@ -55,8 +56,9 @@ def parse_shapes(text):
 
 def run(args):
     from .. import bench
-    if args.threads < 1 or args.reps < 1 or args.warmup < 0:
-        raise InputValueError("--threads and --reps must be positive, --warmup not negative")
+    positive_int("--threads", args.threads), positive_int("--reps", args.reps)
+    if args.warmup < 0:
+        raise InputValueError(f"--warmup={args.warmup}: expected 0 or more")
     models = {"minilm": args.minilm} if os.path.isdir(args.minilm) else {}
     if args.base:
         models["base"] = args.base

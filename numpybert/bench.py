@@ -281,7 +281,8 @@ def cold_starts(minilm_dir: str | None, env: dict, with_torch: bool, runs: int) 
     weights = os.path.getsize(os.path.join(minilm_dir, "model.safetensors")) / 2 ** 20
     out = {"numpybert (mmap=True)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=True)], env, runs),
            "numpybert (owned copy)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=False)], env, runs)}
-    if with_torch:  # runs `import numpybert` too (~0.1 s, counted against torch): measured in docs/performance.md
+    if with_torch:  # `python -m numpybert.audit.torch_bridge` imports numpybert's own modules too (not timed
+        # apart: a small share next to torch + transformers' ~3.5 s import), counted against torch
         out["torch"] = cold_start([*TORCH_BRIDGE, "cold", minilm_dir], env, runs)
     for c in out.values():
         c["rss_over_weights"] = c["peak_rss_mb"] / weights

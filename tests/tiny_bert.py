@@ -7,6 +7,7 @@ Sizes: vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37, 64 positions, 2 
 """
 
 import json
+import random
 import shutil
 import struct
 from pathlib import Path
@@ -104,3 +105,9 @@ def _write_st_files(dest, pooling=None, normalize=False, max_seq_length=None, mo
     (dest / "1_Pooling" / "config.json").write_text(json.dumps(pooling or {"pooling_mode_mean_tokens": True}))
     config = {"do_lower_case": do_lower_case} | ({"max_seq_length": max_seq_length} if max_seq_length else {})
     (dest / "sentence_bert_config.json").write_text(json.dumps(config))
+
+
+def random_sentences(n, seed=0):
+    """n seeded texts of 0 to 30 words of WORDS (every one spelled by VOCAB, so no [UNK])."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]

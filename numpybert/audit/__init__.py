@@ -2,3 +2,4 @@
 
 from .compare import *  # noqa: F401,F403
 from .compare import __version__  # noqa: F401
+from .golden import read_golden, write_golden  # noqa: F401  (the interchange format: docs/golden-format.md)

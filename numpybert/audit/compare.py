@@ -206,6 +206,7 @@ class AuditReport:
     tensors: list  # TensorReport, forward order
     scaled: bool  # trace tensors: tolerances relative to max(1, max|ref|)
     oracle: list | None = None  # OracleRow, forward order, when an fp64 oracle ran
+    absent: list = dataclasses.field(default_factory=list)  # what numpybert recorded and the reference lacks
 
     @property
     def first_divergence(self) -> TensorReport | None:
@@ -268,6 +269,7 @@ def audit(model, reference: Golden, oracle_model=None) -> AuditReport:
     report = AuditReport(str(model.model_dir), dtype, _reference_info(reference), model_conventions(model),
                          {"input_ids": reference.inputs["input_ids"], "attention_mask": mask},
                          compare(ours, ref, mask, dtype, scaled), scaled)
+    report.absent = [name for name in ours if name not in ref]  # a golden written by another engine: partial
     if oracle_model is not None:
         report.oracle = oracle_rows(ours, ref, numpybert_tensors(oracle_model, reference.inputs, scaled), mask)
     return report
@@ -286,7 +288,7 @@ def _check_dtypes(model, reference: Golden, oracle_model) -> str:
 
 def _reference_info(reference: Golden) -> dict:
     keys = ("kind", "case", "model", "dtype", "torch_version", "transformers_version", "attn_implementation",
-            "created", "command")
+            "created", "command", "generator")
     info = {k: reference.metadata[k] for k in keys if k in reference.metadata}
     info.setdefault("kind", "golden")
     return {**info, "path": str(reference.path)} if info["kind"] == "golden" else info
@@ -458,6 +460,7 @@ def report_json(report: AuditReport) -> dict:
         "first_divergence": None if first is None else {"index": report.tensors.index(first), **tensor_json(first)},
         "tensors": [tensor_json(row) for row in report.tensors],
         "oracle": None if report.oracle is None else oracle_json(report.oracle),
+        "absent": report.absent,
     }
 
 
@@ -496,9 +499,11 @@ def _stats_cells(s: Stats | None) -> str:
 def _header_lines(report: AuditReport) -> list:
     ref, mask, c = report.reference, report.inputs["attention_mask"], report.conventions
     source = f"golden file {ref['path']}" if "path" in ref else "transformers run live in this process"
+    made_by = (f"torch {ref.get('torch_version', '?')}, transformers {ref.get('transformers_version', '?')}, "
+               f"attention {ref.get('attn_implementation', '?')}" if "torch_version" in ref or "kind" in ref and
+               ref["kind"] == "live" else f"written by {ref.get('generator', 'an unknown engine')}")
     lines = [f"numpybert audit: {report.model} ({report.dtype}) vs {source}",
-             f"reference: torch {ref.get('torch_version', '?')}, transformers {ref.get('transformers_version', '?')}, "
-             f"attention {ref.get('attn_implementation', '?')}, {ref.get('dtype')}",
+             f"reference: {made_by}, {ref.get('dtype')}",
              f"inputs: {mask.shape[0]} row(s) × {mask.shape[1]} tokens, {int(mask.sum())} real",
              f"numpybert conventions: mask {c['mask_value']}, hidden_act {c['hidden_act']}, "
              f"layer_norm_eps {c['layer_norm_eps']:g}"]
@@ -521,6 +526,10 @@ def render_table(report: AuditReport) -> str:
         verdict = "ok" if row.passed else "FAIL" + (" <- first divergence" if row is first else "")
         lines.append(f"{cells}  {_e(row.tolerance.real):>8}  {verdict}" + (f" ({row.problem})" if row.problem else ""))
     lines += ["", _verdict_line(report)]
+    if report.absent:
+        shown = ", ".join(report.absent[:6]) + (", ..." if len(report.absent) > 6 else "")
+        lines.append(f"absent from the reference, not compared: {len(report.absent)} tensor(s) numpybert records "
+                     f"({shown})")
     if report.oracle is not None:
         lines += ["", *oracle_lines(report.oracle)]
     return "\n".join(lines)

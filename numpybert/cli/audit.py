@@ -5,6 +5,8 @@
     numpybert audit --live --gelu tanh              # a convention switch: fails, names the first divergence
     numpybert audit --compare-conventions           # what each switch does to the outputs
     numpybert audit --live --json > report.json
+    numpybert audit --onnx model.int8.onnx          # a deployed ONNX graph vs numpybert's reference (onnx extra)
+    numpybert audit --tokenizer other/tokenizer.json  # another deployment's tokenizer vs the model's
 
 Exit status: 0 every tensor within tolerance, 1 some tensor is not, 2 bad usage (or no torch
 for --live), 3 a missing file or model.
@@ -36,6 +38,13 @@ def register(subparsers):
                              "pip install 'numpybert[golden]')")
     source.add_argument("--compare-conventions", action="store_true",
                         help="show what each convention switch does to the outputs of the same input")
+    source.add_argument("--onnx", metavar="FILE",
+                        help="audit an ONNX graph (run in ONNX Runtime; the onnx extra) against numpybert's "
+                             "reference model on --model: per-tensor errors at real tokens, the float64 error "
+                             "budget, sentence-embedding cosine and nearest-neighbour agreement")
+    source.add_argument("--tokenizer", metavar="DIR_OR_JSON",
+                        help="compare another deployment's tokenizer (a directory or a tokenizer.json) with "
+                             "--model's on built-in tricky texts; report the first text whose ids differ")
     p.add_argument("--text", action="append", metavar="TEXT",
                    help=f"input text, repeatable (live / conventions; default: {len(DEFAULT_TEXTS)} fixed "
                         "sentences; models without a tokenizer get fixed random ids)")
@@ -55,6 +64,10 @@ def run(args):
     check_args(args)
     if args.compare_conventions:
         return run_conventions(args)
+    if args.onnx:
+        return run_onnx(args)
+    if args.tokenizer:
+        return run_tokenizer(args)
     report = golden_audit(args) if args.golden else live_audit(args)
     if args.json:
         json.dump(audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
@@ -66,8 +79,15 @@ def run(args):
 
 def check_args(args) -> None:
     """Refuse combinations that would silently mean something else."""
-    if not (args.golden or args.live or args.compare_conventions):
-        raise InputValueError("choose what to compare with: --golden FILE, --live, or --compare-conventions")
+    if not (args.golden or args.live or args.compare_conventions or args.onnx or args.tokenizer):
+        raise InputValueError("choose what to compare with: --golden FILE, --live, --compare-conventions, "
+                              "--onnx FILE or --tokenizer PATH")
+    if (args.onnx or args.tokenizer) and (args.mask_value or args.gelu or args.eps is not None or args.dtype
+                                          or args.oracle):
+        raise InputValueError("--onnx and --tokenizer take the model as it is (--onnx always reports the float64 "
+                              "error budget); drop --mask-value/--gelu/--eps/--dtype/--oracle")
+    if args.tokenizer and args.text:
+        raise InputValueError("--tokenizer uses its built-in tricky texts; --text does not apply")
     if args.golden and (args.text or args.dtype):
         raise InputValueError("--golden uses the golden file's inputs and dtype; --text and --dtype do not apply")
     if args.oracle and (args.compare_conventions or args.dtype == "float64"):
@@ -119,3 +139,38 @@ def audit_inputs(model, texts) -> dict:
         raise InputValueError(f"{model.model_dir} has no tokenizer.json or vocab.txt, so --text cannot be "
                               "tokenized; without --text the audit uses fixed random ids")
     return audit.random_inputs(model.config)
+
+
+def run_onnx(args) -> int:
+    """`--onnx FILE`: the deployed graph against numpybert's reference model (numpybert/audit/onnx.py)."""
+    from ..audit import onnx as graph_audit
+    graph_audit.runtime()  # no onnx extra: fail now, in one line, before any work
+    model = cli.load_model(args)  # tokenizes the texts; the reference models are loaded by the audit
+    inputs = audit_inputs(model, args.text)
+    if has_tokenizer(model):
+        ranking = model.tokenize(list(graph_audit.RANKING_TEXTS), truncation=True)
+    else:  # fixed random ids of varied lengths: the ranking then only says whether neighbours move
+        ranking = audit.random_inputs(model.config, lengths=graph_audit.RANDOM_LENGTHS, seed=1)
+    report = graph_audit.audit_graph(args.onnx, args.model, inputs, ranking)
+    if args.json:
+        json.dump(graph_audit.report_graph_json(report), sys.stdout, indent=1, allow_nan=False)
+        print()
+    else:
+        print(graph_audit.render_graph_report(report))
+    return 0 if report.passed else 1
+
+
+def run_tokenizer(args) -> int:
+    """`--tokenizer PATH`: another tokenizer against --model's (numpybert/audit/tokenizer_audit.py)."""
+    from ..audit import tokenizer_audit
+    report = tokenizer_audit.audit_tokenizer(args.tokenizer, args.model)
+    if args.json:
+        json.dump(tokenizer_audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
+        print()
+    else:
+        print(tokenizer_audit.render(report))
+    return 0 if report.passed else 1
+
+
+def has_tokenizer(model) -> bool:
+    return any(os.path.isfile(os.path.join(model.model_dir, f)) for f in ("tokenizer.json", "vocab.txt"))

@@ -69,12 +69,17 @@ def run(args):
     if args.tokenizer:
         return run_tokenizer(args)
     report = golden_audit(args) if args.golden else live_audit(args)
+    emit(args, lambda: audit.report_json(report), lambda: audit.render_table(report))
+    return 0 if report.passed else 1
+
+
+def emit(args, as_json, as_text) -> None:
+    """Print a report: strict JSON (no NaN) with --json, else the readable text."""
     if args.json:
-        json.dump(audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
+        json.dump(as_json(), sys.stdout, indent=1, allow_nan=False)
         print()
     else:
-        print(audit.render_table(report))
-    return 0 if report.passed else 1
+        print(as_text())
 
 
 def check_args(args) -> None:
@@ -123,11 +128,8 @@ def run_conventions(args) -> int:
     model = cli.load_model(args)
     inputs = audit.with_fully_masked_row(audit_inputs(model, args.text))
     rows = audit.compare_conventions(model, inputs)
-    if args.json:
-        json.dump(audit.conventions_json(model, inputs, rows), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(audit.render_conventions(model, inputs, rows))
+    emit(args, lambda: audit.conventions_json(model, inputs, rows),
+         lambda: audit.render_conventions(model, inputs, rows))
     return 0
 
 
@@ -152,11 +154,7 @@ def run_onnx(args) -> int:
     else:  # fixed random ids of varied lengths: the ranking then only says whether neighbours move
         ranking = audit.random_inputs(model.config, lengths=graph_audit.RANDOM_LENGTHS, seed=1)
     report = graph_audit.audit_graph(args.onnx, args.model, inputs, ranking)
-    if args.json:
-        json.dump(graph_audit.report_graph_json(report), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(graph_audit.render_graph_report(report))
+    emit(args, lambda: graph_audit.report_graph_json(report), lambda: graph_audit.render_graph_report(report))
     return 0 if report.passed else 1
 
 
@@ -164,11 +162,7 @@ def run_tokenizer(args) -> int:
     """`--tokenizer PATH`: another tokenizer against --model's (numpybert/audit/tokenizer_audit.py)."""
     from ..audit import tokenizer_audit
     report = tokenizer_audit.audit_tokenizer(args.tokenizer, args.model)
-    if args.json:
-        json.dump(tokenizer_audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(tokenizer_audit.render(report))
+    emit(args, lambda: tokenizer_audit.report_json(report), lambda: tokenizer_audit.render(report))
     return 0 if report.passed else 1
 
 

@@ -182,13 +182,18 @@ def _model_dtype(dtype) -> np.dtype:
     return resolved
 
 
-def load(model_dir, dtype="float32", mask_value="finfo-min", strict=True, mmap=False) -> BertModel:
+def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, mmap=False) -> BertModel:
     """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
+    No model_dir: $NUMPYBERT_MODEL, else the default model `numpybert fetch` downloaded
+    (numpybert/loading/locate.py says where).
 
     mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
     later can change or crash the model. mmap=True maps the file instead: a faster, smaller start
     (memory holds only the pages the forward pass touches), but the file must not be truncated
     or rewritten while the model is in use (the process would die of SIGBUS)."""
+    if model_dir is None:
+        from .loading.locate import resolve_model
+        model_dir = resolve_model()
     if not isinstance(model_dir, (str, bytes, os.PathLike)):
         raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
     model_dir = os.fsdecode(model_dir)

@@ -20,6 +20,7 @@ import numpybert
 from conftest import CHECKPOINTS, ROOT
 from numpybert import cli
 from numpybert.errors import MissingWeightsError
+from numpybert.loading import locate
 from test_explain import PAIR, SENTENCE, tiny_model_dir
 
 COMMANDS = ("encode", "explain", "attention", "info")
@@ -67,10 +68,15 @@ def test_help_lists_the_commands(capsys):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_missing_default_weights_name_the_fetch_command(capsys, monkeypatch, tmp_path, command):
-    monkeypatch.chdir(tmp_path)  # no weights/ here
+    """As from a wheel (no checkout) with nothing fetched: the message lists every place looked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(locate, "checkout_root", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("NUMPYBERT_MODEL", raising=False)
     code, out, err = run(capsys, *TEXT_COMMANDS[command])
     assert code == 3 and out == ""
-    assert_one_error_line(err, command, "weights/all-MiniLM-L6-v2", "numpybert fetch")
+    assert_one_error_line(err, command, "--model (not given)", "$NUMPYBERT_MODEL (not set)",
+                          str(tmp_path / "data" / "numpybert" / "all-MiniLM-L6-v2"), "numpybert fetch")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

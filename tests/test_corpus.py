@@ -269,8 +269,9 @@ def test_sigint_stops_cleanly_and_resumes_byte_identical(tmp_path, tiny_dir, big
     out = tmp_path / "out.npy"
     code, err = _kill_mid_run(tiny_dir, corpus, out, signal.SIGINT, random.Random(seed), "--workers", workers)
     assert code == 130, err
-    assert "run the same command again to resume" in err and "Traceback" not in err
-    _run_to_end(tiny_dir, corpus, out, "--workers", workers)
+    done = _rows_done(out)
+    assert f"the same command resumes at row {done} (input line {done + 1})" in err and "Traceback" not in err
+    assert f"resumed at row {done}" in _run_to_end(tiny_dir, corpus, out, "--workers", workers)
     assert out.read_bytes() == reference, f"seed {seed}: resumed file differs"
 
 
@@ -361,14 +362,28 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path, tiny_dir):
     assert rows.shape == (64 * WINDOW, 32) and rows[123, 0] == len(f"line 123 " + "word " * 23)
 
 
-def test_progress_bar_counts_texts(tmp_path, tiny_dir, capsys):
+def test_progress_bar_counts_tokens_and_texts(tmp_path, tiny_dir, embedder, capsys):
+    """The bar's total is the tokens the model will read (so the ETA follows the work: the
+    longest texts go first); texts are shown beside it."""
+    import tqdm  # noqa: F401  (the cli extra is part of the test extra: missing means FAIL)
     texts = _sentences(50, seed=4)
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
     assert cli.main(["embed", str(tmp_path / "in.txt"), "--out", str(tmp_path / "o.npy"), "--model", str(tiny_dir)]) == 0
     err = capsys.readouterr().err
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        assert "no progress bar without tqdm" in err
-        return
-    assert "50/50" in err and "text/s" in err
+    tokens = int(embedder.token_counts(texts)[0].sum())
+    assert f"{tokens}/{tokens} tokens, 50/50 texts" in err and "tok/s" in err
+
+
+def test_progress_follows_tokens_not_texts(tmp_path, tiny_dir):
+    """After the first batch (the longest texts), the tokens done are far ahead of the texts done."""
+    texts = ["word " * 60] * 8 + ["a"] * 56  # 8 long texts, then 56 short ones
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    calls = []
+    embedder = numpybert.Embedder(tiny_dir, batch_size=8)
+    embed_corpus(CorpusJob(tmp_path / "in.txt", tmp_path / "o.npy", embedder), progress=lambda *a: calls.append(a))
+    counts = embedder.token_counts(texts)[0]
+    assert counts[0] > 10 * counts[-1]
+    rows, total_rows, tokens, total_tokens = calls[1]  # after the first batch
+    assert (rows, total_rows) == (8, 64) and (tokens, total_tokens) == (counts[:8].sum(), counts.sum())
+    assert tokens / total_tokens > 0.5 > rows / total_rows
+    assert calls[-1] == (64, 64, total_tokens, total_tokens)

@@ -1,21 +1,24 @@
-"""Embedding a corpus file into a .npy, streaming, resumable, and never losing data.
+"""Embedding a corpus file into a .npy, .parquet or .jsonl, streaming, resumable, and never losing data.
 
-    numpybert embed corpus.jsonl --out corpus.npy        # the command (numpybert/commands/embed.py)
-    embed_corpus(CorpusJob("corpus.jsonl", "corpus.npy", embedder))   # the same from Python
+    numpybert embed corpus.jsonl --out corpus.parquet    # the command (numpybert/cli/embed.py)
+    embed_corpus(CorpusJob("corpus.jsonl", "corpus.parquet", embedder))   # the same from Python
 
 INPUT is a text file (one text per line; an empty line is an empty text) or JSONL (one JSON
-object per line, the text under `text_field`). OUT is a float32 [N, D] .npy, row i = the
-i-th good line.
+object per line, the text under `text_field`, optionally an id under `id_field`), either one
+gzip-compressed when its name ends in .gz. OUT's format comes from its extension
+(numpybert/apps/outputs.py): row i = the i-th good line, with its id (the line number unless
+`id_field` is given) in .parquet and .jsonl.
 
 How it runs, and why nothing is lost:
-1. Scan: one streaming pass over INPUT counts the texts (N), checks every line (a bad line
+1. Scan: one streaming pass over INPUT counts the texts (N) and their tokens (for an honest ETA,
+   and to say how many texts are over the model's limit), checks every line (a bad line
    stops the run with its line number before any compute; with skip_bad it is listed in
-   OUT.skipped.jsonl instead) and hashes the file.
-2. OUT.partial is created as a [N, D] .npy memory map; OUT.partial.json holds the job (input
+   OUT.skipped.jsonl instead) and hashes the (uncompressed) content.
+2. OUT.partial is created (apps/outputs.py); OUT.partial.json holds the job (input
    hash, model files, settings) and the position reached.
 3. Embed: INPUT is read again lazily, a window of good texts at a time (the embedder's window,
    4096 by default); each window is embedded
-   (sorted by length inside, see numpybert/encode.py), written to its rows, flushed, and only
+   (sorted by length inside, see numpybert/apps/encode.py), written to its rows, flushed, and only
    then is the position in OUT.partial.json advanced (written to a temporary file, fsynced,
    renamed: atomic). Memory holds one window, whatever the corpus size.
 4. Done: OUT.partial is renamed to OUT and the state file removed.
@@ -29,21 +32,25 @@ arguments or a changed INPUT refuse to resume, naming the difference.
 import codecs
 import dataclasses
 import glob
+import gzip
 import hashlib
 import json
 import os
 import stat
+import zlib
 
 import numpy as np
 
 from ..text.inputs import check_text
+from .outputs import OUTPUTS, output_format
 from ..errors import InputValueError, NumpybertError
 from ..loading.files import check_output_path
 
 STATE_FORMAT = "numpybert-embed-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 FORMATS = ("text", "jsonl")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+SCAN_BATCH = 1024  # texts tokenized together by the scan (token counts)
 MODEL_FILES = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "vocab.txt",
                "tokenizer_config.json", "special_tokens_map.json")  # what the numbers depend on
 
@@ -54,6 +61,7 @@ class Window:
     first_row: int
     texts: list
     end: "Position"
+    ids: list = dataclasses.field(default_factory=list)  # one per text: its line number or its id field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +79,10 @@ class Scan:
     bad: int  # lines skipped (skip_bad)
     size: int
     sha256: str
+    tokens: int = 0  # what the model will read, all texts
+    window_tokens: tuple = ()  # the same per window of rows (progress after a resume, or per window)
+    over: int = 0  # texts longer than max_seq_length: cut (long="truncate") or chunked
+    id_kind: str = "int"  # "int" or "str": the type of the ids
 
 
 @dataclasses.dataclass
@@ -82,13 +94,22 @@ class CorpusJob:
     format: str = "auto"  # "text", "jsonl", or "auto": .jsonl/.ndjson are JSONL, anything else text
     text_field: str = "text"
     skip_bad: bool = False
+    id_field: str | None = None  # JSONL field holding each text's id (default: the line number)
 
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
+        check_output_path(self.out, "--out")
+        self.out_format = output_format(self.out)  # refuses an unknown extension now
+        name = self.input.lower().removesuffix(".gz")
         if self.format == "auto":
-            self.format = "jsonl" if self.input.lower().endswith(JSONL_SUFFIXES) else "text"
+            self.format = "jsonl" if name.endswith(JSONL_SUFFIXES) else "text"
         if self.format not in FORMATS:
             raise InputValueError(f"format={self.format!r}: expected 'auto' or one of {FORMATS}")
+        if self.id_field is not None and self.format != "jsonl":
+            raise InputValueError("--id-field reads ids from JSONL input; a text file's ids are its line numbers")
+        if self.id_field is not None and self.out_format == "npy":
+            raise InputValueError("--id-field: a .npy holds no ids; write .parquet or .jsonl to keep them")
+        self.id_kind = "str" if self.id_field is not None else "int"  # known after the scan
 
     @property
     def window(self) -> int:
@@ -110,8 +131,9 @@ class CorpusJob:
 
 # ----------------------------------------------------------------------------- reading lines
 
-def parse_line(raw: bytes, fmt: str, text_field: str, first: bool = False):
-    """One input line -> (text, None), or (None, why it is bad)."""
+def parse_line(raw: bytes, fmt: str, text_field: str, first: bool = False, id_field: str | None = None):
+    """One input line -> (text, id, None), or (None, None, why it is bad). The id is the
+    `id_field` value (an int or a str), or None without id_field."""
     body = raw[:-1] if raw.endswith(b"\n") else raw
     body = body[:-1] if body.endswith(b"\r") else body
     if first and body.startswith(codecs.BOM_UTF8):
@@ -119,25 +141,43 @@ def parse_line(raw: bytes, fmt: str, text_field: str, first: bool = False):
     try:
         line = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        return None, f"not valid UTF-8 (byte {e.start})"
+        return None, None, f"not valid UTF-8 (byte {e.start})"
     if fmt == "text":
-        return line, None
-    return _parse_json_line(line, text_field)
+        return line, None, None
+    return _parse_json_line(line, text_field, id_field)
 
 
-def _parse_json_line(line: str, text_field: str):
+def _parse_json_line(line: str, text_field: str, id_field: str | None):
     try:
         record = json.loads(line)
     except ValueError as e:
-        return None, f"invalid JSON ({e})"
+        return None, None, f"invalid JSON ({e})"
     if not isinstance(record, dict):
-        return None, f"expected a JSON object, got {type(record).__name__}"
-    if text_field not in record:
-        return None, f"no field {text_field!r} (fields: {', '.join(map(repr, list(record)[:10]))})"
+        return None, None, f"expected a JSON object, got {type(record).__name__}"
+    for field in (text_field, id_field):
+        if field is not None and field not in record:
+            hint = " (--text-field NAME names the text's field)" if field == text_field else ""
+            return None, None, (f"no field {field!r}{hint} (fields: {', '.join(map(repr, list(record)[:10]))})")
+    key = record.get(id_field) if id_field is not None else None
+    if id_field is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
+        return None, None, f"id field {id_field!r} is {type(key).__name__}, expected a string or an integer"
     try:
-        return check_text(record[text_field], f"field {text_field!r}"), None
+        return check_text(record[text_field], f"field {text_field!r}"), key, None
     except NumpybertError as e:
-        return None, str(e)
+        return None, None, str(e)
+
+
+def open_input(path):
+    """INPUT for reading bytes; a .gz file is decompressed on the fly (offsets count uncompressed bytes)."""
+    return gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
+
+
+def _lines(job: CorpusJob, f):
+    """The lines of an open INPUT; a damaged .gz is one InputValueError naming the file."""
+    try:
+        yield from f
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise InputValueError(f"{job.input}: not a valid gzip file ({e or 'truncated'})") from None
 
 
 def _input_size(path) -> int:
@@ -151,42 +191,79 @@ def _input_size(path) -> int:
 
 
 def scan(job: CorpusJob, report=None) -> Scan:
-    """Pass 1: count good lines, hash the file, and stop at the first bad line (or, with
-    skip_bad, write it to `report` as a JSON line {"line", "error"})."""
+    """Pass 1: count good lines and their tokens, hash the content, and stop at the first bad
+    line (or, with skip_bad, write it to `report` as a JSON line {"line", "error"})."""
     size = _input_size(job.input)
-    sha, rows, lines, bad = hashlib.sha256(), 0, 0, 0
-    with open(job.input, "rb") as f:
-        for raw in f:
+    sha, rows, lines, bad, id_kind = hashlib.sha256(), 0, 0, 0, None
+    counter = _TokenCounter(job)
+    with open_input(job.input) as f:
+        for raw in _lines(job, f):
             sha.update(raw)
             lines += 1
-            _, error = parse_line(raw, job.format, job.text_field, first=lines == 1)
+            text, key, error = parse_line(raw, job.format, job.text_field, lines == 1, job.id_field)
+            kind = "int" if key is None or isinstance(key, int) else "str"
+            if error is None and id_kind not in (None, kind):
+                error = f"id {key!r} is {kind}, but the ids before it are {id_kind}s (one type per column)"
             if error is None:
-                rows += 1
+                rows, id_kind = rows + 1, kind
+                counter.add(text)
             elif not job.skip_bad:
                 raise InputValueError(f"{job.input} line {lines}: {error} (fix it, or pass --skip-bad to skip "
                                       "bad lines and list them in a report)")
             else:
                 bad += 1
                 report.write(json.dumps({"line": lines, "error": error}) + "\n")
-    return Scan(rows, lines, bad, size, sha.hexdigest())
+    tokens, window_tokens, over = counter.totals()
+    return Scan(rows, lines, bad, size, sha.hexdigest(), tokens, window_tokens, over, id_kind or job.id_kind)
+
+
+class _TokenCounter:
+    """Token counts of the scanned texts, SCAN_BATCH at a time: the total, per window, and how many are too long."""
+
+    def __init__(self, job: CorpusJob):
+        self.embedder, self.window, self.pending = job.embedder, job.window, []
+        self.windows, self.over, self.rows = [], 0, 0
+
+    def add(self, text: str):
+        self.pending.append(text)
+        if len(self.pending) == SCAN_BATCH:
+            self._count()
+
+    def _count(self):
+        counts, over = self.embedder.token_counts(self.pending)
+        self.over += int(over.sum())
+        for n in counts.tolist():
+            if self.rows % self.window == 0:
+                self.windows.append(0)
+            self.windows[-1] += n
+            self.rows += 1
+        self.pending = []
+
+    def totals(self):
+        if self.pending:
+            self._count()
+        return sum(self.windows), tuple(self.windows), self.over
 
 
 def read_windows(job: CorpusJob, start: Position):
     """Pass 2: good texts from `start` on, in windows of job.window rows (the last may be short).
     Bad lines were reported by the scan and are skipped here."""
-    texts, pos = [], start
-    with open(job.input, "rb") as f:
+    texts, ids, pos = [], [], start
+    with open_input(job.input) as f:
         f.seek(start.offset)
-        for raw in f:
-            text, error = parse_line(raw, job.format, job.text_field, first=pos.line == 0)
-            pos = Position(pos.row + (error is None), pos.line + 1, pos.offset + len(raw))
-            if error is None:
+        for raw in _lines(job, f):
+            text, key, error = parse_line(raw, job.format, job.text_field, pos.line == 0, job.id_field)
+            kind = "int" if key is None or isinstance(key, int) else "str"
+            good = error is None and kind == job.id_kind  # as the scan judged (ids of another type are bad)
+            pos = Position(pos.row + good, pos.line + 1, pos.offset + len(raw))
+            if good:
                 texts.append(text)
+                ids.append(pos.line if key is None else key)
             if len(texts) == job.window:
-                yield Window(pos.row - len(texts), texts, pos)
-                texts = []
+                yield Window(pos.row - len(texts), texts, pos, ids)
+                texts, ids = [], []
     if texts:
-        yield Window(pos.row - len(texts), texts, pos)
+        yield Window(pos.row - len(texts), texts, pos, ids)
 
 
 # ----------------------------------------------------------------------------- the state file
@@ -203,7 +280,9 @@ def job_identity(job: CorpusJob, scanned: Scan) -> dict:
     identity = {"input_sha256": scanned.sha256, "input_size": scanned.size, "format": job.format,
             "text_field": job.text_field if job.format == "jsonl" else None, "skip_bad": job.skip_bad,
             "window": job.window, "batch_size": e.batch_size, "dtype": e.dtype,
-            "settings": dataclasses.asdict(e.settings) | {"source": None}, "model": model_fingerprint(e.model_dir)}
+            "settings": dataclasses.asdict(e.settings) | {"source": None}, "model": model_fingerprint(e.model_dir),
+            "output": job.out_format, "id_field": job.id_field, "long": e.long,
+            "stride": e.stride if e.long == "chunk" else None}
     return json.loads(json.dumps(identity))  # as the state file will hold it (tuples become lists)
 
 
@@ -252,28 +331,40 @@ class CorpusResult:
     bad: int
     resumed_from: int  # rows already done when this run started
     report: str | None  # the skipped-lines report, when lines were skipped
+    over: int = 0  # texts longer than max_seq_length tokens: cut, or chunked (`long`)
+    long: str = "truncate"
+    max_seq_length: int = 0
 
 
 def embed_corpus(job: CorpusJob, run_windows=None, progress=None, overwrite=False, restart=False) -> CorpusResult:
     """Embed job.input into job.out (see the module docstring).
 
     run_windows(windows) -> iterable of (window, vectors) in order: how windows are embedded;
-    default: one after the other in this process with job.embedder. `progress(done, total)` is
-    called with the rows written so far, at the start (rows already done) and after each window.
+    default: one after the other in this process with job.embedder. `progress(rows, total_rows,
+    tokens, total_tokens)` is called with the rows and tokens done so far: at the start (what an
+    interrupted run already did), after each batch (in this process) or each window.
     """
     check_output_path(job.out, "--out")
     if os.path.exists(job.out) and not overwrite:
         raise InputValueError(f"{job.out} exists; pass --overwrite to replace it")
-    progress = progress or (lambda done, total: None)
+    progress = progress or (lambda rows, total_rows, tokens, total_tokens: None)
     scanned = _scan_with_report(job)
+    job.id_kind = scanned.id_kind
     identity = job_identity(job, scanned)
     out, state = _open_output(job, scanned, identity, restart)
     resumed_from = state["position"]["row"]
-    progress(resumed_from, scanned.rows)
-    run_windows = run_windows or _local_runner(job.embedder, lambda done: progress(done, scanned.rows))
+
+    def report(rows, tokens):
+        progress(rows, scanned.rows, tokens, scanned.tokens)
+
+    def tokens_before(row):  # the windows before `row`: cut at multiples of job.window rows (the last may be short)
+        return sum(scanned.window_tokens[:-(-row // job.window)])
+    report(resumed_from, tokens_before(resumed_from))
+    run_windows = run_windows or _local_runner(
+        job.embedder, lambda w, rows, tokens: report(w.first_row + rows, tokens_before(w.first_row) + tokens))
     for window, vectors in run_windows(read_windows(job, Position(**state["position"]))):
         _write_window(job, out, state, window, vectors)
-        progress(window.end.row, scanned.rows)
+        report(window.end.row, tokens_before(window.end.row))
     return _finish(job, out, state, scanned, resumed_from)
 
 
@@ -291,56 +382,52 @@ def _scan_with_report(job: CorpusJob) -> Scan:
 
 
 def _local_runner(embedder, progress):
-    """Embed windows one after the other in this process, reporting progress after every batch."""
+    """Embed windows one after the other in this process; after every batch, progress(window,
+    texts done, tokens done) within the window. Batches go longest first, so tokens are counted
+    in that order: the ETA follows the work, not the number of texts."""
     def run(windows):
         for window in windows:
-            done = window.first_row
+            done, cumulative = 0, _tokens_in_batch_order(embedder, window.texts).cumsum()
 
             def on_batch(k):
                 nonlocal done
                 done += k
-                progress(done)
+                progress(window, done, int(cumulative[done - 1]))
             yield window, embedder.embed(window.texts, on_batch)
     return run
 
 
+def _tokens_in_batch_order(embedder, texts):
+    """Token counts in the order `embedder.embed` finishes the texts: longest first; with
+    long="chunk", the texts within the limit first, then the chunked ones (apps/long.py)."""
+    counts, over = embedder.token_counts(texts)
+    if embedder.long == "truncate":
+        return -np.sort(-counts, kind="stable")
+    return np.concatenate([-np.sort(-counts[~over], kind="stable"), counts[over]])
+
+
 def _open_output(job, scanned: Scan, identity: dict, restart: bool):
-    """Resume OUT.partial when its state matches, else create it: (memmap [N, D], state)."""
-    dim = job.embedder.dim
+    """Resume OUT.partial when its state matches, else create it: (output writer, state)."""
+    dim, dtype = job.embedder.dim, job.embedder.dtype
     state = None if restart or scanned.rows == 0 else read_state(job)  # nothing to resume in 0 rows
     if state is not None:
         check_resumable(job, state, identity)
-        out = np.lib.format.open_memmap(job.partial, mode="r+")
-        if out.shape != (scanned.rows, dim):
-            raise InputValueError(f"{job.partial} has shape {out.shape}, expected {(scanned.rows, dim)}; "
-                                  "pass --restart to start over")
-        return out, state
+        return OUTPUTS[job.out_format](job, scanned.rows, dim, dtype, state), state
     if os.path.exists(job.state_path):
         os.remove(job.state_path)  # first the state, so a crash below leaves nothing that looks resumable
-    out = _create_npy(job.partial, (scanned.rows, dim), np.dtype(job.embedder.dtype))
+    out = OUTPUTS[job.out_format](job, scanned.rows, dim, dtype, None)
     state = {"format": STATE_FORMAT, "version": STATE_VERSION, "job": identity, "rows": scanned.rows,
-             "dim": dim, "position": dataclasses.asdict(Position())}
+             "dim": dim, "position": dataclasses.asdict(Position()), "output": {}}
     write_state(job.state_path, state)
     return out, state
 
 
-def _create_npy(path, shape, dtype):
-    """A new .npy of `shape`, memory-mapped for writing (an empty one is written whole: nothing to map)."""
-    if shape[0] == 0:
-        with open(path, "wb") as f:  # a file object: np.save would append .npy to a path
-            np.save(f, np.empty(shape, dtype))
-        return np.empty(shape, dtype)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-
-
 def _write_window(job, out, state, window: Window, vectors):
     """Write a window's rows, flush them to disk, then record the new position (in that order)."""
-    rows = slice(window.first_row, window.first_row + len(window.texts))
     if window.end.row > state["rows"] or vectors.shape != (len(window.texts), state["dim"]):
         raise InputValueError(f"{job.input} changed while it was being embedded (more texts than the scan "
                               "counted); rerun with --restart")
-    out[rows] = vectors
-    out.flush()
+    state["output"] = out.write(window.first_row, window.ids, vectors)
     state["position"] = dataclasses.asdict(window.end)
     write_state(job.state_path, state)
 
@@ -350,14 +437,14 @@ def _finish(job, out, state, scanned: Scan, resumed_from: int) -> CorpusResult:
     if state["position"]["row"] != scanned.rows:
         raise InputValueError(f"{job.input} changed while it was being embedded ({state['position']['row']} "
                               f"texts read, the scan counted {scanned.rows}); rerun with --restart")
-    if isinstance(out, np.memmap):
-        out.flush()
-    del out
+    out.finish()
     os.replace(job.partial, job.out)
     os.remove(job.state_path)
+    out.cleanup()
     if job.skip_bad:
         os.replace(job.report_path + ".tmp", job.report_path)
     if not scanned.bad and os.path.exists(job.report_path):
         os.remove(job.report_path)  # empty, or a stale report of an earlier run: it would describe another OUT
     report = job.report_path if scanned.bad else None
-    return CorpusResult(job.out, scanned.rows, state["dim"], scanned.bad, resumed_from, report)
+    return CorpusResult(job.out, scanned.rows, state["dim"], scanned.bad, resumed_from, report, scanned.over,
+                        job.embedder.long, job.embedder.settings.max_seq_length)

@@ -19,6 +19,7 @@ The same object runs under an existing engine:
 
 Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
 a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
+A bare str is refused (iterating it would embed every character): pass [text].
 The model directory must exist at the same path on every worker. Partitions of `window` texts
 (4096, encode.WINDOW) are batched exactly as one call on the whole list, so they give the same
 numbers: bit for bit with the same number of BLAS threads (Dask workers use 1; 1 vs 2 threads
@@ -43,8 +44,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..loading.config import BertConfig
+from .long import check_long, token_counts
 from .encode import WINDOW, embed_texts, encode_settings, length_sorted_batches, tokenize_texts
-from ..errors import InputValueError, WeightsNotFoundError
+from ..errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
+from ..loading.locate import default_model_dir, resolve_model
 from ..text.inputs import check_text
 from ..util import positive_int
 
@@ -69,19 +72,21 @@ class Embedder:
     """texts -> sentence embeddings, picklable. Arguments as `encode` (numpybert/encode.py); None
     takes the model directory's defaults (sentence-transformers config when present)."""
 
-    def __init__(self, model_dir, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
+    def __init__(self, model_dir=None, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
-                 window: int = WINDOW):
-        self.model_dir = os.path.abspath(os.fspath(model_dir))
+                 window: int = WINDOW, long: str = "truncate", stride=None):
+        model_dir = resolve_model(model_dir)  # None: $NUMPYBERT_MODEL, else the fetched default
+        self.model_dir = os.path.abspath(model_dir)
         if not os.path.isdir(self.model_dir):
             raise WeightsNotFoundError(f"model directory not found: {model_dir} (`numpybert fetch` puts the "
-                                       "default model in weights/all-MiniLM-L6-v2)")
+                                       f"default model in {default_model_dir()})")
         if str(dtype) not in ("float32", "float64"):
             raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
         self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
         self.settings = encode_settings(self.model_dir, self.config, pooling, normalize, max_seq_length)
         self.batch_size, self.window = positive_int("batch_size", batch_size), positive_int("window", window)
         self.dtype, self.text_field, self.output_field = str(dtype), text_field, output_field
+        self.long, self.stride = long, check_long(long, stride, self.settings.max_seq_length)  # apps/long.py
 
     def __repr__(self):
         s = self.settings
@@ -98,8 +103,13 @@ class Embedder:
         return load_model(self.model_dir, self.dtype)
 
     def embed(self, texts, on_batch=None):
-        """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch."""
-        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch)
+        """A list of texts -> [N, D] in the model's dtype, in input order; on_batch(k) after each batch.
+        A bare str is refused: iterating it would embed each character."""
+        if isinstance(texts, (str, bytes)):
+            raise InputTypeError(f"Embedder takes a batch of texts, got one {type(texts).__name__} "
+                                 f"({texts[:30]!r}); pass a list: embedder([text])")
+        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch,
+                           self.long, self.stride)
 
     def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:
         """Row indices of one window's texts (at most `window` of them) in the order `embed` batches
@@ -113,6 +123,10 @@ class Embedder:
         order = np.concatenate(length_sorted_batches(lengths, self.batch_size))
         step = batches * self.batch_size
         return [order[i:i + step] for i in range(0, len(order), step)]
+
+    def token_counts(self, texts):
+        """(tokens the model reads per text, whether each is over max_seq_length): see apps/long.py."""
+        return token_counts(self.tokenizer, list(texts), self.settings, self.long, self.stride)
 
     @property
     def tokenizer(self):
@@ -198,13 +212,26 @@ def process_runner(embedder: Embedder, workers: int):
     return run
 
 
-def dask_runner(embedder: Embedder, address: str):
+DASK_TIMEOUT = 5.0  # seconds to reach the scheduler (Dask's default is 30, in silence)
+
+
+def dask_runner(embedder: Embedder, address: str, timeout: float = DASK_TIMEOUT):
     """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Dask cluster: each window's
     chunks are tasks (see `Embedder.chunks`); two windows at most are on the cluster, so the client's
-    memory stays bounded whatever the corpus size, and results come back in input order."""
-    from distributed import Client
+    memory stays bounded whatever the corpus size, and results come back in input order.
+    The scheduler is reached now, before any work: one that does not answer within `timeout`
+    seconds is a NumpybertError."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise NumpybertError("--dask needs dask.distributed: pip install 'numpybert[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise NumpybertError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                             f"({type(e).__name__}); is it running? (--dask-timeout sets the wait)") from None
 
     def run(windows):
-        with Client(address) as client:
+        with client:
             yield from _in_chunks(embedder, lambda texts: client.submit(embedder, texts, pure=False).result, windows)
     return run

@@ -210,26 +210,33 @@ def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int =
 
 
 def encode(model, texts, batch_size: int = 32, pooling=None, normalize=None, show_progress_bar=None,
-           max_seq_length=None, window: int = WINDOW):
+           max_seq_length=None, window: int = WINDOW, long: str = "truncate", stride=None):
     """Sentence embeddings [N, D] (D = H per pooling mode) in the model's dtype (float32 by default),
     like `SentenceTransformer.encode`. A single str gives one vector [D].
 
     pooling, normalize, max_seq_length: None takes the model directory's defaults (`read_settings`).
     show_progress_bar: a tqdm bar over texts on stderr (needs the `cli` extra: pip install tqdm).
+    long: "truncate" (sentence-transformers' behaviour) cuts texts at max_seq_length; "chunk" embeds
+    a longer text as the weighted mean of overlapping windows, `stride` tokens shared (apps/long.py).
     """
     settings = encode_settings(model.model_dir, model.config, pooling, normalize, max_seq_length)
     single = isinstance(texts, str)
     texts = [texts] if single else texts
     with progress_bar(show_progress_bar, len(texts)) as bar:
-        result = embed_texts(model, texts, settings, batch_size, window, bar.update)
+        result = embed_texts(model, texts, settings, batch_size, window, bar.update, long, stride)
     return result[0] if single else result
 
 
-def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None):
+def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None,
+                long: str = "truncate", stride=None):
     """`encode` with explicit settings: texts in consecutive windows of `window`, each embedded by
     `embed_window`; [N, D] in input order. The core shared by encode, Embedder and numpybert embed."""
     batch_size, window = positive_int("batch_size", batch_size), positive_int("window", window)
     texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+    if long != "truncate":  # texts over max_seq_length embedded whole, in windows (numpybert/apps/long.py)
+        from .long import check_long, embed_texts_long
+        stride = check_long(long, stride, settings.max_seq_length)
+        return embed_texts_long(model, texts, settings, batch_size, window, stride, on_batch)
     parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch)
              for i in range(0, len(texts), window)]
     if not parts:

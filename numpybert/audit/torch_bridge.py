@@ -20,7 +20,6 @@ Command line (the bench's torch worker runs this way, from any directory):
 
 import contextlib
 import functools
-import json
 import math
 import os
 import sys
@@ -72,8 +71,9 @@ def _checkpoint_keys(model_dir: str) -> list:
 def architecture(model_dir: str) -> tuple:
     """(transformers class name, has a pooler) of a checkpoint: the head named in config.json's
     `architectures` when its logits are recorded, else BertModel; the pooler when stored."""
-    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-        named = (json.load(f).get("architectures") or ["BertModel"])[0]
+    from ..loading.config import read_json_object
+    named = (read_json_object(os.path.join(model_dir, "config.json"), "config.json").get("architectures")
+             or ["BertModel"])[0]
     return (named if named in HEADS else "BertModel"), any(k.startswith("pooler.") for k in _checkpoint_keys(model_dir))
 
 

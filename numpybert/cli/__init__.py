@@ -1,26 +1,31 @@
 """The `numpybert` command. Each subcommand lives in `numpybert/cli/<name>.py` (listed in
 `COMMANDS`) and exposes `register(subparsers)`, which adds its parser with `set_defaults(run=...)`.
 
-Errors are one line on stderr and a non-zero exit, never a traceback: numpybert's own
-errors exit 2, a missing file or model and other operating-system errors 3, an interrupted
-run 130.
+Exit codes (README "Exit codes"): 0 success; 1 a check that ran and failed (`audit`); 2 a usage
+error or input numpybert refuses (bad option, bad line, an output that exists); 3 a missing file
+or model, and other operating-system errors (disk full, permission); 130 interrupted (Ctrl-C).
+Errors are one line on stderr, never a traceback.
+
+The model: `--model DIR`, else $NUMPYBERT_MODEL, else the fetched default (numpybert/loading/locate.py).
 """
 
 import argparse
 import importlib
 import sys
 
-from .. import DEFAULT_MODEL, __version__
+from .. import __version__
 from ..errors import NumpybertError
+from ..loading.locate import ENV_VAR, resolve_model
 
 
 COMMANDS = ("attention", "audit", "bench", "classify", "embed", "encode", "explain", "fetch", "fill_mask", "info", "nsp")
 
 
 def add_model_argument(parser):
-    """Every command takes --model DIR, defaulting to the fetched all-MiniLM-L6-v2."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
-                        help=f"checkpoint directory (default: {DEFAULT_MODEL}; `numpybert fetch` puts it there)")
+    """Every command takes --model DIR; without it, $NUMPYBERT_MODEL, then the fetched default."""
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help=f"checkpoint directory (default: ${ENV_VAR}, else the all-MiniLM-L6-v2 that "
+                             "`numpybert fetch` downloaded)")
 
 
 def load_model(args, **kwargs):
@@ -29,6 +34,7 @@ def load_model(args, **kwargs):
         from ..teach.plots import check_plot_path
         check_plot_path(args.plot)  # matplotlib installed, a known extension, a writable directory
     from .. import load
+    args.model = resolve_model(args.model)
     return load(args.model, **kwargs)
 
 
@@ -48,6 +54,8 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     try:
+        if "model" in vars(args) and getattr(args, "model_dir", None) is None:  # `info MODEL` resolves its own
+            args.model = resolve_model(args.model)
         return args.run(args) or 0
     except BrokenPipeError:  # `numpybert encode ... | head`
         return 0

@@ -4,7 +4,6 @@ and bench.md."""
 
 import os
 
-from .. import DEFAULT_MODEL
 from ..audit import require_torch_bridge
 from ..errors import InputValueError, MissingExtraError
 from ..util import positive_int
@@ -19,7 +18,8 @@ def register(subparsers):
 
 def add_arguments(p):
     """The options of `numpybert bench` and scripts/bench.py."""
-    p.add_argument("--minilm", default=DEFAULT_MODEL, metavar="DIR", help="all-MiniLM-L6-v2 directory")
+    p.add_argument("--minilm", default=None, metavar="DIR",
+                   help="all-MiniLM-L6-v2 directory (default: as --model of the other commands)")
     p.add_argument("--base", default=None, metavar="DIR",
                    help="a bert-base-sized checkpoint (scripts/make_random_bert.py --size base); without it, "
                         "its shapes are skipped")
@@ -59,6 +59,8 @@ def run(args):
     positive_int("--threads", args.threads), positive_int("--reps", args.reps)
     if args.warmup < 0:
         raise InputValueError(f"--warmup={args.warmup}: expected 0 or more")
+    from ..loading.locate import default_model_dir
+    args.minilm = args.minilm or os.environ.get("NUMPYBERT_MODEL") or str(default_model_dir())
     models = {"minilm": args.minilm} if os.path.isdir(args.minilm) else {}
     if args.base:
         models["base"] = args.base

@@ -1,26 +1,46 @@
-"""`numpybert embed INPUT --out OUT.npy`: embed a file of texts (one per line, or JSONL) into a .npy.
+"""`numpybert embed INPUT --out OUT.{npy,parquet,jsonl}`: embed a file of texts (one per line, or
+JSONL, optionally .gz) into a .npy, .parquet or .jsonl.
 
 Streaming, resumable after any kill, never overwriting OUT without --overwrite; see
-numpybert/corpus.py for how, and docs/embedding-a-corpus.md for the user's guide.
+numpybert/apps/corpus.py for how, and docs/embedding-a-corpus.md for the user's guide.
 """
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 
 from .. import cli
+from ..apps.embedder import DASK_TIMEOUT
 from ..apps.encode import POOLING_MODES, WINDOW
+from ..apps.long import LONG_MODES
 
 
 def register(subparsers):
-    p = subparsers.add_parser("embed", help="embed a corpus file into a float32 .npy (resumable)",
+    p = subparsers.add_parser("embed", help="embed a corpus file into .npy, .parquet or .jsonl (resumable)",
                               description="Embed every line of INPUT (text: one text per line; JSONL: one object "
-                                          "per line) into OUT, a [N, D] .npy. Killed runs resume when started "
+                                          "per line; .gz read as is) into OUT. Killed runs resume when started "
                                           "again with the same arguments.")
-    p.add_argument("input", metavar="INPUT", help="a text file (one text per line) or a .jsonl/.ndjson file")
-    p.add_argument("--out", required=True, metavar="OUT.npy", help="the .npy to write (float32 [N, D])")
+    p.add_argument("input", metavar="INPUT", help="a text file (one text per line), a .jsonl/.ndjson file, either "
+                                                  "optionally .gz, or - for stdin")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="the file to write, format from its extension: .npy (float32 [N, D], no ids), .parquet "
+                        "(columns id, embedding; pip install 'numpybert[parquet]'), .jsonl ({\"id\", \"embedding\"} "
+                        "per line)")
     p.add_argument("--format", choices=("auto", "text", "jsonl"), default="auto",
-                   help="input format (default: auto, JSONL for .jsonl/.ndjson, else text)")
+                   help="input format (default: auto, JSONL for .jsonl/.ndjson[.gz], else text)")
     p.add_argument("--text-field", metavar="NAME", help="JSONL field holding the text (default: text)")
+    p.add_argument("--id-field", metavar="NAME",
+                   help="JSONL field holding each text's id (a string or an integer), written with its embedding "
+                        "(default: the line number, from 1)")
+    p.add_argument("--long", choices=LONG_MODES, default="truncate",
+                   help="texts over max_seq_length tokens: truncate keeps the first tokens (as sentence-transformers "
+                        "does); chunk embeds overlapping windows and takes their token-weighted mean (default: "
+                        "truncate; the summary says how many texts were over)")
+    p.add_argument("--stride", type=int, metavar="N",
+                   help="with --long chunk: tokens shared by consecutive windows (default: an eighth of a window)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per forward pass (default: 32)")
     p.add_argument("--pooling", choices=POOLING_MODES, help="pooling (default: the model directory's, else mean)")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
@@ -36,23 +56,36 @@ def register(subparsers):
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="local processes, each with one thread (default: 1 process using every core)")
     p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (pip install 'numpybert[dask]')")
+    p.add_argument("--dask-timeout", type=float, default=DASK_TIMEOUT, metavar="SECONDS",
+                   help=f"give up on an unreachable scheduler after this long (default: {DASK_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     cli.add_model_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args):
-    from ..apps.corpus import CorpusJob, embed_corpus
-    from ..apps.embedder import Embedder, dask_runner, process_runner
+    from ..apps.corpus import CorpusJob
+    from ..apps.embedder import Embedder
     from ..errors import InputValueError
     if args.text_field is not None and args.format == "text":
         raise InputValueError("--text-field applies to JSONL input, not --format text")
     if args.workers < 1 or (args.dask and args.workers != 1):
         raise InputValueError(f"--workers {args.workers}: expected a positive number, and not with --dask")
+    if args.stride is not None and args.long != "chunk":
+        raise InputValueError("--stride applies to --long chunk")
     embedder = Embedder(args.model, pooling=args.pooling, normalize=args.normalize,
-                        max_seq_length=args.max_seq_length, batch_size=args.batch_size, window=args.window)
-    job = CorpusJob(args.input, args.out, embedder, args.format, args.text_field or "text", args.skip_bad)
-    runner = (dask_runner(embedder, args.dask) if args.dask
+                        max_seq_length=args.max_seq_length, batch_size=args.batch_size, window=args.window,
+                        long=args.long, stride=args.stride)
+    with _stdin_as_file(args) as path:
+        job = CorpusJob(path, args.out, embedder, args.format, args.text_field or "text", args.skip_bad,
+                        args.id_field)
+        return _embed(args, job, embedder)
+
+
+def _embed(args, job, embedder):
+    from ..apps.corpus import embed_corpus, read_state
+    from ..apps.embedder import dask_runner, process_runner
+    runner = (dask_runner(embedder, args.dask, args.dask_timeout) if args.dask
               else process_runner(embedder, args.workers) if args.workers > 1 else None)
     if runner is None:  # load the weights and tokenizer now: a broken checkpoint is reported before the scan
         embedder.model.tokenizer
@@ -61,25 +94,53 @@ def run(args):
         result = embed_corpus(job, runner, bar, overwrite=args.overwrite, restart=args.restart)
     except KeyboardInterrupt:
         bar.close()
-        where = f"at row {bar.done} of {bar.total}" if bar.total is not None else "while scanning the input"
-        print(f"numpybert embed: stopped {where}; run the same command again to resume", file=sys.stderr)
+        state = read_state(job) if bar.total is not None else None
+        if state is None:
+            where = "before any row was written"
+        else:
+            pos = state["position"]
+            where = (f"with rows 0-{pos['row'] - 1} of {state['rows']} saved; the same command resumes at row "
+                     f"{pos['row']} (input line {pos['line'] + 1})" if pos["row"] else
+                     f"before the first window of {job.window} rows was saved; the same command starts over")
+        print(f"numpybert embed: stopped {where}", file=sys.stderr)
         raise
     bar.close()
     _summary(result, embedder)
 
 
+@contextlib.contextmanager
+def _stdin_as_file(args):
+    """INPUT `-`: stdin copied to a temporary file next to OUT (the input is read twice, and a rerun
+    with the same stdin resumes: its hash is the same); removed at the end."""
+    if args.input != "-":
+        yield args.input
+        return
+    from ..loading.files import check_output_path
+    check_output_path(args.out, "--out")
+    fd, path = tempfile.mkstemp(prefix=os.path.basename(args.out) + ".stdin-",
+                                dir=os.path.dirname(os.path.abspath(args.out)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f)
+        yield path
+    finally:
+        os.remove(path)
+
+
 class _Progress:
-    """The tqdm bar on stderr (texts and texts/s), fed with embed_corpus's (done, total) calls."""
+    """The tqdm bar on stderr, fed with embed_corpus's (rows, total rows, tokens, total tokens)
+    calls. It counts tokens, so the ETA follows the work (the longest texts go first)."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.bar, self.done, self.total = enabled, None, 0, None
+        self.enabled, self.bar, self.done, self.total, self.tokens = enabled, None, 0, None, 0
 
-    def __call__(self, done: int, total: int):
-        if self.enabled:  # the first call: rows already done by an interrupted run
-            self.bar, self.enabled, self.done = _tqdm(total, done), False, done
+    def __call__(self, rows: int, total: int, tokens: int, total_tokens: int):
+        if self.enabled:  # the first call: what an interrupted run already did
+            self.bar, self.enabled, self.tokens = _tqdm(total_tokens, tokens), False, tokens
         if self.bar is not None:
-            self.bar.update(done - self.done)
-        self.done, self.total = done, total
+            self.bar.set_postfix_str(f"{rows}/{total} texts", refresh=False)
+            self.bar.update(tokens - self.tokens)
+        self.done, self.total, self.tokens = rows, total, tokens
 
     def close(self):
         if self.bar is not None:
@@ -92,13 +153,19 @@ def _tqdm(total, initial):
     except ImportError:
         print("numpybert embed: no progress bar without tqdm (pip install 'numpybert[cli]')", file=sys.stderr)
         return None
-    return tqdm(total=total, initial=initial, unit="text", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    return tqdm(total=total, initial=initial, unit="tok", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+                smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} tokens{postfix} [{elapsed}<{remaining}, {rate_fmt}]")
 
 
 def _summary(result, embedder):
     resumed = f", resumed at row {result.resumed_from}" if result.resumed_from else ""
     empty = f" (the input holds no {'good ' if result.bad else ''}texts)" if result.rows == 0 else ""
-    print(f"numpybert embed: wrote {result.out}: {result.rows} x {result.dim} {embedder.dtype}{resumed}{empty}",
-          file=sys.stderr)
+    over = ""
+    if result.over:
+        over = (f"; {result.over} text(s) over {result.max_seq_length} tokens " +
+                ("were cut (--long chunk embeds them whole)" if result.long == "truncate"
+                 else "were embedded in overlapping windows (--long chunk)"))
+    print(f"numpybert embed: wrote {result.out}: {result.rows} x {result.dim} {embedder.dtype}{resumed}{empty}"
+          f"{over}", file=sys.stderr)
     if result.bad:
         print(f"numpybert embed: skipped {result.bad} bad line(s), listed in {result.report}", file=sys.stderr)

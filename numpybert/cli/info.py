@@ -1,7 +1,7 @@
 """`numpybert info [MODEL]`: what a checkpoint directory holds, and what the loader did with it."""
 
 
-from .. import DEFAULT_MODEL, cli
+from .. import cli
 from ..errors import InputValueError, NumpybertError
 from ..apps.encode import sentence_transformers_pooling
 
@@ -9,7 +9,7 @@ from ..apps.encode import sentence_transformers_pooling
 def register(subparsers):
     p = subparsers.add_parser("info", help="config summary, parameter count and loader manifest of a model",
                               description="Show a model's config, parameter count and the loader's manifest.")
-    p.add_argument("model_dir", nargs="?", metavar="MODEL", help=f"checkpoint directory (default: {DEFAULT_MODEL})")
+    p.add_argument("model_dir", nargs="?", metavar="MODEL", help="checkpoint directory (default: as --model)")
     cli.add_model_argument(p)
     p.set_defaults(run=run, model=None)  # None: tell `--model X` from the default
 
@@ -17,7 +17,7 @@ def register(subparsers):
 def run(args):
     if args.model_dir is not None and args.model is not None:
         raise InputValueError("give the model directory as MODEL or as --model, not both")
-    args.model = args.model_dir or args.model or DEFAULT_MODEL
+    args.model = args.model_dir or args.model
     model = cli.load_model(args)
     print("\n".join(info_lines(model)))
 

@@ -1,0 +1,71 @@
+"""Where the model is when nobody says: one resolution order for every command and `numpybert.load()`.
+
+    1. --model DIR (or `numpybert.load(DIR)`)        the directory given
+    2. $NUMPYBERT_MODEL                               a directory set once for the shell
+    3. the default model where `numpybert fetch` puts it:
+       - numpybert run from a source checkout (pip install -e .): CHECKOUT/weights/all-MiniLM-L6-v2,
+         so the README's commands work from any directory;
+       - otherwise (a wheel): $XDG_DATA_HOME/numpybert/all-MiniLM-L6-v2
+         (~/.local/share/numpybert/all-MiniLM-L6-v2 when XDG_DATA_HOME is unset).
+
+"A checkout" is decided by where the package is imported from, never by the current directory,
+so `numpybert fetch` and every later command agree whatever directory they run in.
+"""
+
+import os
+import pathlib
+
+from ..errors import WeightsNotFoundError
+
+DEFAULT_NAME = "all-MiniLM-L6-v2"
+ENV_VAR = "NUMPYBERT_MODEL"
+
+
+def checkout_root():
+    """The source checkout numpybert is imported from (a pyproject.toml naming numpybert next to
+    the package), or None for an installed wheel."""
+    root = pathlib.Path(__file__).resolve().parent.parent.parent
+    pyproject = root / "pyproject.toml"
+    try:
+        return root if 'name = "numpybert"' in pyproject.read_text(encoding="utf-8") else None
+    except OSError:
+        return None
+
+
+def data_dir() -> pathlib.Path:
+    """The per-user data directory: $XDG_DATA_HOME/numpybert, else ~/.local/share/numpybert."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return pathlib.Path(base) / "numpybert"
+
+
+def default_model_dir() -> pathlib.Path:
+    """Where `numpybert fetch` puts the default model (and where it is looked for)."""
+    root = checkout_root()
+    return root / "weights" / DEFAULT_NAME if root is not None else data_dir() / DEFAULT_NAME
+
+
+def resolve_model(model_dir=None) -> str:
+    """The model directory to load: `model_dir` when given, else $NUMPYBERT_MODEL, else the
+    fetched default. A missing default is a WeightsNotFoundError listing the places looked."""
+    if model_dir is not None:
+        return os.fsdecode(model_dir)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not os.path.isdir(env):
+            raise WeightsNotFoundError(f"${ENV_VAR}={env}: no such model directory")
+        return env
+    default = default_model_dir()
+    if not (default / "config.json").is_file():
+        raise WeightsNotFoundError(f"no model given and none found: looked at --model (not given), ${ENV_VAR} "
+                                   f"(not set), {default} (empty); run `numpybert fetch` to put "
+                                   f"{DEFAULT_NAME} there, or pass --model DIR")
+    return _short(default)
+
+
+def _short(path: pathlib.Path) -> str:
+    """The path relative to the current directory when it lies below it (weights/all-MiniLM-L6-v2
+    in the checkout, as the docs print it), else absolute."""
+    try:
+        return str(path.relative_to(pathlib.Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)

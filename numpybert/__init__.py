@@ -5,7 +5,10 @@
     out = model(**model.tokenize(["Hello world"]))
     out.last_hidden_state, out.pooler_output
 
-The math is in `numpybert/model.py`; read it top to bottom.
+The math is in `numpybert/reference.py`, the textbook: read it top to bottom, in the order of
+the paper (its `pooler` answers "why is pooled_output not last_hidden_state[:, 0]?").
+`numpybert.load(dir, engine="reference")` runs it; the default `engine="fast"` runs the same
+model from `numpybert/engine/`, tuned for speed and tested to give the same numbers.
 """
 
 from .api import BertModel, BertOutput, load

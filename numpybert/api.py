@@ -1,14 +1,18 @@
 """The user-facing model: `numpybert.load(dir)` and `model(input_ids, ...)`.
 
-This file holds no math; it loads, checks inputs, calls `model.bert` and packages the
-outputs the way HuggingFace's `BertModel` (and TF Hub's BERT encoder) name them.
+This file holds no math; it loads, checks inputs, runs the chosen engine's `bert` and packages
+the outputs the way HuggingFace's `BertModel` (and TF Hub's BERT encoder) name them.
+Two engines compute the same BertModel: "fast" (numpybert/engine/, the default) and
+"reference" (numpybert/reference.py, the textbook and float64 oracle).
 """
 
 import dataclasses
 import os
+from typing import Callable
 
 import numpy as np
 
+from . import reference as R
 from .engine import model as M
 from .engine.blocks import sharing
 from .loading.checkpoint import load_params, nest
@@ -19,6 +23,51 @@ from .engine.threads import choose_once
 
 MASK_VALUES = ("finfo-min", "-10000", "-inf")
 GELU_CONVENTIONS = {"erf": "gelu", "tanh": "gelu_new"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """What BertModel asks of an implementation of the forward pass (`model.engine`).
+
+    prepare(flat_params) -> flat_params, once at load (same names and values; the fast engine
+        lays Q, K and V out as one tensor per layer).
+    bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value, record,
+         inputs_embeds=None) -> (hidden_states, attentions, pooled_output or None), as
+        `numpybert.reference.bert`; `record` is a dict to fill with the intermediates under the
+        audit's names, or None.
+    mlm_head, nsp_head, classifier_head: the task heads, as in numpybert/reference.py.
+    """
+    name: str
+    prepare: Callable
+    bert: Callable
+    mlm_head: Callable
+    nsp_head: Callable
+    classifier_head: Callable
+
+
+def choose_engine(name) -> Engine:
+    """The engine called `name` ("fast" or "reference"); any other name is an InputValueError."""
+    if not isinstance(name, str) or name not in ENGINES:
+        raise InputValueError(f"engine={name!r}: expected one of {tuple(ENGINES)}")
+    return ENGINES[name]
+
+
+def _fast_bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value, record,
+               **kwargs):
+    """numpybert/engine/ behind the interface: the record dict becomes its Trace, and one threading
+    regime holds for the whole forward (numpybert/engine/blocks.py, threads.py)."""
+    trace = M.NO_TRACE if record is None else M.Trace(store=record)
+    choose_once(attention_mask.size)  # unless set_threads was called, the first large forward picks the threads
+    with sharing(attention_mask.size):
+        return M.bert(input_ids, token_type_ids, position_ids, attention_mask, params, config,
+                      mask_value=mask_value, trace=trace, **kwargs)
+
+
+ENGINES = {
+    "fast": Engine("fast", M.fuse_qkv, _fast_bert, M.mlm_head, M.nsp_head, M.classifier_head),
+    "reference": Engine("reference", lambda flat_params: flat_params, R.bert, R.mlm_head, R.nsp_head,
+                        R.classifier_head),
+}
 
 
 @dataclasses.dataclass
@@ -51,12 +100,13 @@ class BertModel:
     """A loaded BERT: parameters, config, and the conventions the math runs under."""
 
     def __init__(self, params, config: BertConfig, manifest, dtype=np.float32, mask_value="finfo-min",
-                 model_dir=None):
+                 model_dir=None, engine="fast"):
         if mask_value not in MASK_VALUES:
             raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
-        # {checkpoint name: array}, for auditors to diff against the file; query/key/value are views
-        # of one fused [3H, H] tensor per layer (same values), so attention makes one GEMM for Q, K, V
-        self.flat_params = M.fuse_qkv(params)
+        self.engine = choose_engine(engine)  # computes the forward pass and the task heads
+        # {checkpoint name: array}, for auditors to diff against the file (the fast engine makes
+        # query/key/value views of one [3H, H] tensor per layer: same values, one GEMM for Q, K, V)
+        self.flat_params = self.engine.prepare(params)
         self.params = nest(self.flat_params)
         self.config = config
         self.manifest = manifest
@@ -66,7 +116,8 @@ class BertModel:
         self._tokenizer = None
 
     def __repr__(self):
-        return f"BertModel({self.model_dir!r}, dtype={self.dtype.name}; {self.config.summary()})"
+        return (f"BertModel({self.model_dir!r}, dtype={self.dtype.name}, engine={self.engine.name}; "
+                f"{self.config.summary()})")
 
     @property
     def has_pooler(self) -> bool:
@@ -84,7 +135,7 @@ class BertModel:
             changes["layer_norm_eps"] = float(eps)
         config = dataclasses.replace(self.config, **changes)
         return BertModel(self.flat_params, config, self.manifest, self.dtype,
-                         mask_value or self.mask_value, self.model_dir)
+                         mask_value or self.mask_value, self.model_dir, self.engine.name)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False, record=False,
@@ -96,18 +147,16 @@ class BertModel:
         ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
                                                    position_ids)
         check_masked_rows(mask, self.mask_value)
-        trace = M.Trace() if record else M.NO_TRACE
-        choose_once(ids.size)  # unless set_threads was called, the first large forward picks the threads
-        with sharing(ids.size):  # one threading regime for the whole forward (numpybert/blocks.py)
-            hidden_states, attentions, pooled = M.bert(ids, types, positions, mask, self.params, self.config,
-                                                       mask_value=self.mask_value, trace=trace)
+        trace = {} if record else None
+        hidden_states, attentions, pooled = self.engine.bert(ids, types, positions, mask, self.params, self.config,
+                                                             self.mask_value, trace)
         _check_finite(hidden_states, self.model_dir)
         return BertOutput(
             last_hidden_state=hidden_states[-1],
             _pooler_output=pooled,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
-            trace=trace.store if record else None,
+            trace=trace,
             _encoder_outputs=tuple(hidden_states[1:]),
             _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
                             "is no pooled_output. (transformers would fill a random pooler silently.) "
@@ -182,10 +231,14 @@ def _model_dtype(dtype) -> np.dtype:
     return resolved
 
 
-def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, mmap=False) -> BertModel:
+def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, mmap=False, engine="fast") -> BertModel:
     """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
     No model_dir: $NUMPYBERT_MODEL, else the default model `numpybert fetch` downloaded
     (numpybert/loading/locate.py says where).
+
+    engine="fast" (default) runs numpybert/engine/; engine="reference" runs numpybert/reference.py,
+    the plain textbook model: same API, same outputs within float noise (tests/test_reference.py),
+    as fast on one short text but ~4-5x slower on batches (mostly its per-element erf).
 
     mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
     later can change or crash the model. mmap=True maps the file instead: a faster, smaller start
@@ -198,6 +251,7 @@ def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, m
         raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
     model_dir = os.fsdecode(model_dir)
     dtype = _model_dtype(dtype)
+    choose_engine(engine)  # a bad name fails before any file is read
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise WeightsError(f"{model_dir}: not a directory; pass the model directory (config.json + model.safetensors)")
     if not os.path.isdir(model_dir):
@@ -206,4 +260,4 @@ def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, m
                                    "directories only (no Hugging Face hub downloads)")
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
     params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
-    return BertModel(params, config, manifest, dtype, mask_value, model_dir)
+    return BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)

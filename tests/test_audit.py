@@ -178,6 +178,31 @@ def test_json_report_schema_and_exit_0_on_a_passing_golden(capsys):
         assert t["real"]["max_abs"] <= t["tolerance"]["real"] and t["passed"]
 
 
+def test_engine_option_audits_the_chosen_engine(capsys):
+    """--engine reference audits numpybert/reference.py instead of the fast engine: the report
+    names the engine, and its numbers are that engine's own errors against the golden."""
+    golden = read_golden(TINY_GOLDEN)
+    errors = {}
+    for engine in ("fast", "reference"):
+        code, out, err = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--engine", engine, "--json")
+        assert code == 0, err
+        report = strict_json(out)
+        assert report["engine"] == engine and report["passed"]
+        trace = numpybert.load(TINY, engine=engine)(**golden.inputs, record=True).trace
+        errors[engine] = [t["real"]["max_abs"] for t in report["tensors"]]
+        assert errors[engine] == [np.abs(trace[t["name"]].astype(np.float64) - golden.trace[t["name"]]).max()
+                                  for t in report["tensors"]]
+    assert errors["fast"] != errors["reference"]  # two computations, both within tolerance
+    code, out, _ = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--json")
+    assert code == 0 and strict_json(out)["engine"] == "fast"  # the default
+    code, out, _ = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--engine", "reference")
+    assert code == 0 and "(float32, reference engine)" in out.splitlines()[0]
+    code, out, _ = run(capsys, "audit", "--compare-conventions", "--model", TINY, "--engine", "reference", "--json")
+    assert code == 0 and strict_json(out)["engine"] == "reference"
+    code, _, err = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--engine", "slow")
+    assert code == 2 and "invalid choice: 'slow'" in err
+
+
 def test_gelu_switch_fails_with_exit_1_and_names_the_activation(capsys):
     """tiny-bert is an erf-GELU checkpoint: numpybert under tanh GELU must diverge first at
     layer 0's activation, and everything before it must still match."""
@@ -234,12 +259,13 @@ def test_mask_switch_diverges_only_on_the_fully_masked_row(capsys):
 
 
 def test_oracle_on_a_golden(capsys):
-    """--oracle: per tensor, how far numpybert fp32 and the golden's torch fp32 are from numpybert fp64."""
+    """--oracle: per tensor, how far numpybert fp32 and the golden's torch fp32 are from the textbook
+    model (numpybert/reference.py) in fp64."""
     code, out, err = run(capsys, "audit", "--golden", TINY_GOLDEN, "--model", TINY, "--oracle", "--json")
     assert code == 0, err
     oracle = strict_json(out)["oracle"]
     golden = read_golden(TINY_GOLDEN)
-    exact = numpybert.load(TINY, dtype="float64")(**golden.inputs, record=True).trace
+    exact = numpybert.load(TINY, dtype="float64", engine="reference")(**golden.inputs, record=True).trace
     assert [t["name"] for t in oracle["tensors"]] == list(exact)
     L = numpybert.load(TINY).config.num_hidden_layers
     hidden = [t["name"] for t in oracle["tensors"] if t["hidden_state"]]

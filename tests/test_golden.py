@@ -1,34 +1,27 @@
-"""Parity with PyTorch, tensor by tensor, on the committed golden files.
+"""Parity with PyTorch, tensor by tensor, on the committed golden files, for BOTH engines.
 
-One test per (golden file, tensor), so a failure names the tensor and prints its max abs
-and max rel error. Tolerances (measured on this machine, see README "Parity"):
-- float32, real-token positions: 1e-5 abs. Measured worst: ~5e-6 (MiniLM hidden states);
-  float32 rounding differences between two correct implementations accumulate to a few 1e-6
-  over the layers (torch sdpa vs torch eager differ by 2.7e-6 on the same model).
-- float32, all positions: 1e-4 abs. Padded positions attend only to real tokens but their
-  own values are not used by anything; their rounding noise is larger (measured ~9e-5 at
-  worst on MiniLM's padded rows, whose LayerNorm inputs are larger).
-- float64, everywhere: 1e-10 abs. Measured ≤ 1.5e-13.
-Intermediates (`trace.*`) have values up to ~50 (scores, pre-activations), so their bound is
-relative to the tensor's scale: tolerance · max(1, max|ref|), mask entries excluded from the max.
-The numbers live in `numpybert.audit.TOLERANCES`, shared with `numpybert audit`.
+One test per (golden file, engine, tensor), so a failure names the tensor and prints its errors.
+Each golden is run by the fast engine (numpybert/engine/) and by the textbook
+(numpybert/reference.py), in the golden's dtype (float32 and float64 files), against the same
+tolerances: the audit's (`numpybert.audit.TOLERANCES`, measured, reasons written there), compared
+by the audit's own functions (`numpybert_tensors`, `compare_tensor`) under the audit's names, so
+`numpybert audit --golden FILE --engine E` and this test cannot disagree.
+- outputs (`outputs.*`): the absolute tolerance.
+- intermediates (`trace.*`, values up to ~50): tolerance · max(1, max|ref|), mask entries excluded.
 """
 
 import functools
-import json
 
 import numpy as np
 import pytest
 from safetensors import safe_open
 
 import numpybert
-from numpybert.audit import TOLERANCES, real_positions, tolerance_scale
+from numpybert import audit
+from numpybert.api import ENGINES
 from numpybert.audit.golden import FORMAT_VERSION, read_golden
 
 from conftest import GOLDEN, model_dir
-
-MODEL_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states.", "attentions.")
-TOL = {dtype: (t.real, t.all) for dtype, t in TOLERANCES.items()}  # shared with `numpybert audit`
 
 
 def golden_files():
@@ -39,62 +32,48 @@ def golden_files():
 
 
 def tensor_params():
-    """(file, kind, name) for every output and trace tensor of every golden file."""
+    """(file, engine, group, name) for every base-model output and trace tensor of every golden file."""
     params = []
     for path in golden_files():
         with safe_open(path, "np") as f:
-            for key in f.keys():
-                group, _, name = key.partition(".")
-                if group == "outputs" and name.startswith(MODEL_OUTPUTS) or group == "trace":
-                    rel = path.relative_to(GOLDEN)
-                    params.append(pytest.param(path, group, name, id=f"{rel}::{key}"))
+            keys = [k.partition(".") for k in f.keys()]
+        keys = [(group, name) for group, _, name in keys
+                if group == "outputs" and name.startswith(audit.MODEL_OUTPUTS) or group == "trace"]
+        rel = path.relative_to(GOLDEN)
+        params += [pytest.param(path, engine, group, name, id=f"{rel}::{engine}::{group}.{name}")
+                   for engine in ENGINES for group, name in keys]
     return params
 
 
 @functools.lru_cache(maxsize=None)
-def load_model(name, dtype):
-    return numpybert.load(model_dir(name), dtype=dtype)
+def load_model(name, dtype, engine="fast"):
+    return numpybert.load(model_dir(name), dtype=dtype, engine=engine)
 
 
-@functools.lru_cache(maxsize=4)
-def run(path):
-    """numpybert on the golden's inputs, with everything recorded."""
+@functools.lru_cache(maxsize=2)
+def run(path, engine):
+    """The golden, and numpybert's tensors on its inputs as the audit collects them:
+    {"outputs": model outputs under golden names, "trace": every recorded intermediate}."""
     golden = read_golden(path)
-    model = load_model(golden.metadata["model"], golden.metadata["dtype"])
-    out = model(**golden.inputs, output_hidden_states=True, output_attentions=True, record=bool(golden.trace))
-    ours = {"last_hidden_state": out.last_hidden_state, **out.trace} if out.trace else {"last_hidden_state": out.last_hidden_state}
-    if model.has_pooler:
-        ours["pooler_output"] = out.pooler_output
-    elif out.trace:  # no pooler, so the forward records no pooler input; torch's hook still saw h[:, 0]
-        ours["cls_vector"] = out.last_hidden_state[:, 0]
-    ours.update({f"hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
-    ours.update({f"attentions.{i}": a for i, a in enumerate(out.attentions)})
+    model = load_model(golden.metadata["model"], golden.metadata["dtype"], engine)
+    ours = {"outputs": audit.numpybert_tensors(model, golden.inputs, traced=False)}
+    if golden.trace:
+        ours["trace"] = audit.numpybert_tensors(model, golden.inputs, traced=True)
     return golden, ours
 
 
-def errors(ours, ref, where):
-    diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))[where]
-    rel = diff / np.maximum(np.abs(ref.astype(np.float64))[where], 1e-3)
-    return (float(diff.max()), float(rel.max())) if diff.size else (0.0, 0.0)
-
-
-@pytest.mark.parametrize("path,group,name", tensor_params())
-def test_tensor_matches_torch(path, group, name):
-    golden, ours = run(path)
-    ref = (golden.outputs if group == "outputs" else golden.trace)[name]
-    assert name in ours, f"numpybert does not produce {group}.{name}"
-    mine = ours[name]
-    assert mine.shape == ref.shape, f"{name}: shape {mine.shape}, torch {ref.shape}"
+@pytest.mark.parametrize("path,engine,group,name", tensor_params())
+def test_tensor_matches_torch(path, engine, group, name):
+    golden, ours = run(path, engine)
+    ref, mine = getattr(golden, group)[name], ours[group].get(name)
     dtype = golden.metadata["dtype"]
-    assert mine.dtype == np.dtype(dtype), f"{name}: dtype {mine.dtype}, expected {dtype}"
-    tol_real, tol_all = TOL[dtype]
-    scale = tolerance_scale(ref) if group == "trace" else 1.0
-    real = real_positions(golden.inputs["attention_mask"], ref.shape)
-    abs_real, rel_real = errors(mine, ref, real)
-    abs_all, rel_all = errors(mine, ref, np.ones(ref.shape, bool))
-    assert not np.isnan(mine).any(), f"{name}: NaN in numpybert output"
-    assert abs_real <= tol_real * scale, f"{name}: real tokens max abs {abs_real:.3g} (rel {rel_real:.3g}) > {tol_real * scale:.3g}"
-    assert abs_all <= tol_all * scale, f"{name}: all positions max abs {abs_all:.3g} (rel {rel_all:.3g}) > {tol_all * scale:.3g}"
+    row = audit.compare_tensor(name, mine, ref, golden.inputs["attention_mask"], audit.TOLERANCES[dtype],
+                               scaled=group == "trace")
+    assert not row.problem, f"{engine} engine, {group}.{name}: {row.problem}"
+    assert mine.dtype == np.dtype(dtype), f"{engine} engine, {name}: dtype {mine.dtype}, expected {dtype}"
+    assert row.passed, (f"{engine} engine, {group}.{name}: max abs {row.real.max_abs:.3g} at real tokens "
+                        f"(tolerance {row.tolerance.real:.3g}), {row.all.max_abs:.3g} at all positions "
+                        f"(tolerance {row.tolerance.all:.3g}); max rel {row.real.max_rel}")
 
 
 def test_golden_headers_are_complete():
@@ -109,16 +88,20 @@ def test_golden_headers_are_complete():
 
 
 def test_golden_of_another_format_version_is_refused(tmp_path):
-    """A golden of another format version fails with the command that regenerates it."""
+    """A golden of another format version fails with the command that regenerates it; the same
+    file with this numpybert's version is read."""
     from safetensors.numpy import save_file
     from numpybert.errors import GoldenError
-    path = tmp_path / "old.float32.safetensors"
     command = "python scripts/export_golden.py minilm"
-    save_file({"inputs.input_ids": np.zeros((1, 2), np.int64)}, str(path),
-              metadata={"format": "numpybert-golden", "format_version": "0", "command": command})
-    with pytest.raises(GoldenError, match="Regenerate it: python scripts/export_golden.py minilm"):
-        read_golden(path)
-    assert FORMAT_VERSION != "0"
+    for version in (str(int(FORMAT_VERSION) + 1), FORMAT_VERSION):
+        path = tmp_path / f"v{version}.float32.safetensors"
+        save_file({"inputs.input_ids": np.zeros((1, 2), np.int64)}, str(path),
+                  metadata={"format": "numpybert-golden", "format_version": version, "command": command})
+        if version == FORMAT_VERSION:
+            assert read_golden(path).inputs["input_ids"].shape == (1, 2)
+        else:
+            with pytest.raises(GoldenError, match=f"version '{version}'.*Regenerate it: {command}"):
+                read_golden(path)
 
 
 def test_committed_goldens_stay_small():
@@ -128,16 +111,10 @@ def test_committed_goldens_stay_small():
 
 
 def test_golden_models_are_the_committed_ones():
-    """A golden's model_sha256 matches the checkpoint it will be compared against."""
-    import hashlib
+    """A golden's model_sha256 is the hash `numpybert audit` checks (one rule: the weight files'
+    bytes concatenated in name order, as scripts/export_golden.py writes it) of the checkpoint
+    it will be compared against."""
     for path in golden_files():
         metadata = read_golden(path).metadata
-        directory = model_dir(metadata["model"])
-        index = directory / "model.safetensors.index.json"
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
-        digest = hashlib.sha256()
-        for n in names:
-            digest.update((directory / n).read_bytes())
-        assert digest.hexdigest() == metadata["model_sha256"] or \
-            metadata["model_sha256"] == "".join(hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in names), \
+        assert audit.weights_sha256(model_dir(metadata["model"])) == metadata["model_sha256"], \
             f"{path}: made from a different {metadata['model']} (sha256 mismatch); regenerate: {metadata['command']}"

@@ -15,6 +15,7 @@ import pytest
 
 import numpybert
 from numpybert import cli
+from numpybert.api import ENGINES
 from numpybert.apps import heads
 from numpybert.errors import InputValueError, MissingWeightsError
 from numpybert.audit.golden import read_golden
@@ -37,15 +38,17 @@ def head_cases():
             pytest.fail(f"no goldens under {GOLDEN / model}: run `python scripts/export_golden.py tiny`", pytrace=False)
         for path in files:
             for fn, name in outputs:
-                cases.append(pytest.param(model, path, fn, name, id=f"{model}/{path.name}::{name}"))
+                cases += [pytest.param(model, path, fn, name, engine, id=f"{model}/{path.name}::{engine}::{name}")
+                          for engine in ENGINES]
     return cases
 
 
-@pytest.mark.parametrize("model_name, path, fn, output", head_cases())
-def test_head_logits_match_transformers(model_name, path, fn, output):
+@pytest.mark.parametrize("model_name, path, fn, output, engine", head_cases())
+def test_head_logits_match_transformers(model_name, path, fn, output, engine):
+    """Both engines (numpybert/engine/ and numpybert/reference.py) on every head golden."""
     golden = read_golden(path)
     dtype = golden.metadata["dtype"]
-    model = _load(model_name, dtype)
+    model = _load(model_name, dtype, engine)
     got = fn(model, **golden.inputs)
     expected = golden.outputs[output]
     assert got.shape == expected.shape and got.dtype == np.dtype(dtype)
@@ -56,10 +59,10 @@ def test_head_logits_match_transformers(model_name, path, fn, output):
 _MODELS = {}
 
 
-def _load(name, dtype):
-    if (name, dtype) not in _MODELS:
-        _MODELS[name, dtype] = numpybert.load(CHECKPOINTS / name, dtype=dtype)
-    return _MODELS[name, dtype]
+def _load(name, dtype, engine="fast"):
+    if (name, dtype, engine) not in _MODELS:
+        _MODELS[name, dtype, engine] = numpybert.load(CHECKPOINTS / name, dtype=dtype, engine=engine)
+    return _MODELS[name, dtype, engine]
 
 
 # ----------------------------------------------------------------------------- refusals

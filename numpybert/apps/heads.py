@@ -8,9 +8,10 @@
     clf = numpybert.load("path/to/a-BertForSequenceClassification")
     heads.classify(clf, ["I loved it", "It was awful"])
 
-The math is in `numpybert/model.py` (`mlm_head`, `nsp_head`, `classifier_head`); this module
-finds each head's weights in the loaded checkpoint, refuses clearly when they are absent,
-and turns logits into what people read: tokens, labels and probabilities.
+The math is in `numpybert/reference.py` (`mlm_head`, `nsp_head`, `classifier_head`), run by the
+model's engine (`model.engine`: fast or reference); this module finds each head's weights in
+the loaded checkpoint, refuses clearly when they are absent, and turns logits into what
+people read: tokens, labels and probabilities.
 
 - MLM (`cls.predictions.*`): logits [B, T, V] at every position; the decoder is tied to the
   word embeddings (the loader ties it when the file omits it).
@@ -24,9 +25,9 @@ import os
 
 import numpy as np
 
-from ..engine import model as M
 from ..errors import InputValueError, MissingWeightsError
 from ..loading.config import read_json_object
+from ..reference import softmax
 from ..util import positive_int
 
 # head -> (path in model.params, checkpoint names, what it is, architectures that carry it)
@@ -68,21 +69,22 @@ def mlm_logits(model, input_ids, attention_mask=None, token_type_ids=None, posit
     """Masked-LM logits [B, T, V] at every position (BertForPreTraining's `prediction_logits`)."""
     params = head_params(model, "mlm")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    return M.mlm_head(out.last_hidden_state, **params, act=model.config.hidden_act, eps=model.config.layer_norm_eps)
+    return model.engine.mlm_head(out.last_hidden_state, **params, act=model.config.hidden_act,
+                                 eps=model.config.layer_norm_eps)
 
 
 def nsp_logits(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> np.ndarray:
     """Next-sentence logits [B, 2] on the pooled output (`seq_relationship_logits`); 0 = is next."""
     params = head_params(model, "nsp")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    return M.nsp_head(out.pooler_output, params)
+    return model.engine.nsp_head(out.pooler_output, params)
 
 
 def classifier_logits(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> np.ndarray:
     """BertForSequenceClassification's logits [B, num_labels] on the pooled output."""
     params = head_params(model, "classifier")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    return M.classifier_head(out.pooler_output, params)
+    return model.engine.classifier_head(out.pooler_output, params)
 
 
 # ----------------------------------------------------------------------------- text in, answers out
@@ -99,8 +101,8 @@ def fill_mask(model, text: str, top_k: int = 5) -> list:
     batch = model.tokenize([text])
     positions = _mask_positions(batch["input_ids"][0], tokenizer.mask_token_id, text)
     hidden = model(**batch).last_hidden_state[0, positions]  # [K, H]: only the masked positions
-    logits = M.mlm_head(hidden, **params, act=model.config.hidden_act, eps=model.config.layer_norm_eps)
-    probs = M.softmax(logits.astype(np.float64))  # [K, V]; float64 so tiny probabilities keep digits
+    logits = model.engine.mlm_head(hidden, **params, act=model.config.hidden_act, eps=model.config.layer_norm_eps)
+    probs = softmax(logits.astype(np.float64))  # [K, V]; float64 so tiny probabilities keep digits
     return [_top_tokens(row, top_k, tokenizer) for row in probs]
 
 
@@ -124,7 +126,7 @@ def _top_tokens(probs, top_k, tokenizer) -> list:
 def next_sentence(model, text_a: str, text_b: str) -> dict:
     """P(B follows A) from the NSP head: {"is_next": p, "not_next": 1 - p}."""
     batch = model.tokenize([text_a], [text_b])
-    probs = M.softmax(nsp_logits(model, **batch).astype(np.float64))[0]
+    probs = softmax(nsp_logits(model, **batch).astype(np.float64))[0]
     return {label: float(p) for label, p in zip(NSP_LABELS, probs)}
 
 
@@ -139,7 +141,7 @@ def classify(model, texts, text_pairs=None) -> list:
     if _problem_type(model) == "multi_label_classification":
         probs = 1.0 / (1.0 + np.exp(-logits))
     else:
-        probs = M.softmax(logits)
+        probs = softmax(logits)
     labels = [model.config.id2label[i] for i in range(logits.shape[1])]
     return [[{"label": labels[i], "score": float(row[i])} for i in np.argsort(-row, kind="stable")] for row in probs]
 

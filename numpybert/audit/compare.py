@@ -9,8 +9,10 @@ error is beyond floating-point noise: the first diverging operation.
     report = audit(model, live_reference(d, inputs, "float32"))       # against torch, in-process
     report.first_divergence, report.passed, report_json(report), render_table(report)
 
-With an fp64 oracle (numpybert in float64) the report also says how far numpybert fp32 and
-torch fp32 each are from the exact answer: an error budget, not just "close to torch".
+Either engine can be audited (`numpybert.load(d, engine="fast"|"reference")`): the report says
+which one ran. With an fp64 oracle (numpybert/reference.py run in float64) the report also says
+how far numpybert fp32 and torch fp32 each are from the exact answer: an error budget, not just
+"close to torch".
 `compare_conventions` shows what each convention switch (mask value, GELU form, LayerNorm eps)
 does to the outputs: why other BERTs disagree with HuggingFace's.
 
@@ -162,7 +164,7 @@ def is_hidden_state(name: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class OracleRow:
-    """Distance of numpybert fp32 and of the reference (torch) fp32 from numpybert fp64, at real tokens."""
+    """Distance of numpybert fp32 and of the reference (torch) fp32 from the fp64 oracle, at real tokens."""
     name: str
     numpybert: Stats
     torch: Stats
@@ -207,6 +209,7 @@ class AuditReport:
     scaled: bool  # trace tensors: tolerances relative to max(1, max|ref|)
     oracle: list | None = None  # OracleRow, forward order, when an fp64 oracle ran
     absent: list = dataclasses.field(default_factory=list)  # what numpybert recorded and the reference lacks
+    engine: str = "fast"  # the numpybert engine audited: "fast" (numpybert/engine/) or "reference"
 
     @property
     def first_divergence(self) -> TensorReport | None:
@@ -261,14 +264,15 @@ def reference_tensors(reference: Golden) -> tuple:
 
 def audit(model, reference: Golden, oracle_model=None) -> AuditReport:
     """Run numpybert on the reference's inputs and compare every tensor the reference holds.
-    `oracle_model`: the same checkpoint in float64, for the error budget (needs a float32 reference)."""
+    `oracle_model`: the same checkpoint in float64, for the error budget (needs a float32 reference);
+    the oracle is the textbook: `numpybert.load(d, dtype="float64", engine="reference")`."""
     dtype = _check_dtypes(model, reference, oracle_model)
     ref, scaled = reference_tensors(reference)
     ours = numpybert_tensors(model, reference.inputs, traced=scaled)
     mask = reference.inputs.get("attention_mask", np.ones_like(reference.inputs["input_ids"]))
     report = AuditReport(str(model.model_dir), dtype, _reference_info(reference), model_conventions(model),
                          {"input_ids": reference.inputs["input_ids"], "attention_mask": mask},
-                         compare(ours, ref, mask, dtype, scaled), scaled)
+                         compare(ours, ref, mask, dtype, scaled), scaled, engine=model.engine.name)
     report.absent = [name for name in ours if name not in ref]  # a golden written by another engine: partial
     if oracle_model is not None:
         report.oracle = oracle_rows(ours, ref, numpybert_tensors(oracle_model, reference.inputs, scaled), mask)
@@ -281,7 +285,7 @@ def _check_dtypes(model, reference: Golden, oracle_model) -> str:
     if dtype != model.dtype.name:
         raise GoldenError(f"{reference.path}: a {dtype} reference; load numpybert in {dtype} to compare with it")
     if oracle_model is not None and (dtype != "float32" or oracle_model.dtype != np.float64):
-        raise GoldenError(f"the fp64 oracle needs a float32 reference and a float64 numpybert; "
+        raise GoldenError(f"the fp64 oracle needs a float32 reference and numpybert in float64; "
                           f"{reference.path} is {dtype}")
     return dtype
 
@@ -440,7 +444,7 @@ def oracle_json(rows: list) -> dict:
     for statistic in ("max_abs", "mean_abs"):
         within, total = hidden_states_within_torch(rows, statistic)
         summary[statistic] = {"hidden_states": total, "numpybert_within_torch": within, "all": within == total}
-    return {"reference": "numpybert float64", "positions": "real tokens", "hidden_states": summary,
+    return {"reference": "numpybert reference float64", "positions": "real tokens", "hidden_states": summary,
             "tensors": [{"name": r.name, "hidden_state": r.hidden_state, "numpybert_fp32": _stats_json(r.numpybert),
                          "torch_fp32": _stats_json(r.torch), "numpybert_within_torch": r.numpybert_within_torch()}
                         for r in rows]}
@@ -451,7 +455,7 @@ def report_json(report: AuditReport) -> dict:
     first = report.first_divergence
     mask = report.inputs["attention_mask"]
     return {
-        "numpybert_version": __version__, "model": report.model, "dtype": report.dtype,
+        "numpybert_version": __version__, "model": report.model, "dtype": report.dtype, "engine": report.engine,
         "reference": report.reference, "conventions": report.conventions,
         "inputs": {"shape": list(mask.shape), "real_tokens": int(mask.sum()),
                    "input_ids": report.inputs["input_ids"].tolist(), "attention_mask": mask.tolist()},
@@ -466,7 +470,7 @@ def report_json(report: AuditReport) -> dict:
 
 def conventions_json(model, inputs: dict, rows: list) -> dict:
     return {"numpybert_version": __version__, "model": str(model.model_dir), "dtype": model.dtype.name,
-            "base": model_conventions(model), "inputs": {k: v.tolist() for k, v in inputs.items()},
+            "engine": model.engine.name, "base": model_conventions(model), "inputs": {k: v.tolist() for k, v in inputs.items()},
             "switches": [{"switch": r.switch, "explanation": r.explanation,
                           "changes": {k: None if c is None else {"max_abs": _number(c.max_abs),
                                                                  "min_cosine": _number(c.min_cosine)}
@@ -502,7 +506,7 @@ def _header_lines(report: AuditReport) -> list:
     made_by = (f"torch {ref.get('torch_version', '?')}, transformers {ref.get('transformers_version', '?')}, "
                f"attention {ref.get('attn_implementation', '?')}" if "torch_version" in ref or "kind" in ref and
                ref["kind"] == "live" else f"written by {ref.get('generator', 'an unknown engine')}")
-    lines = [f"numpybert audit: {report.model} ({report.dtype}) vs {source}",
+    lines = [f"numpybert audit: {report.model} ({report.dtype}, {report.engine} engine) vs {source}",
              f"reference: {made_by}, {ref.get('dtype')}",
              f"inputs: {mask.shape[0]} row(s) × {mask.shape[1]} tokens, {int(mask.sum())} real",
              f"numpybert conventions: mask {c['mask_value']}, hidden_act {c['hidden_act']}, "
@@ -555,9 +559,9 @@ def _noise_note(oracle: list, row: TensorReport) -> str:
 
 
 def oracle_lines(rows: list) -> list:
-    """The error budget: numpybert fp32 and torch fp32 against numpybert fp64, at real tokens."""
+    """The error budget: numpybert fp32 and torch fp32 against the fp64 oracle (reference.py), at real tokens."""
     width = max(len(r.name) for r in rows)
-    lines = ["fp64 oracle: distance from numpybert float64 at real tokens (* = hidden state)",
+    lines = ["fp64 oracle: distance from numpybert/reference.py in float64 at real tokens (* = hidden state)",
              f"{'tensor':<{width}}    {'numpybert fp32':>23}  {'torch fp32':>23}  {'ratio':>6}",
              f"{'':<{width}}    {'max abs':>11} {'mean abs':>11}  {'max abs':>11} {'mean abs':>11}"]
     for r in rows:
@@ -581,7 +585,7 @@ def render_conventions(model, inputs: dict, rows: list) -> str:
     """One line per switch: max abs change and min cosine of each output, then who uses it."""
     c, mask = model_conventions(model), inputs["attention_mask"]
     columns = [(k, label) for k, label in CONVENTION_COLUMNS if k in rows[0].changes]
-    lines = [f"numpybert audit --compare-conventions: {model.model_dir} ({model.dtype.name})",
+    lines = [f"numpybert audit --compare-conventions: {model.model_dir} ({model.dtype.name}, {model.engine.name} engine)",
              f"inputs: {mask.shape[0]} rows × {mask.shape[1]} tokens, {int((~mask.any(axis=1)).sum())} fully masked",
              f"changes against the model as loaded: mask {c['mask_value']}, hidden_act {c['hidden_act']}, "
              f"layer_norm_eps {c['layer_norm_eps']:g} (HuggingFace transformers' conventions)",

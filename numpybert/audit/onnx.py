@@ -25,7 +25,6 @@ The only module of numpybert that imports onnx and onnxruntime (the `onnx` extra
 """
 
 import dataclasses
-import inspect
 import math
 import os
 
@@ -105,12 +104,9 @@ def runtime():
 
 
 def load_reference(model_dir, dtype: str):
-    """numpybert's reference model (the plain textbook forward) in `dtype`; the fast engine
-    until `load(..., engine=...)` exists."""
+    """numpybert's reference model (numpybert/reference.py, the plain textbook forward) in `dtype`."""
     from .. import load
-    if "engine" in inspect.signature(load).parameters:
-        return load(model_dir, dtype=dtype, engine="reference")
-    return load(model_dir, dtype=dtype)
+    return load(model_dir, dtype=dtype, engine="reference")
 
 
 # ----------------------------------------------------------------------------- reading the graph

@@ -1,6 +1,7 @@
 """`numpybert audit`: which operation first diverges between numpybert and PyTorch, and by how much.
 
     numpybert audit --golden tests/golden/all-MiniLM-L6-v2/one_sentence.float32.safetensors
+    numpybert audit --golden FILE --engine reference   # the textbook (numpybert/reference.py) instead
     numpybert audit --live --oracle                 # against transformers in this process (golden extra)
     numpybert audit --live --gelu tanh              # a convention switch: fails, names the first divergence
     numpybert audit --compare-conventions           # what each switch does to the outputs
@@ -17,7 +18,7 @@ import os
 import sys
 
 from .. import audit, cli
-from ..api import GELU_CONVENTIONS, MASK_VALUES
+from ..api import ENGINES, GELU_CONVENTIONS, MASK_VALUES
 from ..errors import InputValueError
 from ..audit.golden import read_golden
 
@@ -49,8 +50,12 @@ def register(subparsers):
                    help=f"input text, repeatable (live / conventions; default: {len(DEFAULT_TEXTS)} fixed "
                         "sentences; models without a tokenizer get fixed random ids)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="live only: precision of both runs (default float32)")
+    p.add_argument("--engine", choices=tuple(ENGINES), default="fast",
+                   help="the numpybert engine to audit: fast (numpybert/engine/, default) or reference "
+                        "(numpybert/reference.py, the textbook)")
     p.add_argument("--oracle", action="store_true",
-                   help="also run numpybert in float64 and report how far numpybert fp32 and torch fp32 are from it")
+                   help="also run numpybert/reference.py in float64 and report how far numpybert fp32 and torch "
+                        "fp32 are from it")
     p.add_argument("--mask-value", choices=MASK_VALUES, help="run numpybert with this additive mask value (write --mask-value=-inf: argparse takes a bare "
                         "-inf for an option)")
     p.add_argument("--gelu", choices=tuple(GELU_CONVENTIONS), help="run numpybert with this GELU form")
@@ -109,23 +114,28 @@ def with_switches(model, args):
 def golden_audit(args) -> audit.AuditReport:
     golden = read_golden(args.golden)
     audit.check_golden_model(args.model, golden)
-    model = with_switches(cli.load_model(args, dtype=golden.metadata.get("dtype", "float32")), args)
-    oracle = cli.load_model(args, dtype="float64") if args.oracle else None
+    model = with_switches(cli.load_model(args, dtype=golden.metadata.get("dtype", "float32"), engine=args.engine), args)
+    oracle = load_oracle(args)
     return audit.audit(model, golden, oracle)
 
 
 def live_audit(args) -> audit.AuditReport:
     audit.require_torch_bridge()  # no torch: fail now, in one line naming the extra, before any work
     dtype = args.dtype or "float32"
-    model = cli.load_model(args, dtype=dtype)
+    model = cli.load_model(args, dtype=dtype, engine=args.engine)
     inputs = audit_inputs(model, args.text)
     reference = audit.live_reference(args.model, inputs, dtype)
-    oracle = cli.load_model(args, dtype="float64") if args.oracle else None
+    oracle = load_oracle(args)
     return audit.audit(with_switches(model, args), reference, oracle)
 
 
+def load_oracle(args):
+    """The fp64 oracle, when --oracle: the textbook model (numpybert/reference.py) in float64."""
+    return cli.load_model(args, dtype="float64", engine="reference") if args.oracle else None
+
+
 def run_conventions(args) -> int:
-    model = cli.load_model(args)
+    model = cli.load_model(args, engine=args.engine)
     inputs = audit.with_fully_masked_row(audit_inputs(model, args.text))
     rows = audit.compare_conventions(model, inputs)
     emit(args, lambda: audit.conventions_json(model, inputs, rows),

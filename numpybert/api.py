@@ -159,7 +159,8 @@ class BertModel:
             trace=trace,
             _encoder_outputs=tuple(hidden_states[1:]),
             _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
-                            "is no pooled_output. (transformers would fill a random pooler silently.) "
+                            "is no pooled_output. (transformers would fill in a random pooler; its load report lists "
+                            "pooler.dense.* as MISSING, \"newly initialized\".) "
                             "Use last_hidden_state, e.g. its mean over real tokens, instead.",
         )
 

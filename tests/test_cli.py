@@ -19,9 +19,8 @@ from tokenizers import Tokenizer
 import numpybert
 from conftest import CHECKPOINTS, ROOT
 from numpybert import cli
-from numpybert.errors import MissingWeightsError
 from numpybert.loading import locate
-from test_explain import PAIR, SENTENCE, tiny_model_dir
+from test_explain import SENTENCE, tiny_model_dir
 
 COMMANDS = ("encode", "explain", "attention", "info")
 TEXT_COMMANDS = {  # argv of each command that needs only a text
@@ -96,98 +95,7 @@ def test_the_console_script_exits_with_one_line_and_no_traceback():
 
 
 # ----------------------------------------------------------------------------- explain
-
-@pytest.fixture(scope="module")
-def explained(minilm_dir):
-    """`numpybert explain SENTENCE` once for the module (stdout, exit code)."""
-    stdout = io.StringIO()
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(sys, "stdout", stdout)
-        code = cli.main(["explain", SENTENCE])
-    return code, stdout.getvalue()
-
-
-def test_explain_prints_the_numbers_of_the_model(minilm, explained):
-    code, out = explained
-    assert code == 0
-    batch = minilm.tokenize([SENTENCE])
-    o = minilm(**batch)
-    h = o.last_hidden_state[0, 0].astype(np.float64)
-    pooled = o.pooler_output[0].astype(np.float64)
-    cos = pooled @ h / np.sqrt((pooled @ pooled) * (h @ h))
-    tokens = minilm.tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
-    H, L = minilm.config.hidden_size, minilm.config.num_hidden_layers
-    assert f"tokens   {len(tokens)}: {' '.join(tokens)}" in out
-    assert f"norm            {np.linalg.norm(h):.4f}" in out
-    assert f"max |difference| {np.abs(pooled - h).max():.4f}, cosine {cos:+.4f}" in out
-    assert f"tanh saturation: {int((np.abs(pooled) > 0.99).sum())} of {H} dims" in out
-    assert "bit for bit (np.array_equal): True" in out
-    assert f"hidden_states: {L + 1} = L + 1 = {L} + 1" in out
-    assert f"attentions:    {L} = L" in out
-    assert "bert-base has L = 12: 13 hidden_states, 12 attentions" in out
-
-
-def test_explain_shows_z_and_pooled_first_dims(minilm, explained):
-    _, out = explained
-    o = minilm(**minilm.tokenize([SENTENCE]))
-    W, b = minilm.flat_params["pooler.dense.weight"], minilm.flat_params["pooler.dense.bias"]
-    z = o.last_hidden_state[:, 0] @ W.T + b  # the pooler's dense layer, as BertPooler computes it
-    assert "[" + " ".join(f"{v:+.4f}" for v in z[0, :6]) + " ...]" in out
-    assert "[" + " ".join(f"{v:+.4f}" for v in o.pooler_output[0, :6]) + " ...]" in out
-
-
-def test_explain_reports_where_the_pooler_came_from(minilm, explained):
-    _, out = explained
-    b = minilm.flat_params["pooler.dense.bias"]
-    assert "pooler.dense.* is present in the checkpoint (model.safetensors)" in out
-    assert f"max |bias| {np.abs(b).max():.4g}" in out
-    assert ("bias entries are exactly 0" in out) == bool(np.all(b == 0))
-    assert "with mean pooling" in out  # modules.json -> 1_Pooling/config.json, as encode reads it
-    assert "next-sentence prediction" in out
-
-
-def test_explain_pair_shows_the_segments(capsys, minilm):
-    code, out, err = run(capsys, "explain", PAIR[0], "--pair", PAIR[1])
-    assert code == 0 and err == ""
-    types = minilm.tokenize([PAIR[0]], [PAIR[1]])["token_type_ids"][0]
-    n0 = int((types == 0).sum())
-    assert f"segments token_type_ids = 0 on the first {n0} ([CLS] A [SEP]), 1 on the last {len(types) - n0}" in out
-    assert f"pair     {PAIR[1]!r}" in out
-
-
-def test_explain_absent_pooler_shows_the_refusal(capsys, tmp_path):
-    model_dir = tiny_model_dir(tmp_path, "tiny-no-pooler")
-    code, out, err = run(capsys, "explain", "the cat sat.", "--model", str(model_dir))
-    assert code == 0 and err == ""
-    model = numpybert.load(model_dir)
-    with pytest.raises(MissingWeightsError) as refusal:
-        model(**model.tokenize(["the cat sat."])).pooler_output
-    assert squash(str(refusal.value)) in squash(out)
-    assert "ABSENT" in out and "pooled_output = tanh(z)" not in out
-    L = model.config.num_hidden_layers
-    assert f"hidden_states: {L + 1} = L + 1 = {L} + 1" in out
-
-
-def test_explain_tiny_model_without_tokenizer_is_one_error_line(capsys):
-    code, _, err = run(capsys, "explain", "hello", "--model", str(CHECKPOINTS / "tiny-no-pooler"))
-    assert code == 3
-    assert_one_error_line(err, "explain", "no tokenizer.json or vocab.txt")
-
-
-def test_explain_plot_writes_a_png(capsys, minilm_dir, tmp_path):
-    path = tmp_path / "explain.png"
-    code, out, err = run(capsys, "explain", SENTENCE, "--plot", str(path))
-    assert code == 0 and err == ""
-    assert path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 20_000
-    assert f"plot written to {path}" in out
-
-
-def test_explain_plot_without_a_pooler_is_one_error_line(capsys, tmp_path):
-    model_dir = tiny_model_dir(tmp_path, "tiny-no-pooler")
-    code, _, err = run(capsys, "explain", "the cat", "--model", str(model_dir), "--plot", str(tmp_path / "x.png"))
-    assert code == 2
-    assert_one_error_line(err, "explain", "--plot needs pooled_output")
-    assert not (tmp_path / "x.png").exists()
+# (the explain command's own tests are in tests/test_explain.py)
 
 
 @pytest.mark.parametrize("command", ["explain", "attention"])

@@ -1,5 +1,6 @@
-"""`numpybert explain TEXT [--pair TEXT] [--plot FILE.png]`: why pooled_output is not
-last_hidden_state[:, 0], shown on one input with numbers computed from the loaded weights.
+"""`numpybert explain TEXT [--pair TEXT] [--plot FILE.png] [--html FILE.html]`: why pooled_output is
+not last_hidden_state[:, 0], shown on one input with numbers computed from the loaded weights, two
+steps checked independently from the checkpoint file, and the pooler's code.
 
 The numbers come from `numpybert.teach.explain.explain`; this module only prints them.
 """
@@ -10,42 +11,53 @@ import numpy as np
 
 from .. import cli
 from ..errors import MissingWeightsError
-from ..teach.explain import SATURATION, explain
+from ..teach.explain import SATURATION, TRANSFORMERS_POOLER, explain, reference_pooler_source
 
 SHOWN_DIMS = 6  # how many leading dimensions the trace prints
 WIDTH = 100  # prose is wrapped to this many columns
 
 
 def register(subparsers):
-    p = subparsers.add_parser("explain", help="trace one input from h_[CLS] to pooled_output, with proofs",
-                              description="Trace one input from h_[CLS] to pooled_output = tanh(W·h + b), "
-                                          "check it against the model, and say what each output is for.")
+    p = subparsers.add_parser("explain", help="trace one input from h_[CLS] to pooled_output, checked from the file",
+                              description="Trace one input from h_[CLS] to pooled_output = tanh(W·h + b), recompute "
+                                          "two steps from the checkpoint file with plain NumPy, and say what each "
+                                          "output is for.")
     p.add_argument("text", metavar="TEXT", help="the sentence (segment A)")
     p.add_argument("--pair", metavar="TEXT", help="a second sentence (segment B), as for next-sentence prediction")
     p.add_argument("--plot", metavar="FILE.png", help="also plot h_[CLS], z and pooled_output (needs matplotlib)")
+    p.add_argument("--html", metavar="FILE.html", help="also write a self-contained page: data flow, numbers, "
+                                                       "plots, attention maps (never overwrites a file)")
     cli.add_model_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args):
+    if args.html:
+        from ..teach.report import check_html_path
+        check_html_path(args.html)  # before any work
     model = cli.load_model(args)  # checks --plot first
     e = explain(model, args.text, args.pair)
     print("\n".join(report(e, model)))
     if args.plot:
-        if e.pooler is None:
+        if e.lesson is None:
             raise MissingWeightsError(f"--plot needs pooled_output: {e.pooler_refusal}")
         from ..teach.plots import plot_explain
         plot_explain(e, args.plot)
         print(f"\nplot written to {args.plot}")
+    if args.html:
+        from ..teach.report import write_html
+        size = write_html(e, model, args.html)
+        print(f"\npage written to {args.html} ({size / 1024:.0f} KiB)")
 
 
 def report(e, model) -> list:
     """The whole trace as lines of text: a header, then numbered sections."""
-    if e.pooler is None:
-        sections = [_cls_section(e), _absent_pooler_section(e)]
+    sections = [_cls_section(e)]
+    if e.lesson is None:
+        sections.append(_absent_pooler_section(e))
     else:
-        sections = [_cls_section(e), *_pooler_sections(e), _provenance_section(e, model)]
-    sections += [_counts_section(e), _uses_section(e)]
+        sections += [_pooler_section(e), _lesson_section(e)]
+    sections += [_checks_section(e), _code_section(), _api_section(e), _uses_section(e)]
     lines = _header(e, model)
     for number, (title, *body) in enumerate(sections, start=1):
         lines += ["", f"{number}. {title}", *body]
@@ -58,8 +70,7 @@ def _vec(x, n=SHOWN_DIMS) -> str:
 
 def _para(text) -> list:
     """A paragraph of prose, wrapped and indented under its section title."""
-    return textwrap.wrap(text, WIDTH, initial_indent="   ", subsequent_indent="   ",
-                         break_on_hyphens=False)
+    return textwrap.wrap(text, WIDTH, initial_indent="   ", subsequent_indent="   ", break_on_hyphens=False)
 
 
 def _header(e, model) -> list:
@@ -85,43 +96,62 @@ def _cls_section(e) -> list:
             f"   range           {h.min():+.4f} .. {h.max():+.4f} (largest |value| at dim {np.abs(h).argmax()})"]
 
 
-def _pooler_sections(e) -> list:
-    p, H = e.pooler, len(e.h_cls)
-    return [
-        ["z = W·h_[CLS] + b: the pooler's dense layer, before its tanh",
-         f"   W, b            pooler.dense.weight [{H}, {H}], pooler.dense.bias [{H}]",
-         f"   first dims      {_vec(p.z)}",
-         f"   range           {p.z.min():+.4f} .. {p.z.max():+.4f}"],
-        ["pooled_output = tanh(z)",
-         f"   first dims      {_vec(p.pooled)}",
-         f"   norm            {np.linalg.norm(p.pooled.astype(np.float64)):.4f}"],
-        ["checks",
-         f"   tanh(W·h_[CLS] + b) == the model's pooler_output, bit for bit (np.array_equal): {p.bit_for_bit}",
-         f"   pooler_output vs last_hidden_state[:, 0]: max |difference| {p.max_abs_diff_vs_cls:.4f}, "
-         f"cosine {p.cosine_vs_cls:+.4f}",
-         "   -> pooled_output is NOT the [CLS] row: it is that row after one more dense layer and a tanh",
-         f"   tanh saturation: {p.saturated} of {H} dims have |pooled_output| > {SATURATION}"],
-        ["TF Hub names (out.tfhub())",
-         f"   default is pooled_output (the same array object): {p.tfhub_default_is_pooled}",
-         f"   encoder_outputs[-1] == sequence_output (= last_hidden_state): {p.tfhub_last_encoder_is_sequence}",
-         f"   len(encoder_outputs) = {p.tfhub_encoder_outputs}: one per layer, no embedding output"],
-    ]
+def _pooler_section(e) -> list:
+    p, H = e.lesson, len(e.h_cls)
+    return ["pooled_output = tanh(z), z = W·h_[CLS] + b (pooler.dense.weight [H, H], pooler.dense.bias [H])",
+            f"   z               {_vec(p.z)}",
+            f"   tanh(z)         {_vec(p.pooled)}",
+            f"   vs h_[CLS]      max |pooled_output - h_[CLS]| {np.abs(p.pooled.astype(np.float64) - e.h_cls).max():.4f}, "
+            f"cosine {p.cosine_vs_cls:+.4f}: a different vector"]
 
 
-def _provenance_section(e, model) -> list:
-    p, H = e.pooler, len(e.h_cls)
-    lines = ["where the pooler came from",
-             f"   pooler.dense.* is present in the checkpoint ({', '.join(model.manifest.files)}): "
-             f"weight std {p.weight_std:.4f}, max |bias| {p.bias_max_abs:.4g}"]
-    if p.bias_max_abs == 0.0:
-        lines += _para(f"All {H} bias entries are exactly 0, which is what a freshly initialised layer looks "
-                       "like (any training step moves a bias): this pooler was most likely never trained.")
+def _lesson_section(e) -> list:
+    p, H = e.lesson, len(e.h_cls)
+    init = "absent from config.json" if p.initializer_range is None else f"{p.initializer_range:g}"
+    lines = ["what this pooler does to this input",
+             f"   z range                          {p.z_min:+.4f} .. {p.z_max:+.4f}",
+             f"   max |tanh z - z|                 {p.max_tanh_gap:.2e}",
+             f"   norm h_[CLS] -> z -> pooled      {p.norm_cls:.4f} -> {p.norm_z:.4f} -> {p.norm_pooled:.4f}",
+             f"   saturated (|tanh z| > {SATURATION})      {p.saturated} of {H} dims",
+             f"   mean slope of tanh at z          {p.mean_slope:.4f} (1 = linear)",
+             f"   weight std / initializer_range   {p.weight_std:.4f} / {init}",
+             f"   top singular value / 2·std·√H    {p.weight_top_singular:.4f} / {p.random_edge:.4f}",
+             f"   max |bias|                       {p.bias_max_abs:.4g}"]
+    if e.nsp_is_next is not None:
+        lines.append(f"   NSP head, P(B follows A)         {e.nsp_is_next:.4f}")
+    for sentence in p.conclusion:
+        lines += _para("- " + sentence)
     if e.sentence_pooling is not None:
-        lines += _para(f"This is a sentence-transformers model with {e.sentence_pooling} pooling: its training "
-                       "never reads pooler_output, so the pooler gets no gradient there.")
-    if p.nsp_is_next is not None:
-        lines.append(f"   the checkpoint's NSP head (cls.seq_relationship) on this pooled_output: "
-                     f"P(B follows A) = {p.nsp_is_next:.4f}")
+        lines += _para(f"- This is a sentence-transformers model with {e.sentence_pooling} pooling "
+                       "(1_Pooling/config.json): its training reads last_hidden_state, never pooler_output.")
+    return lines
+
+
+def _checks_section(e) -> list:
+    lines = ["checked independently (tensors read with the safetensors library, plain NumPy in float64)"]
+    for check in (e.embedding_check, e.pooler_check):
+        if check is None:
+            continue
+        lines += _para(f"{check.step} = {check.expression}; {check.inputs}")
+        relation, verdict = ("<=", "agrees") if check.agrees else (">", "DISAGREES")
+        lines.append(f"      max |difference| {check.max_abs_diff:.1e} {relation} rounding bound "
+                     f"{check.tolerance:.1e}: {verdict}")
+    if e.not_checked:
+        lines += _para(f"not checked: {e.not_checked}")
+    return lines
+
+
+def _code_section() -> list:
+    lines = ["the code"]
+    try:
+        path, first, source = reference_pooler_source()
+        lines.append(f"   numpybert's textbook model, {path}:")
+        lines += [f"   {first + i:5d}  {line}" for i, line in enumerate(source)]
+    except ImportError:
+        lines.append("   (numpybert.reference is not part of this installation)")
+    t = TRANSFORMERS_POOLER
+    lines.append(f"   transformers {t['version']}, {t['path']}:")
+    lines += [f"   {t['first_line'] + i:5d}  {line}" for i, line in enumerate(t["lines"])]
     return lines
 
 
@@ -132,26 +162,24 @@ def _absent_pooler_section(e) -> list:
             "   TF Hub's pooled_output and default (out.tfhub()) are refused for the same reason."]
 
 
-def _counts_section(e) -> list:
+def _api_section(e) -> list:
     L = e.num_layers
-    return ["why HuggingFace returns one more hidden state than attentions",
-            f"   hidden_states: {e.num_hidden_states} = L + 1 = {L} + 1; hidden_states[0] is the embedding output: "
-            f"{e.embedding_output_is_first}",
-            f"                  hidden_states[-1] is last_hidden_state: {e.last_hidden_is_last_state}",
-            f"   attentions:    {e.num_attentions} = L, one softmax per layer (the embeddings have none)",
-            "   bert-base has L = 12: 13 hidden_states, 12 attentions, 12 TF Hub encoder_outputs"]
+    return ["facts of the API (true by construction, not evidence)",
+            f"   hidden_states: {L + 1} = L + 1: the embedding output, then one per layer",
+            f"   attentions:    {L} = L: one softmax per layer (the embeddings have none)",
+            f"   TF Hub (out.tfhub()): encoder_outputs = hidden_states[1:] ({L}); encoder_outputs[-1] is "
+            "sequence_output = last_hidden_state; default is pooled_output = pooler_output"]
 
 
 def _uses_section(e) -> list:
     trained = f" (this model was trained for it: {e.sentence_pooling})" if e.sentence_pooling else ""
-    return ["what pooled_output was trained for, and what each output is good for",
-            *_para("BERT's pooler is trained in pre-training for next-sentence prediction: the NSP head "
-                   "(cls.seq_relationship) reads pooled_output to say whether segment B follows segment A. "
-                   "A fine-tuned BertForSequenceClassification reads it too. It was never trained to be a "
-                   "sentence embedding."),
+    return ["what each output is good for",
+            *_para("In BERT's pre-training the pooler is trained for next-sentence prediction: the NSP head "
+                   "(cls.seq_relationship) reads pooled_output. A fine-tuned BertForSequenceClassification "
+                   "reads it too. Whether a given checkpoint's pooler was trained at all is what the bias and "
+                   "singular values above tell."),
             "   last_hidden_state (TF Hub sequence_output)     one vector per token: tagging, QA spans, pooling",
             f"   its mean over real tokens (attention_mask)     a sentence embedding{trained}",
             "   last_hidden_state[:, 0], the [CLS] row         the pooler's input; an embedding if trained as one",
-            "   pooler_output (TF Hub pooled_output, default)  input of the NSP head or a fine-tuned classifier;",
-            "                                                  as a raw sentence embedding, usually worse than the mean",
+            "   pooler_output (TF Hub pooled_output, default)  input of the NSP head or a fine-tuned classifier",
             "   hidden_states (TF Hub encoder_outputs)         per-layer features, e.g. for probing"]

@@ -43,7 +43,7 @@ def plot_explain(e, path: str) -> None:
 
 
 def _panel_pooled_vs_cls(ax, e) -> None:
-    h, pooled = e.h_cls, e.pooler.model_pooled
+    h, pooled = e.h_cls, e.lesson.pooled
     lo, hi = min(h.min(), pooled.min()), max(h.max(), pooled.max())
     ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1, label="y = x (if pooled_output were h_[CLS])")
     ax.scatter(h, pooled, s=10, alpha=0.7, color="tab:blue", label=f"one dot per dimension ({len(h)})")
@@ -53,19 +53,19 @@ def _panel_pooled_vs_cls(ax, e) -> None:
                 ha="right" if inward < 0 else "left", fontsize=8)
     ax.set_xlabel("h_[CLS] = last_hidden_state[0, 0]")
     ax.set_ylabel("pooled_output")
-    ax.set_title(f"per dimension (cosine {e.pooler.cosine_vs_cls:+.3f})")
+    ax.set_title(f"per dimension (cosine {e.lesson.cosine_vs_cls:+.3f})")
     ax.legend(loc="upper left", fontsize=8)
 
 
 def _panel_tanh(ax, e) -> None:
-    z, pooled = e.pooler.z, e.pooler.pooled
+    z, pooled = e.lesson.z, e.lesson.pooled
     reach = max(3.0, 1.1 * float(np.abs(z).max()))
     x = np.linspace(-reach, reach, 400)
     ax.axhspan(0.99, 1.05, color="tab:red", alpha=0.12, label="saturated: |tanh| > 0.99")
     ax.axhspan(-1.05, -0.99, color="tab:red", alpha=0.12)
     ax.plot(x, np.tanh(x), color="black", lw=1, label="tanh")
     ax.scatter(z, pooled, s=12, color="tab:orange", zorder=3,
-               label=f"(z, pooled_output) per dimension; {e.pooler.saturated} saturated")
+               label=f"(z, pooled_output) per dimension; {e.lesson.saturated} saturated")
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("z = W·h_[CLS] + b")
     ax.set_ylabel("pooled_output = tanh(z)")
@@ -74,7 +74,7 @@ def _panel_tanh(ax, e) -> None:
 
 
 def _panel_histograms(ax, e) -> None:
-    h, pooled = e.h_cls, e.pooler.model_pooled
+    h, pooled = e.h_cls, e.lesson.pooled
     bins = np.linspace(min(h.min(), pooled.min()), max(h.max(), pooled.max()), 80)
     ax.hist(h, bins=bins, alpha=0.6, color="tab:blue", label="h_[CLS]")
     ax.hist(pooled, bins=bins, alpha=0.6, color="tab:orange", label="pooled_output")

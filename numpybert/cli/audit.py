@@ -74,17 +74,17 @@ def run(args):
     if args.tokenizer:
         return run_tokenizer(args)
     report = golden_audit(args) if args.golden else live_audit(args)
-    emit(args, lambda: audit.report_json(report), lambda: audit.render_table(report))
-    return 0 if report.passed else 1
+    return emit(args, lambda: audit.report_json(report), lambda: audit.render_table(report), report.passed)
 
 
-def emit(args, as_json, as_text) -> None:
-    """Print a report: strict JSON (no NaN) with --json, else the readable text."""
+def emit(args, as_json, as_text, passed: bool = True) -> int:
+    """Print a report (strict JSON, no NaN, with --json; else the readable text); the exit status."""
     if args.json:
         json.dump(as_json(), sys.stdout, indent=1, allow_nan=False)
         print()
     else:
         print(as_text())
+    return 0 if passed else 1
 
 
 def check_args(args) -> None:
@@ -138,9 +138,8 @@ def run_conventions(args) -> int:
     model = cli.load_model(args, engine=args.engine)
     inputs = audit.with_fully_masked_row(audit_inputs(model, args.text))
     rows = audit.compare_conventions(model, inputs)
-    emit(args, lambda: audit.conventions_json(model, inputs, rows),
-         lambda: audit.render_conventions(model, inputs, rows))
-    return 0
+    return emit(args, lambda: audit.conventions_json(model, inputs, rows),
+                lambda: audit.render_conventions(model, inputs, rows))
 
 
 def audit_inputs(model, texts) -> dict:
@@ -164,16 +163,16 @@ def run_onnx(args) -> int:
     else:  # fixed random ids of varied lengths: the ranking then only says whether neighbours move
         ranking = audit.random_inputs(model.config, lengths=graph_audit.RANDOM_LENGTHS, seed=1)
     report = graph_audit.audit_graph(args.onnx, args.model, inputs, ranking)
-    emit(args, lambda: graph_audit.report_graph_json(report), lambda: graph_audit.render_graph_report(report))
-    return 0 if report.passed else 1
+    return emit(args, lambda: graph_audit.report_graph_json(report), lambda: graph_audit.render_graph_report(report),
+                report.passed)
 
 
 def run_tokenizer(args) -> int:
     """`--tokenizer PATH`: another tokenizer against --model's (numpybert/audit/tokenizer_audit.py)."""
     from ..audit import tokenizer_audit
     report = tokenizer_audit.audit_tokenizer(args.tokenizer, args.model)
-    emit(args, lambda: tokenizer_audit.report_json(report), lambda: tokenizer_audit.render(report))
-    return 0 if report.passed else 1
+    return emit(args, lambda: tokenizer_audit.report_json(report), lambda: tokenizer_audit.render(report),
+                report.passed)
 
 
 def has_tokenizer(model) -> bool:

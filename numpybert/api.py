@@ -15,10 +15,11 @@ import numpy as np
 from . import reference as R
 from .engine import model as M
 from .engine.blocks import sharing
+from .loading import hub
 from .loading.checkpoint import load_params, nest
 from .loading.config import BertConfig
 from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
-from .text.inputs import check_inputs, check_masked_rows
+from .text.inputs import check_inputs, check_inputs_embeds, check_masked_rows, warn_if_padding_and_no_attention_mask
 from .engine.threads import choose_once
 
 MASK_VALUES = ("finfo-min", "-10000", "-inf")
@@ -72,20 +73,63 @@ ENGINES = {
 
 @dataclasses.dataclass
 class BertOutput:
-    """What `BertModel.__call__` returns, named as transformers names it."""
+    """What `BertModel.__call__` returns, named as transformers names it.
+
+    Also used as transformers' `ModelOutput`: `out["last_hidden_state"]`, `out[0]`, `out.keys()`,
+    `out.to_tuple()`, `dict(out)`, and `last_hidden_state, pooler_output = out`, over the fields
+    that are set, in transformers' order (`OUTPUT_FIELDS`). A checkpoint without a pooler has no
+    pooler entry there (as transformers' `add_pooling_layer=False`); `out.pooler_output` and
+    `out["pooler_output"]` raise a clear error instead of returning None.
+    """
     last_hidden_state: np.ndarray  # [B, T, H]: the final layer, every token ("sequence_output")
     _pooler_output: np.ndarray | None  # [B, H]: tanh(W·h_[CLS] + b), or None when the checkpoint has no pooler
     hidden_states: tuple | None = None  # L+1 × [B, T, H]: the embedding output, then each layer's output
     attentions: tuple | None = None  # L × [B, N, T, T]: softmax probabilities (one per layer, so one fewer)
-    trace: dict | None = None  # every recorded intermediate, in forward order (record=True)
+    trace: dict | None = None  # every recorded intermediate, in forward order (record=True); numpybert's own
     _encoder_outputs: tuple = ()  # L × [B, T, H], kept for tfhub()
     _pooler_missing: str = ""
+
+    OUTPUT_FIELDS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")  # transformers' order
 
     @property
     def pooler_output(self) -> np.ndarray:
         if self._pooler_output is None:
             raise MissingWeightsError(self._pooler_missing)
         return self._pooler_output
+
+    # -- transformers' ModelOutput conventions ---------------------------------------------------
+    def keys(self) -> tuple:
+        """The transformers fields that are set (not None), in transformers' order."""
+        stored = {k: self._pooler_output if k == "pooler_output" else getattr(self, k) for k in self.OUTPUT_FIELDS}
+        return tuple(k for k in self.OUTPUT_FIELDS if stored[k] is not None)
+
+    def values(self) -> tuple:
+        return self.to_tuple()
+
+    def items(self) -> tuple:
+        return tuple(zip(self.keys(), self.to_tuple()))
+
+    def to_tuple(self) -> tuple:
+        """The set fields' values, as transformers' `ModelOutput.to_tuple()` (and return_dict=False)."""
+        return tuple(getattr(self, k) for k in self.keys())
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key == "pooler_output" or key in self.keys():
+                return getattr(self, key)
+            raise KeyError(f"{key!r}: this output has {list(self.keys())}")
+        return self.to_tuple()[key]  # an int or a slice, as transformers
+
+    def __contains__(self, key) -> bool:
+        return key in self.keys()
+
+    def __iter__(self):
+        """Unpacking gives the values: `last_hidden_state, pooler_output = model(**batch)`.
+        (transformers' ModelOutput is an OrderedDict, so iterating it gives the keys; see README.)"""
+        return iter(self.to_tuple())
+
+    def __len__(self) -> int:
+        return len(self.keys())
 
     def tfhub(self) -> dict:
         """TF Hub's BERT encoder keys. `default` IS `pooled_output` (the same array);
@@ -114,6 +158,8 @@ class BertModel:
         self.mask_value = mask_value
         self.model_dir = model_dir
         self._tokenizer = None
+        self._max_seq_length = None  # encode's; None: the model directory's (sentence_bert_config.json)
+        self._similarity_fn_name = None
 
     def __repr__(self):
         return (f"BertModel({self.model_dir!r}, dtype={self.dtype.name}, engine={self.engine.name}; "
@@ -138,18 +184,25 @@ class BertModel:
                          mask_value or self.mask_value, self.model_dir, self.engine.name)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False, record=False,
+                 inputs_embeds=None, output_hidden_states=False, output_attentions=False, record=False,
                  input_word_ids=None, input_mask=None, input_type_ids=None) -> BertOutput:
-        """Run the encoder. Also accepts TF Hub's preprocessor keys (input_word_ids, input_mask,
-        input_type_ids). `record=True` fills `out.trace` with every intermediate."""
+        """Run the encoder, as transformers' `BertModel.forward`.
+
+        input_ids [B, T] ints, or inputs_embeds [B, T, H] floats used instead of the word embeddings
+        (position and token-type embeddings are still added). attention_mask: 0/1 as bool, int or
+        float. Also accepts TF Hub's preprocessor keys (input_word_ids, input_mask, input_type_ids).
+        `record=True` fills `out.trace` with every intermediate."""
         input_ids, attention_mask, token_type_ids = _tfhub_aliases(
-            input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids)
+            input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids, inputs_embeds)
+        embeds = None if inputs_embeds is None else check_inputs_embeds(self.config, inputs_embeds, self.dtype)
         ids, mask, types, positions = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
-                                                   position_ids)
+                                                   position_ids, embeds)
+        if attention_mask is None and ids is not None:
+            warn_if_padding_and_no_attention_mask(ids, self.config.pad_token_id)
         check_masked_rows(mask, self.mask_value)
         trace = {} if record else None
         hidden_states, attentions, pooled = self.engine.bert(ids, types, positions, mask, self.params, self.config,
-                                                             self.mask_value, trace)
+                                                             self.mask_value, trace, inputs_embeds=embeds)
         _check_finite(hidden_states, self.model_dir)
         return BertOutput(
             last_hidden_state=hidden_states[-1],
@@ -176,11 +229,69 @@ class BertModel:
         """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
         return self.tokenizer(texts, text_pairs, **kwargs)
 
-    # -- what BERT is used for: sentence embeddings and task heads (numpybert/encode.py, heads.py) --
-    def encode(self, texts, **kwargs):
-        """Sentence embeddings [N, D], as `SentenceTransformer.encode`; see `numpybert.apps.encode.encode`."""
-        from .apps.encode import encode
-        return encode(self, texts, **kwargs)
+    # -- what BERT is used for: sentence embeddings and task heads (numpybert/apps/encode.py, heads.py) --
+    def encode(self, sentences, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
+               output_value="sentence_embedding", precision="float32", convert_to_numpy=True,
+               convert_to_tensor=False, device=None, normalize_embeddings=False, truncate_dim=None,
+               *, pooling=None, normalize=None, max_seq_length=None, window=None, long="truncate", stride=None):
+        """Sentence embeddings [N, D], as `SentenceTransformer.encode` (same arguments, same meaning);
+        see `numpybert.apps.encode.encode` for numpybert's keyword-only additions."""
+        from .apps.encode import WINDOW, encode
+        return encode(self, sentences, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
+                      convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim,
+                      pooling=pooling, normalize=normalize, max_seq_length=max_seq_length, window=window or WINDOW,
+                      long=long, stride=stride)
+
+    def _encode_settings(self):
+        from .apps.encode import read_settings
+        return read_settings(self.model_dir, self.config.max_position_embeddings)
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens per text in `encode` ([CLS]/[SEP] included); settable, as SentenceTransformer's."""
+        if self._max_seq_length is None:
+            self._max_seq_length = self._encode_settings().max_seq_length
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value):
+        from .apps.encode import positive_int
+        value = positive_int("max_seq_length", value)
+        if not 2 <= value <= self.config.max_position_embeddings:
+            raise InputValueError(f"max_seq_length={value}: expected 2 to max_position_embeddings="
+                                  f"{self.config.max_position_embeddings}")
+        self._max_seq_length = value
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """"cosine" | "dot" | "euclidean" | "manhattan": the model's (config_sentence_transformers.json,
+        cosine by default), settable, as SentenceTransformer's."""
+        if self._similarity_fn_name is None:
+            self._similarity_fn_name = self._encode_settings().similarity_fn_name
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value):
+        from .apps.encode import SIMILARITY_FN_NAMES
+        if value not in SIMILARITY_FN_NAMES:
+            raise InputValueError(f"similarity_fn_name={value!r}: expected one of {SIMILARITY_FN_NAMES}")
+        self._similarity_fn_name = value
+
+    def similarity(self, embeddings1, embeddings2) -> np.ndarray:
+        """Scores [N, M] between all embeddings, with `similarity_fn_name`, as SentenceTransformer.similarity."""
+        from .apps.encode import similarity
+        return similarity(embeddings1, embeddings2, self.similarity_fn_name)
+
+    def similarity_pairwise(self, embeddings1, embeddings2) -> np.ndarray:
+        """Scores [N] between embeddings1[i] and embeddings2[i], as SentenceTransformer.similarity_pairwise."""
+        from .apps.encode import similarity_pairwise
+        return similarity_pairwise(embeddings1, embeddings2, self.similarity_fn_name)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """D of `encode`'s vectors: hidden_size times the number of pooling modes."""
+        return self.config.hidden_size * len(self._encode_settings().pooling)
+
+    get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's newer name
 
     def fill_mask(self, text, top_k=5) -> list:
         """Top-k tokens for each [MASK] (masked-LM head); see `numpybert.apps.heads.fill_mask`."""
@@ -208,15 +319,18 @@ def _check_finite(hidden_states, model_dir):
                        "but too large for this dtype (corrupt checkpoint?)")
 
 
-def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids):
+def _tfhub_aliases(input_ids, attention_mask, token_type_ids, input_word_ids, input_mask, input_type_ids,
+                   inputs_embeds=None):
     for hf, tf, hf_name, tf_name in ((input_ids, input_word_ids, "input_ids", "input_word_ids"),
                                      (attention_mask, input_mask, "attention_mask", "input_mask"),
                                      (token_type_ids, input_type_ids, "token_type_ids", "input_type_ids")):
         if hf is not None and tf is not None:
             raise InputValueError(f"pass {hf_name} or {tf_name}, not both")
     input_ids = input_ids if input_ids is not None else input_word_ids
-    if input_ids is None:
-        raise InputValueError("input_ids is required")
+    if input_ids is not None and inputs_embeds is not None:
+        raise InputValueError("pass input_ids or inputs_embeds, not both (as transformers)")
+    if input_ids is None and inputs_embeds is None:
+        raise InputValueError("input_ids is required (or inputs_embeds, as transformers)")
     return (input_ids, attention_mask if attention_mask is not None else input_mask,
             token_type_ids if token_type_ids is not None else input_type_ids)
 
@@ -232,9 +346,12 @@ def _model_dtype(dtype) -> np.dtype:
     return resolved
 
 
-def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, mmap=False, engine="fast") -> BertModel:
-    """Load a BERT checkpoint directory (config.json + model.safetensors or shards).
-    No model_dir: $NUMPYBERT_MODEL, else the default model `numpybert fetch` downloaded
+def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True, mmap=False, engine="fast",
+         revision=None) -> BertModel:
+    """Load a BERT checkpoint: a local directory (config.json + model.safetensors or shards), or a
+    Hub name (`org/name` or `name`) already in the local Hugging Face cache (`numpybert.loading.hub`;
+    `revision` picks a branch, tag or commit there). Never downloads.
+    No name_or_path: $NUMPYBERT_MODEL, else the default model `numpybert fetch` downloaded
     (numpybert/loading/locate.py says where).
 
     engine="fast" (default) runs numpybert/engine/; engine="reference" runs numpybert/reference.py,
@@ -245,20 +362,30 @@ def load(model_dir=None, dtype="float32", mask_value="finfo-min", strict=True, m
     later can change or crash the model. mmap=True maps the file instead: a faster, smaller start
     (memory holds only the pages the forward pass touches), but the file must not be truncated
     or rewritten while the model is in use (the process would die of SIGBUS)."""
-    if model_dir is None:
+    if name_or_path is None:
         from .loading.locate import resolve_model
-        model_dir = resolve_model()
-    if not isinstance(model_dir, (str, bytes, os.PathLike)):
-        raise InputTypeError(f"model_dir must be a path to a directory, got {type(model_dir).__name__}")
-    model_dir = os.fsdecode(model_dir)
+        name_or_path = resolve_model()
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise WeightsError(f"{model_dir}: not a directory; pass the model directory (config.json + model.safetensors)")
-    if not os.path.isdir(model_dir):
-        hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
-        raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
-                                   "directories only (no Hugging Face hub downloads)")
+    model_dir = resolve_model_dir(name_or_path, revision)
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
     params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
     return BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
+
+
+def resolve_model_dir(name_or_path, revision=None) -> str:
+    """The model directory: name_or_path itself when it exists, else a Hub name from the local cache."""
+    if not isinstance(name_or_path, (str, bytes, os.PathLike)):
+        raise InputTypeError(f"name_or_path must be a model directory or a Hub name, got {type(name_or_path).__name__}")
+    model_dir = os.fsdecode(name_or_path)
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise WeightsError(f"{model_dir}: not a directory; pass the model directory (config.json + model.safetensors)")
+    if os.path.isdir(model_dir):
+        if revision is not None:
+            raise InputValueError(f"revision={revision!r} applies to Hub names; {model_dir} is a local directory")
+        return model_dir
+    if hub.looks_like_hub_name(model_dir):
+        return hub.resolve(model_dir, revision)
+    hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
+    raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
+                               "directories and the local Hugging Face cache only (no hub downloads)")

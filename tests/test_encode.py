@@ -177,7 +177,7 @@ def test_normalize_and_concatenated_modes(tiny):
     raw = encode(tiny, TEXTS, pooling=("cls", "mean"))
     assert raw.shape == (len(TEXTS), 2 * 32)
     np.testing.assert_array_equal(raw[:, :32], encode(tiny, TEXTS, pooling="cls"))
-    normalized = encode(tiny, TEXTS, normalize=True)
+    normalized = encode(tiny, TEXTS, normalize_embeddings=True)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-6)
     np.testing.assert_allclose(normalized, l2_normalize(encode(tiny, TEXTS)), atol=1e-7)
 
@@ -204,9 +204,9 @@ def test_shapes_single_text_and_empty_list(tiny):
 
 
 def test_bad_items_are_named_by_index(tiny):
-    with pytest.raises(InputTypeError, match=r"texts\[2\] is None"):
+    with pytest.raises(InputTypeError, match=r"sentences\[2\] is None"):
         encode(tiny, ["a", "b", None])
-    with pytest.raises(InputValueError, match=r"texts\[1\] has a lone surrogate"):
+    with pytest.raises(InputValueError, match=r"sentences\[1\] has a lone surrogate"):
         encode(tiny, ["a", "b\ud800"])
 
 

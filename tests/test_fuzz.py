@@ -282,7 +282,7 @@ def fuzz_config(changes, drop):
         assert config.hidden_size % config.num_attention_heads == 0 and config.hidden_act in SUPPORTED_ACTIVATIONS
         assert min(config.vocab_size, config.hidden_size, config.num_hidden_layers, config.intermediate_size,
                    config.max_position_embeddings, config.type_vocab_size) > 0
-        assert 0 <= config.layer_norm_eps < 1
+        assert 0 < config.layer_norm_eps < float("inf")
 
 
 def test_fuzz_config():

@@ -81,10 +81,22 @@ def test_ids_given_twice(model):
     refused(model, InputValueError, ["input_ids", "input_word_ids"], input_ids=IDS, input_word_ids=IDS)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_float_mask_is_refused(model, dtype):
-    refused(model, InputTypeError, ["attention_mask", str(np.dtype(dtype))], input_ids=IDS,
-            attention_mask=MASK.astype(dtype))
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_mask_of_0_and_1_means_the_int_mask(model, dtype):
+    """transformers accepts a float 0/1 mask (its tests build masks with torch.ones(...) floats)."""
+    as_float = model(IDS, MASK.astype(dtype)).last_hidden_state
+    np.testing.assert_array_equal(as_float, model(IDS, MASK).last_hidden_state)
+
+
+@pytest.mark.parametrize("value", [0.5, -1.0, np.nan, 2.0])
+def test_float_mask_other_than_0_and_1_is_refused(model, value):
+    mask = MASK.astype(np.float32)
+    mask[1, 1] = value
+    refused(model, InputValueError, ["attention_mask[1, 1]", "only 0"], input_ids=IDS, attention_mask=mask)
+
+
+def test_complex_or_str_mask_is_refused(model):
+    refused(model, InputTypeError, ["attention_mask", "complex"], input_ids=IDS, attention_mask=MASK.astype(complex))
 
 
 def test_bool_mask_means_0_and_1(model):

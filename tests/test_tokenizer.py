@@ -338,7 +338,7 @@ def test_only_second_needs_pairs(tok):
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"max_length": 1}, r"max_length=1 is less than the 2 special tokens"),
     ({"max_length": 513}, r"max_length=513 is more than max_position_embeddings=512"),
-    ({"padding": "do_not_pad"}, r"padding must be one of"),
+    ({"padding": "pad_everything"}, r"padding must be True/False or one of"),
     ({"truncation": "longest"}, r"truncation must be one of"),
     ({"truncation": 1}, r"truncation must be one of"),
     ({"style": "tf"}, r"style must be one of"),
@@ -499,8 +499,8 @@ def test_numpy_bytes_array_rejected(tok):
 def test_convert_ids_to_tokens_and_decode(tok):
     ids = tok("Hello, world!")["input_ids"][0]
     assert tok.convert_ids_to_tokens(ids) == ["[CLS]", "hello", ",", "world", "!", "[SEP]"]
-    assert tok.decode(ids) == "hello, world!"
-    assert tok.decode(ids, skip_special_tokens=False).startswith("[CLS]")
+    assert tok.decode(ids, skip_special_tokens=True) == "hello, world!"
+    assert tok.decode(ids).startswith("[CLS]")  # transformers' default keeps special tokens
     assert tok.convert_ids_to_tokens([]) == []
 
 

@@ -1,9 +1,15 @@
-"""Sentence embeddings: `encode(model, texts)` -> [N, H], as sentence-transformers' `encode`.
+"""Sentence embeddings: `model.encode(sentences)` -> [N, D], as `SentenceTransformer.encode`.
 
     import numpybert
     model = numpybert.load("weights/all-MiniLM-L6-v2")
     emb = model.encode(["A man is playing a guitar.", "Someone plays music."])  # float32 [2, 384]
-    emb @ emb.T                                                                # cosine (normalized)
+    model.similarity(emb, emb)                                                 # cosine, [2, 2]
+    model.encode([("How old are you?", "I am six.")])                          # a pair: one vector
+    model.encode(texts, output_value="token_embeddings")    # one [tokens, H] per text, no padding
+    model.encode(texts, precision="ubinary")                # packed bits, as quantize_embeddings
+
+The arguments are sentence-transformers' (same names, same meaning); numpybert's own additions
+(pooling override, max_seq_length, window) are keyword-only and named.
 
 A sentence embedding is the encoder's token vectors pooled into one vector per text:
     cls            the [CLS] row of last_hidden_state
@@ -11,10 +17,13 @@ A sentence embedding is the encoder's token vectors pooled into one vector per t
     max            the element-wise max over real tokens
     mean_sqrt_len  the sum over real tokens divided by sqrt(number of tokens)
     pooler         pooled_output = tanh(W·h_[CLS] + b) (not a sentence-transformers mode)
-optionally followed by L2 normalization. The defaults come from a sentence-transformers
-directory, as `SentenceTransformer(dir)` reads it: `modules.json` (is there a Normalize
-module?), the Pooling module's `config.json`, and `sentence_bert_config.json`
-(`max_seq_length`, `do_lower_case`). all-MiniLM-L6-v2: mean, normalized, 256 tokens.
+followed by L2 normalization when the model has a Normalize module (it always runs, as in
+sentence-transformers; `normalize_embeddings=True` is an EXTRA normalization on top). The
+defaults come from a sentence-transformers directory, as `SentenceTransformer(dir)` reads it:
+`modules.json` (is there a Normalize module?), the Pooling module's `config.json`,
+`sentence_bert_config.json` (`max_seq_length`, `do_lower_case`) and
+`config_sentence_transformers.json` (`prompts`, `default_prompt_name`, `similarity_fn_name`).
+all-MiniLM-L6-v2: mean, normalized, 256 tokens, cosine.
 
 Batching: texts are taken in windows of WINDOW, each window is sorted by token count (longest
 first) and cut into batches, so a batch holds texts of similar length and little padding;
@@ -25,10 +34,11 @@ exactly the same numbers as one `encode` call.
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, InputValueError
+from ..errors import ConfigError, InputTypeError, InputValueError
 from ..loading.config import read_json, read_json_object
 from ..text.inputs import check_text
 from ..util import positive_int
@@ -43,6 +53,9 @@ ST_LEGACY_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "m
 ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the module types numpybert computes
 WINDOW = 4096  # texts sorted together by length: bounds memory; padding ~3% over the real tokens
 NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as sentence-transformers' Normalize
+OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)  # sentence-transformers' output_value
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")  # sentence-transformers' ALLOWED_PRECISIONS
+SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")  # SentenceTransformer.similarity_fn_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +66,10 @@ class EncodeSettings:
     max_seq_length: int  # texts are truncated to this many tokens, [CLS] and [SEP] included
     do_lower_case: bool = False  # sentence-transformers lowercases the text before tokenizing
     source: str = "defaults"
+    prompts: tuple = ()  # (name, prompt text) pairs from config_sentence_transformers.json
+    default_prompt_name: str | None = None
+    similarity_fn_name: str = "cosine"
+    include_prompt: bool = True  # Pooling's include_prompt: False leaves the prompt's tokens out of pooling
 
     def replace(self, pooling=None, normalize=None, max_seq_length=None) -> "EncodeSettings":
         """These settings with the given overrides (None keeps the current value)."""
@@ -138,8 +155,27 @@ def read_settings(model_dir, max_position_embeddings: int) -> EncodeSettings:
     st_path = os.path.join(model_dir, "sentence_bert_config.json")
     st_config = read_json_object(st_path, "sentence_bert_config.json", absent={})
     max_length = min(int(st_config.get("max_seq_length") or max_length), max_position_embeddings)
+    pooling_config = read_json_object(os.path.join(model_dir, kinds["Pooling"], "config.json"), "Pooling config.json")
     return EncodeSettings(pooling, "Normalize" in kinds, max_length, bool(st_config.get("do_lower_case")),
-                          source=f"{model_dir} (sentence-transformers)")
+                          source=f"{model_dir} (sentence-transformers)",
+                          include_prompt=bool(pooling_config.get("include_prompt", True)),
+                          **_st_model_config(model_dir))
+
+
+def _st_model_config(model_dir) -> dict:
+    """config_sentence_transformers.json: prompts, default_prompt_name, similarity_fn_name."""
+    path = os.path.join(model_dir, "config_sentence_transformers.json")
+    config = read_json_object(path, "config_sentence_transformers.json", absent={})
+    prompts = config.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ConfigError(f"{path}: prompts must be an object of strings, got {prompts!r}")
+    default = config.get("default_prompt_name")
+    if default is not None and default not in prompts:
+        raise ConfigError(f"{path}: default_prompt_name {default!r} is not one of the prompts {list(prompts)}")
+    similarity = config.get("similarity_fn_name") or "cosine"
+    if similarity not in SIMILARITY_FN_NAMES:
+        raise ConfigError(f"{path}: similarity_fn_name {similarity!r}: expected one of {SIMILARITY_FN_NAMES}")
+    return {"prompts": tuple(prompts.items()), "default_prompt_name": default, "similarity_fn_name": similarity}
 
 
 # ----------------------------------------------------------------------------- pooling (the math)
@@ -165,13 +201,25 @@ def l2_normalize(x):
     return x / np.maximum(norm, NORMALIZE_EPS)
 
 
-def embed_batch(model, batch: dict, settings: EncodeSettings):
-    """A tokenized batch -> sentence embeddings [B, len(pooling)·H] in the model's dtype."""
+def forward_batch(model, batch: dict, settings: EncodeSettings, prompt_length: int = 0):
+    """A tokenized batch -> (sentence embeddings [B, len(pooling)·H], last_hidden_state [B, T, H]),
+    in the model's dtype. The model's own Normalize module runs here (when it has one), as in
+    sentence-transformers; `prompt_length` > 0 with include_prompt=False leaves the prompt's
+    first tokens ([CLS] and the prompt) out of the pooling, as sentence-transformers' Pooling."""
     out = model(**batch)
     pooled = out.pooler_output if "pooler" in settings.pooling else None  # refuses when absent
-    vectors = [pool(out.last_hidden_state, batch["attention_mask"], mode, pooled) for mode in settings.pooling]
+    mask = batch["attention_mask"]
+    if prompt_length and not settings.include_prompt:
+        mask = mask.copy()
+        mask[:, :prompt_length] = 0  # right padding: the prompt is the first tokens of every row
+    vectors = [pool(out.last_hidden_state, mask, mode, pooled) for mode in settings.pooling]
     x = vectors[0] if len(vectors) == 1 else np.concatenate(vectors, axis=-1)
-    return l2_normalize(x) if settings.normalize else x
+    return (l2_normalize(x) if settings.normalize else x), out.last_hidden_state
+
+
+def embed_batch(model, batch: dict, settings: EncodeSettings):
+    """A tokenized batch -> sentence embeddings [B, len(pooling)·H] in the model's dtype."""
+    return forward_batch(model, batch, settings)[0]
 
 
 # ----------------------------------------------------------------------------- texts in, vectors out
@@ -183,24 +231,35 @@ def length_sorted_batches(lengths, batch_size: int) -> list:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def tokenize_texts(tokenizer, texts: list, settings: EncodeSettings) -> dict:
-    """Texts as the model sees them: lowercased when the settings say so, cut at max_seq_length,
-    right-padded to the longest. The attention mask's row sums are the token counts."""
+def tokenize_texts(tokenizer, texts: list, settings: EncodeSettings, pairs: list | None = None) -> dict:
+    """Texts (and their pairs) as the model sees them: lowercased when the settings say so, cut at
+    max_seq_length (longest_first for pairs), right-padded to the longest. The attention mask's
+    row sums are the token counts."""
     if settings.do_lower_case:
         texts = [t.lower() for t in texts]
-    return tokenizer(texts, max_length=settings.max_seq_length, truncation=True)
+        pairs = None if pairs is None else [t.lower() for t in pairs]
+    return tokenizer(texts, pairs, max_length=settings.max_seq_length, truncation=True)
 
 
-def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int = 32, on_batch=None):
-    """Embed one window of texts: tokenize, sort by token count, run batches, return [n, D] in input order.
-    `on_batch(k)` is called after each batch of k texts (progress bars)."""
-    tokens = tokenize_texts(model.tokenizer, texts, settings)
+def run_window(model, texts: list, settings: EncodeSettings, batch_size: int = 32, pairs: list | None = None,
+               prompt_length: int = 0):
+    """Tokenize one window of texts, sort by token count, and yield per batch
+    (rows, batch, sentence embeddings [b, D], last_hidden_state [b, T, H]); rows index the window."""
+    tokens = tokenize_texts(model.tokenizer, texts, settings, pairs)
     lengths = tokens["attention_mask"].sum(axis=1)
-    result = None
     for rows in length_sorted_batches(lengths, batch_size):
         width = int(lengths[rows].max())  # right padding: the columns past the longest row are all padding
         batch = {key: value[rows, :width] for key, value in tokens.items()}
-        vectors = embed_batch(model, batch, settings)
+        sentence, hidden = forward_batch(model, batch, settings, prompt_length)
+        yield rows, batch, sentence, hidden
+
+
+def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int = 32, on_batch=None,
+                 pairs: list | None = None, prompt_length: int = 0):
+    """Embed one window of texts: tokenize, sort by token count, run batches, return [n, D] in input order.
+    `on_batch(k)` is called after each batch of k texts (progress bars)."""
+    result = None
+    for rows, _, vectors, _ in run_window(model, texts, settings, batch_size, pairs, prompt_length):
         if result is None:
             result = np.empty((len(texts), vectors.shape[1]), dtype=vectors.dtype)
         result[rows] = vectors
@@ -209,22 +268,237 @@ def embed_window(model, texts: list, settings: EncodeSettings, batch_size: int =
     return result
 
 
-def encode(model, texts, batch_size: int = 32, pooling=None, normalize=None, show_progress_bar=None,
-           max_seq_length=None, window: int = WINDOW, long: str = "truncate", stride=None):
-    """Sentence embeddings [N, D] (D = H per pooling mode) in the model's dtype (float32 by default),
-    like `SentenceTransformer.encode`. A single str gives one vector [D].
+def encode(model, sentences, prompt_name=None, prompt=None, batch_size: int = 32, show_progress_bar=None,
+           output_value="sentence_embedding", precision="float32", convert_to_numpy: bool = True,
+           convert_to_tensor: bool = False, device=None, normalize_embeddings: bool = False, truncate_dim=None,
+           *, pooling=None, normalize=None, max_seq_length=None, window: int = WINDOW, long: str = "truncate",
+           stride=None):
+    """`SentenceTransformer.encode`, same arguments and meaning, in NumPy.
 
-    pooling, normalize, max_seq_length: None takes the model directory's defaults (`read_settings`).
-    show_progress_bar: a tqdm bar over texts on stderr (needs the `cli` extra: pip install tqdm).
-    long: "truncate" (sentence-transformers' behaviour) cuts texts at max_seq_length; "chunk" embeds
-    a longer text as the weighted mean of overlapping windows, `stride` tokens shared (apps/long.py).
+    sentences: a str (-> one result), or a list of str, or a list of pairs (tuples/lists of two str:
+        "[CLS] a [SEP] b [SEP]", one embedding per pair).
+    prompt / prompt_name: text put before every sentence (the first of a pair); prompt_name picks one of
+        the model's `prompts` (config_sentence_transformers.json); with neither, its default_prompt_name.
+    output_value: "sentence_embedding" -> [N, D]; "token_embeddings" -> a list of [tokens_i, H] arrays
+        (padding removed); None -> a list of dicts per text (input_ids, attention_mask, token_type_ids,
+        token_embeddings, sentence_embedding), each without padding.
+    precision: "float32" | "int8" | "uint8" | "binary" | "ubinary", as sentence-transformers'
+        `quantize_embeddings` (int8/uint8 take per-dimension ranges from these embeddings, so they need
+        at least two; binary packs the signs into D/8 bytes).
+    normalize_embeddings: an EXTRA L2 normalization after the model's own modules (a model with a
+        Normalize module, such as all-MiniLM-L6-v2, returns unit vectors either way).
+    truncate_dim: keep the first truncate_dim dimensions (before normalize_embeddings, as sentence-transformers).
+    convert_to_numpy=False: a list of 1-D arrays. convert_to_tensor=True: an error (numpybert has no torch).
+    device: None or "cpu". show_progress_bar: a tqdm bar over texts (needs the `cli` extra).
+
+    numpybert's own, keyword-only: pooling (override the model's pooling modes, POOLING_MODES),
+    normalize (True/False: run or skip the model's Normalize module, as Embedder and `--normalize`;
+    None, the default: the model's modules.json decides, as sentence-transformers, which has no such switch),
+    max_seq_length (override model.max_seq_length for this call), window (texts sorted together),
+    long: "truncate" (sentence-transformers' behaviour) cuts texts at max_seq_length; "chunk" embeds a
+    longer text as the weighted mean of overlapping windows, `stride` tokens shared (apps/long.py;
+    sentence embeddings of single texts only).
+    Results are in the model's dtype (float32 unless loaded with dtype="float64").
     """
-    settings = encode_settings(model.model_dir, model.config, pooling, normalize, max_seq_length)
-    single = isinstance(texts, str)
-    texts = [texts] if single else texts
+    _check_encode_options(output_value, precision, convert_to_tensor, device, truncate_dim)
+    limit = max_seq_length if max_seq_length is not None else getattr(model, "max_seq_length", None)
+    settings = encode_settings(model.model_dir, model.config, pooling, normalize, limit)
+    single = isinstance(sentences, str)
+    texts, pairs = split_pairs([sentences] if single else sentences)
+    prompt = resolve_prompt(settings, prompt, prompt_name)
+    prompt_length = 0
+    if prompt:
+        texts = [prompt + t for t in texts]
+        prompt_length = len(tokenize_texts(model.tokenizer, [prompt], settings)["input_ids"][0]) - 1  # minus [SEP]
     with progress_bar(show_progress_bar, len(texts)) as bar:
-        result = embed_texts(model, texts, settings, batch_size, window, bar.update, long, stride)
-    return result[0] if single else result
+        results = _encode_texts(model, texts, pairs, settings, positive_int("batch_size", batch_size),
+                                positive_int("window", window), output_value, prompt_length, bar.update,
+                                long, stride)
+    if output_value == "sentence_embedding":
+        results = _finish_sentence_embeddings(results, truncate_dim, normalize_embeddings, precision)
+        if not convert_to_numpy:
+            results = list(results)
+    elif output_value == "token_embeddings":
+        results = quantize_embeddings(results, precision) if precision != "float32" else results
+    else:
+        for item in results:
+            if truncate_dim is not None:
+                item["sentence_embedding"] = item["sentence_embedding"][:truncate_dim]
+    return results[0] if single else results
+
+
+def _encode_texts(model, texts, pairs, settings, batch_size, window, output_value, prompt_length, on_batch,
+                  long="truncate", stride=None):
+    """Per window, run the batches and gather: sentence embeddings [N, D], or per-text token
+    embeddings [tokens_i, H], or per-text dicts (output_value None); in input order."""
+    if long != "truncate":  # texts over max_seq_length embedded whole, in windows (numpybert/apps/long.py)
+        if pairs is not None or output_value != "sentence_embedding":
+            raise InputValueError(f"long={long!r} embeds single texts into sentence embeddings; pairs and "
+                                  f"output_value={output_value!r} take long='truncate'")
+        return embed_texts(model, texts, settings, batch_size, window, on_batch, long, stride)
+    if output_value == "sentence_embedding":
+        parts = [embed_window(model, texts[i:i + window], settings, batch_size, on_batch,
+                              None if pairs is None else pairs[i:i + window], prompt_length)
+                 for i in range(0, len(texts), window)]
+        if not parts:
+            return np.empty((0, model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)
+        return np.concatenate(parts)
+    results = [None] * len(texts)
+    for start in range(0, len(texts), window):
+        window_pairs = None if pairs is None else pairs[start:start + window]
+        for rows, batch, sentence, hidden in run_window(model, texts[start:start + window], settings, batch_size,
+                                                        window_pairs, prompt_length):
+            for j, row in enumerate(rows):
+                n = int(batch["attention_mask"][j].sum())  # right padding: the first n tokens are real
+                if output_value == "token_embeddings":
+                    results[start + row] = hidden[j, :n]
+                else:
+                    results[start + row] = {**{k: v[j, :n] for k, v in batch.items()},
+                                            "token_embeddings": hidden[j, :n], "sentence_embedding": sentence[j]}
+            on_batch(len(rows))
+    return results
+
+
+def _finish_sentence_embeddings(x, truncate_dim, normalize_embeddings, precision):
+    """sentence-transformers' order after the modules: truncate_dim, normalize_embeddings, precision."""
+    if truncate_dim is not None:
+        x = x[:, :truncate_dim]
+    if normalize_embeddings:
+        x = l2_normalize(x)
+    if precision != "float32" and len(x):
+        x = quantize_embeddings(x, precision)
+    return x
+
+
+def _check_encode_options(output_value, precision, convert_to_tensor, device, truncate_dim):
+    if output_value not in OUTPUT_VALUES:
+        raise InputValueError(f"output_value={output_value!r}: expected one of {OUTPUT_VALUES}")
+    if precision not in PRECISIONS:
+        raise InputValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    if convert_to_tensor:
+        raise InputValueError("convert_to_tensor=True: numpybert returns NumPy arrays and has no torch; "
+                              "leave convert_to_numpy=True (the default)")
+    if device not in (None, "cpu"):
+        raise InputValueError(f"device={device!r}: numpybert computes on the CPU only (device=None or 'cpu')")
+    if truncate_dim is not None:
+        positive_int("truncate_dim", truncate_dim)
+
+
+def split_pairs(items) -> tuple:
+    """sentences as sentence-transformers takes them -> (texts, pairs or None): all plain texts, or all
+    pairs (a tuple/list of two texts). A NumPy array of str is a list of texts."""
+    if isinstance(items, np.ndarray) and items.ndim == 1:
+        items = items.tolist()
+    if not isinstance(items, (list, tuple)):
+        raise InputTypeError(f"sentences must be a str, a list of str or a list of (text, text) pairs, "
+                             f"got {type(items).__name__}")
+    items = list(items)
+    is_pair = [isinstance(item, (tuple, list)) for item in items]
+    if not any(is_pair):
+        return [check_text(t, f"sentences[{i}]") for i, t in enumerate(items)], None
+    if not all(is_pair):
+        i = is_pair.index(False)
+        raise InputTypeError(f"sentences[{i}] is a {type(items[i]).__name__} but sentences[{is_pair.index(True)}] "
+                             "is a pair; pass all texts or all (text, text) pairs")
+    for i, item in enumerate(items):
+        if len(item) != 2:
+            raise InputValueError(f"sentences[{i}] has {len(item)} texts; a pair is (text, text)")
+    return ([check_text(a, f"sentences[{i}][0]") for i, (a, _) in enumerate(items)],
+            [check_text(b, f"sentences[{i}][1]") for i, (_, b) in enumerate(items)])
+
+
+def resolve_prompt(settings: EncodeSettings, prompt=None, prompt_name=None):
+    """The prompt to put before each text, as sentence-transformers picks it: prompt, else
+    prompts[prompt_name], else the default prompt (if the model names one), else None."""
+    prompts = dict(settings.prompts)
+    if prompt is not None:
+        if prompt_name is not None:
+            warnings.warn("Provide either a `prompt`, a `prompt_name`, or neither, but not both. "
+                          "Ignoring the `prompt_name` in favor of `prompt`.", UserWarning, stacklevel=3)
+        if not isinstance(prompt, str):
+            raise InputTypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        return prompt
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            raise InputValueError(f"prompt_name={prompt_name!r} is not one of the model's prompts "
+                                  f"{list(prompts)} (config_sentence_transformers.json)")
+        return prompts[prompt_name]
+    return prompts.get(settings.default_prompt_name) if settings.default_prompt_name else None
+
+
+# ----------------------------------------------------------------------------- precision, similarity
+
+def quantize_embeddings(embeddings, precision: str):
+    """sentence-transformers' `quantize_embeddings` without calibration data: int8/uint8 map each
+    dimension's [min, max] over these embeddings onto 256 buckets; binary/ubinary pack the signs
+    (> 0) into bits. A list of [tokens, H] arrays shares one set of ranges."""
+    if isinstance(embeddings, list):
+        if not embeddings:
+            return []
+        ranges = _quantization_ranges(np.concatenate(embeddings), precision) if precision.endswith("int8") else None
+        return [_quantize(e, precision, ranges) for e in embeddings]
+    ranges = _quantization_ranges(embeddings, precision) if precision.endswith("int8") else None
+    return _quantize(embeddings, precision, ranges)
+
+
+def _quantization_ranges(x, precision):
+    if x.ndim == 1 or x.shape[0] == 1:
+        raise InputValueError(f"precision={precision!r} computes its per-dimension ranges from the embeddings "
+                              "themselves, so it needs at least two (sentence-transformers refuses one too); "
+                              "encode more texts, or quantize with ranges from a representative set")
+    return np.vstack((x.min(axis=0), x.max(axis=0)))  # [2, D]
+
+
+def _quantize(x, precision, ranges):
+    if precision.endswith("int8"):
+        ranges = ranges.astype(np.float32, copy=False)
+        starts = ranges[0]
+        steps = (ranges[1] - starts) / 255
+        steps = np.where(steps == 0, 1, steps)
+        q = np.clip(np.floor((x - starts) / steps), 0, 255)
+        return q.astype(np.uint8) if precision == "uint8" else (q - 128).astype(np.int8)
+    bits = np.packbits(x > 0, axis=-1)  # [N, D] -> [N, D/8]
+    return bits if precision == "ubinary" else (bits - 128).astype(np.int8)
+
+
+def _as_batch(x, name):
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None]  # [D] -> [1, D]
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise InputValueError(f"{name} must be embeddings [N, D] or [D], got shape {x.shape} ({x.dtype})")
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+
+
+def similarity(a, b, fn_name: str = "cosine"):
+    """All-pairs scores [N, M] between embeddings a [N, D] and b [M, D], as SentenceTransformer.similarity:
+    cosine, dot, or the negated euclidean / manhattan distance."""
+    a, b = _as_batch(a, "embeddings1"), _as_batch(b, "embeddings2")
+    if fn_name == "cosine":
+        return l2_normalize(a) @ l2_normalize(b).T  # [N, D] @ [D, M] -> [N, M]
+    if fn_name == "dot":
+        return a @ b.T
+    if fn_name == "euclidean":
+        return -np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1))  # [N, 1, D] - [1, M, D] -> [N, M]
+    if fn_name == "manhattan":
+        return -np.abs(a[:, None, :] - b[None, :, :]).sum(axis=-1)
+    raise InputValueError(f"similarity_fn_name={fn_name!r}: expected one of {SIMILARITY_FN_NAMES}")
+
+
+def similarity_pairwise(a, b, fn_name: str = "cosine"):
+    """Scores [N] between a[i] and b[i], as SentenceTransformer.similarity_pairwise."""
+    a, b = _as_batch(a, "embeddings1"), _as_batch(b, "embeddings2")
+    if a.shape != b.shape:
+        raise InputValueError(f"embeddings1 has shape {a.shape} and embeddings2 {b.shape}; pairwise needs the same")
+    if fn_name == "cosine":
+        return (l2_normalize(a) * l2_normalize(b)).sum(axis=-1)
+    if fn_name == "dot":
+        return (a * b).sum(axis=-1)
+    if fn_name == "euclidean":
+        return -np.sqrt(((a - b) ** 2).sum(axis=-1))
+    if fn_name == "manhattan":
+        return -np.abs(a - b).sum(axis=-1)
+    raise InputValueError(f"similarity_fn_name={fn_name!r}: expected one of {SIMILARITY_FN_NAMES}")
 
 
 def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, window: int = WINDOW, on_batch=None,

@@ -241,9 +241,10 @@ def softmax(x, out=None):
 
 def embeddings(input_ids, token_type_ids, position_ids,
                word_embeddings, position_embeddings, token_type_embeddings, LayerNorm,
-               eps, trace=NO_TRACE):
-    """Token + segment + position embeddings, summed in HF's order, then LayerNorm."""
-    x = word_embeddings["weight"][input_ids]  # [B, T] -> [B, T, H]
+               eps, trace=NO_TRACE, inputs_embeds=None):
+    """Token + segment + position embeddings, summed in HF's order, then LayerNorm.
+    `inputs_embeds` [B, T, H], when given, is used (and written to) instead of word_embeddings[input_ids]."""
+    x = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
     x += token_type_embeddings["weight"][token_type_ids]
     x += position_embeddings["weight"][position_ids]
     trace("sum", x)
@@ -418,11 +419,13 @@ def pooler(last_hidden_state, dense, trace=NO_TRACE):
 
 
 def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config,
-         mask_value="finfo-min", trace=NO_TRACE):
+         mask_value="finfo-min", trace=NO_TRACE, inputs_embeds=None):
     """The whole BertModel: returns (hidden_states [L+1 × [B, T, H]], attentions [L × [B, N, T, T]],
-    pooled_output [B, H] or None when the checkpoint has no pooler)."""
+    pooled_output [B, H] or None when the checkpoint has no pooler). `inputs_embeds` [B, T, H] replaces
+    the word-embedding lookup (input_ids is then None)."""
     x = embeddings(input_ids, token_type_ids, position_ids, **params["embeddings"],
-                   eps=config.layer_norm_eps, trace=trace.scope("embeddings"))  # [B, T] -> [B, T, H]
+                   eps=config.layer_norm_eps, trace=trace.scope("embeddings"),
+                   inputs_embeds=inputs_embeds)  # [B, T] -> [B, T, H]
     mask_bias = attention_mask_bias(attention_mask, x.dtype, mask_value)  # [B, T] -> [B, 1, 1, T]
     hidden_states, attentions = encoder(x, mask_bias, **params["encoder"], n_head=config.num_attention_heads,
                                         act=config.hidden_act, eps=config.layer_norm_eps,

@@ -125,8 +125,9 @@ class BertConfig:
             raise ConfigError(f"config field hidden_act={self.hidden_act!r} is not supported "
                               f"(supported: {', '.join(SUPPORTED_ACTIVATIONS)})")
         eps = self.layer_norm_eps
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
-            raise ConfigError(f"config field layer_norm_eps={eps!r}: expected a number in [0, 1)")
+        # any finite positive number, as transformers (its batching tests use 1.0)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+            raise ConfigError(f"config field layer_norm_eps={eps!r}: expected a finite positive number")
         if self.position_embedding_type != "absolute":
             raise ConfigError(f"config field position_embedding_type={self.position_embedding_type!r} "
                               "is not supported (only 'absolute'; relative_key* was removed in transformers 5)")

@@ -5,9 +5,17 @@ float ids, or broadcast a mask of the wrong shape: each of those is a silently w
 Every check here names the argument, the bad value and where it is.
 """
 
+import warnings
+
 import numpy as np
 
 from ..errors import InputTypeError, InputValueError
+
+# transformers' wording (modeling_utils.warn_if_padding_and_no_attention_mask)
+PADDING_WITHOUT_MASK_WARNING = (
+    "We strongly recommend passing in an `attention_mask` since your input_ids may be padded: they hold "
+    "pad_token_id={pad} and no attention_mask was given, so the padding is attended to as if it were text. "
+    "See https://huggingface.co/docs/transformers/troubleshooting#incorrect-output-when-padding-tokens-arent-masked.")
 
 
 def _as_array(name, x):
@@ -26,12 +34,13 @@ def _as_array(name, x):
     return np.asarray(x)  # a subclass (np.matrix, ...) becomes a plain array
 
 
-def _as_2d(name, x, allow_bool=False):
-    """An integer array [B, T] (a 1-D array is one sequence); bool too when allow_bool."""
+def _as_2d(name, x, allow_bool=False, allow_float=False):
+    """An integer array [B, T] (a 1-D array is one sequence); bool / float too when allowed."""
     x = _as_array(name, x)
-    is_bool = x.dtype == np.bool_
-    if (is_bool and not allow_bool) or not (is_bool or np.issubdtype(x.dtype, np.integer)):
-        kinds = "an integer or bool" if allow_bool else "an integer"
+    is_bool, is_float = x.dtype == np.bool_, np.issubdtype(x.dtype, np.floating)
+    if (is_bool and not allow_bool) or (is_float and not allow_float) \
+            or not (is_bool or is_float or np.issubdtype(x.dtype, np.integer)):
+        kinds = "a bool, integer or float" if allow_float else "an integer or bool" if allow_bool else "an integer"
         raise InputTypeError(f"{name} must have {kinds} dtype, got {x.dtype}")
     if x.ndim == 1:
         x = x[None, :]
@@ -52,10 +61,10 @@ def _in_range(name, x, high, what):
         raise InputValueError(f"{name}[{b}, {t}] = {int(x[b, t])} is outside [0, {high}) ({what})")
 
 
-def _same_shape(name, x, shape, default, allow_bool=False):
+def _same_shape(name, x, shape, default, allow_bool=False, allow_float=False):
     if x is None:
         return default
-    x = _as_2d(name, x, allow_bool)
+    x = _as_2d(name, x, allow_bool, allow_float)
     if name == "position_ids" and x.shape[0] == 1 and shape[0] > 1:
         x = np.broadcast_to(x, (shape[0], x.shape[1]))  # HF accepts position_ids of shape [1, T]
     if x.shape != shape:
@@ -64,8 +73,10 @@ def _same_shape(name, x, shape, default, allow_bool=False):
 
 
 def _check_mask(attention_mask, shape):
-    """The padding mask: 0/1 integers or booleans, shaped as input_ids; all ones by default."""
-    mask = _same_shape("attention_mask", attention_mask, shape, np.ones(shape, np.int64), allow_bool=True)
+    """The padding mask: 0/1 as bool, integers or floats (transformers accepts all three), shaped as
+    input_ids; all ones by default. Any other value (0.5, -1, NaN) is refused: it is not a padding mask."""
+    mask = _same_shape("attention_mask", attention_mask, shape, np.ones(shape, np.int64), allow_bool=True,
+                       allow_float=True)
     bad = (mask != 0) & (mask != 1)
     if bad.any():
         b, t = _first(bad)
@@ -74,23 +85,56 @@ def _check_mask(attention_mask, shape):
     return mask
 
 
-def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
-    """Validate and fill defaults; returns int64 arrays [B, T] ready for `model.bert`."""
-    input_ids = _as_2d("input_ids", input_ids)
-    B, T = input_ids.shape
+def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 inputs_embeds=None):
+    """Validate and fill defaults; returns int64 arrays [B, T] ready for `model.bert`:
+    input_ids (None when inputs_embeds, an array checked by `check_inputs_embeds`, gives the shape),
+    attention_mask, token_type_ids, position_ids."""
+    if inputs_embeds is not None:
+        input_ids, shape, what = None, inputs_embeds.shape[:2], "inputs_embeds"
+    else:
+        input_ids = _as_2d("input_ids", input_ids)
+        shape, what = input_ids.shape, "input_ids"
+    B, T = shape
     if B == 0 or T == 0:
-        raise InputValueError(f"input_ids has shape {input_ids.shape}: need at least one sequence of one token")
+        raise InputValueError(f"{what} has shape {shape}: need at least one sequence of one token")
     if T > config.max_position_embeddings:
-        raise InputValueError(f"input_ids has {T} tokens, more than max_position_embeddings="
+        raise InputValueError(f"{what} has {T} tokens, more than max_position_embeddings="
                               f"{config.max_position_embeddings}; truncate (tokenize with max_length=...)")
-    _in_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+    if input_ids is not None:
+        _in_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+        input_ids = input_ids.astype(np.int64, copy=False)
     attention_mask = _check_mask(attention_mask, (B, T))
     token_type_ids = _same_shape("token_type_ids", token_type_ids, (B, T), np.zeros((B, T), np.int64))
     _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
     position_ids = _same_shape("position_ids", position_ids, (B, T),
                                np.broadcast_to(np.arange(T, dtype=np.int64), (B, T)))
     _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
-    return [a.astype(np.int64, copy=False) for a in (input_ids, attention_mask, token_type_ids, position_ids)]
+    return [input_ids, *(a.astype(np.int64, copy=False) for a in (attention_mask, token_type_ids, position_ids))]
+
+
+def check_inputs_embeds(config, inputs_embeds, dtype):
+    """inputs_embeds as transformers takes it: floats [B, T, H] (2-D [T, H] is one sequence), finite,
+    H = hidden_size; returned in the model's dtype. They replace word_embeddings[input_ids]."""
+    x = _as_array("inputs_embeds", inputs_embeds)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InputTypeError(f"inputs_embeds must have a float dtype, got {x.dtype}")
+    if x.ndim == 2:
+        x = x[None]  # [T, H] -> [1, T, H]
+    if x.ndim != 3 or x.shape[-1] != config.hidden_size:
+        raise InputValueError(f"inputs_embeds must be [batch, tokens, hidden_size={config.hidden_size}], "
+                              f"got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        b, t, h = (int(i) for i in np.argwhere(bad)[0])
+        raise InputValueError(f"inputs_embeds[{b}, {t}, {h}] = {x[b, t, h]}: embeddings must be finite")
+    return np.array(x, dtype=dtype)  # a copy: the forward pass adds to it in place
+
+
+def warn_if_padding_and_no_attention_mask(input_ids, pad_token_id):
+    """As transformers: warn when the first or last column holds pad_token_id and no mask was given."""
+    if pad_token_id is not None and (input_ids[:, [-1, 0]] == pad_token_id).any():
+        warnings.warn(PADDING_WITHOUT_MASK_WARNING.format(pad=pad_token_id), UserWarning, stacklevel=3)
 
 
 def check_masked_rows(attention_mask, mask_value):

@@ -19,6 +19,7 @@ padding is on the right with the [PAD] id, type 0, mask 0.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,10 @@ from ..loading.config import read_json_object
 from .inputs import check_text
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "round_robin")
-PADDING_STRATEGIES = ("longest", "max_length")
+PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+PADDING_ALIASES = {True: "longest", False: "do_not_pad"}  # transformers' padding=True / False
 STYLES = ("hf", "tfhub")
-REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "pad_token", "unk_token")
+REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "unk_token")  # [PAD] only when padding is needed
 DEFAULT_SPECIAL_TOKENS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                           "unk_token": "[UNK]", "mask_token": "[MASK]"}
 
@@ -61,7 +63,14 @@ class _Plan:
     strategy: str | None       # truncation strategy; None: refuse rows over `limit`
     pad_to: int | None         # fixed row length, or None: pad to the longest row
     limit_name: str            # where `limit` came from, for messages ("max_length=16", ...)
-    n_special: int             # 2 for single texts, 3 for pairs
+    n_special: int             # 2 for single texts, 3 for pairs (0 without add_special_tokens)
+    padding: str = "longest"   # one of PADDING_STRATEGIES
+    pad_side: str = "right"
+    cut_side: str = "right"    # truncation_side: "left" keeps the last tokens
+    pad_multiple: int | None = None
+    add_special: bool = True
+    stride: int = 0
+    overflow: bool = False     # return_overflowing_tokens: windows instead of one cut row
 
     @property
     def budget(self) -> int:
@@ -73,7 +82,7 @@ class BertTokenizer:
     """BERT WordPiece tokenizer returning NumPy arrays (HF `BertTokenizerFast` ids, or TF Hub style)."""
 
     def __init__(self, tokenizer: Tokenizer, special_tokens: dict[str, str], max_position_embeddings: int,
-                 source: str = "<memory>"):
+                 source: str = "<memory>", model_max_length: int | None = None):
         """Wrap a ready `tokenizers.Tokenizer`. Prefer `BertTokenizer.from_dir`.
 
         `special_tokens` maps cls_token/sep_token/pad_token/unk_token[/mask_token] to token strings;
@@ -88,6 +97,9 @@ class BertTokenizer:
         self.source = source
         self.max_position_embeddings = int(max_position_embeddings)
         self._ids = _special_token_ids(tokenizer, special_tokens, source)
+        self._names = dict(special_tokens)
+        valid = isinstance(model_max_length, int) and model_max_length > 0
+        self._model_max_length = model_max_length if valid else None
         self._char_cap = _CharCap.for_tokenizer(tokenizer)
         _check_bert_template(tokenizer, self._ids, source)
 
@@ -106,16 +118,18 @@ class BertTokenizer:
             raise WeightsNotFoundError(f"model directory {str(model_dir)!r} does not exist")
         config = _read_tokenizer_config(model_dir)
         special = _special_token_names(model_dir, config)
+        limit = config.get("model_max_length")
+        limit = int(limit) if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit < 1e9 else None
         tok_json, vocab_txt = model_dir / "tokenizer.json", model_dir / "vocab.txt"
         if tok_json.is_file():
             try:
                 tokenizer = Tokenizer.from_file(str(tok_json))
             except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
                 raise ConfigError(f"cannot read {tok_json}: {exc}") from exc
-            return cls(tokenizer, special, max_position_embeddings, str(tok_json))
+            return cls(tokenizer, special, max_position_embeddings, str(tok_json), limit)
         if vocab_txt.is_file():
             return cls(_wordpiece_from_vocab(vocab_txt, config, special), special, max_position_embeddings,
-                       str(vocab_txt))
+                       str(vocab_txt), limit)
         raise WeightsNotFoundError(f"no tokenizer.json or vocab.txt in {str(model_dir)!r}")
 
     # --- properties -----------------------------------------------------------------------------
@@ -125,26 +139,39 @@ class BertTokenizer:
         """Number of ids, added tokens included."""
         return self._tok.get_vocab_size(with_added_tokens=True)
 
-    @property
-    def cls_token_id(self) -> int:
-        return self._ids["cls_token"]
+    def __len__(self) -> int:
+        return self.vocab_size
 
     @property
-    def sep_token_id(self) -> int:
-        return self._ids["sep_token"]
+    def model_max_length(self) -> int:
+        """tokenizer_config.json's model_max_length, capped at max_position_embeddings (as numpybert
+        truncates); max_position_embeddings when the config has none."""
+        return min(self._model_max_length or self.max_position_embeddings, self.max_position_embeddings)
+
+    def _special(self, key: str) -> int | None:
+        return self._ids.get(key)
+
+    cls_token_id = property(lambda self: self._special("cls_token"))
+    sep_token_id = property(lambda self: self._special("sep_token"))
+    unk_token_id = property(lambda self: self._special("unk_token"))
+    pad_token_id = property(lambda self: self._special("pad_token"), doc="None when the vocabulary has no [PAD]")
+    mask_token_id = property(lambda self: self._special("mask_token"), doc="None when the vocabulary has no [MASK]")
+    cls_token = property(lambda self: self._token_of("cls_token"))
+    sep_token = property(lambda self: self._token_of("sep_token"))
+    unk_token = property(lambda self: self._token_of("unk_token"))
+    pad_token = property(lambda self: self._token_of("pad_token"))
+    mask_token = property(lambda self: self._token_of("mask_token"))
+
+    def _token_of(self, key: str) -> str | None:
+        return self._names[key] if key in self._ids else None
 
     @property
-    def pad_token_id(self) -> int:
-        return self._ids["pad_token"]
+    def all_special_tokens(self) -> list[str]:
+        return [self._names[k] for k in DEFAULT_SPECIAL_TOKENS if k in self._ids]
 
     @property
-    def unk_token_id(self) -> int:
-        return self._ids["unk_token"]
-
-    @property
-    def mask_token_id(self) -> int | None:
-        """The [MASK] id, or None when the vocabulary has no mask token."""
-        return self._ids.get("mask_token")
+    def all_special_ids(self) -> list[int]:
+        return [self._ids[k] for k in DEFAULT_SPECIAL_TOKENS if k in self._ids]
 
     @property
     def backend(self) -> Tokenizer:
@@ -154,15 +181,43 @@ class BertTokenizer:
     def __repr__(self) -> str:
         return f"BertTokenizer(source={self.source!r}, vocab_size={self.vocab_size})"
 
-    # --- ids -> text ----------------------------------------------------------------------------
+    # --- tokens <-> ids <-> text ----------------------------------------------------------------
 
-    def convert_ids_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
-        """Token strings of a 1-D id sequence (e.g. one row of input_ids), for plots and explanations."""
-        return [self._tok.id_to_token(i) for i in self._check_ids(ids)]
+    def tokenize(self, text: str, text_pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
+        """WordPiece token strings of a text (no [CLS]/[SEP] unless asked), as transformers' tokenize."""
+        return self.convert_ids_to_tokens(self.encode(text, text_pair, add_special_tokens=add_special_tokens))
 
-    def decode(self, ids: Sequence[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
-        """Text of a 1-D id sequence, WordPiece pieces joined (lowercased text stays lowercased)."""
+    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
+               **kwargs) -> list[int]:
+        """Token ids of one text (or pair) as a list, as transformers' encode; kwargs as `__call__`."""
+        if not isinstance(text, str) and not kwargs.get("is_split_into_words"):
+            raise InputTypeError(f"encode takes one text (str), got {type(text).__name__}; use the tokenizer "
+                                 "call for a batch")
+        out = self(text, text_pair, add_special_tokens=add_special_tokens, padding=False, **kwargs)
+        return [int(i) for i in out["input_ids"][0]]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
+        """Token strings of a 1-D id sequence (e.g. one row of input_ids); one id gives one str."""
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+            return self.convert_ids_to_tokens([ids])[0]
+        special = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self._tok.id_to_token(i) for i in self._check_ids(ids) if i not in special]
+
+    def convert_tokens_to_ids(self, tokens):
+        """Ids of token strings (unknown ones get the [UNK] id); one str gives one int."""
+        if isinstance(tokens, str):
+            token_id = self._tok.token_to_id(tokens)
+            return self.unk_token_id if token_id is None else token_id
+        return [self.convert_tokens_to_ids(check_text(t, f"tokens[{i}]")) for i, t in enumerate(tokens)]
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Text of a 1-D id sequence, WordPiece pieces joined (lowercased text stays lowercased).
+        Special tokens are kept unless skip_special_tokens=True, as transformers."""
         return self._tok.decode(self._check_ids(ids), skip_special_tokens=skip_special_tokens)
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = False) -> list[str]:
+        """`decode` of each row of a [B, T] array or list of id lists."""
+        return [self.decode(row, skip_special_tokens) for row in sequences]
 
     def _check_ids(self, ids: Sequence[int] | np.ndarray) -> list[int]:
         arr = np.asarray(ids)
@@ -177,47 +232,90 @@ class BertTokenizer:
 
     # --- text -> arrays ---------------------------------------------------------------------------
 
-    def __call__(self, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None = None,
-                 max_length: int | None = None, padding: str = "longest", truncation: str | bool | None = None,
-                 style: str = "hf", seq_length: int = 128) -> dict[str, np.ndarray]:
-        """Tokenize a text or a batch (optionally paired) into padded [B, T] arrays.
+    def __call__(self, text, text_pair=None, *, add_special_tokens: bool = True, padding: bool | str = "longest",
+                 truncation: bool | str | None = None, max_length: int | None = None, stride: int = 0,
+                 is_split_into_words: bool = False, pad_to_multiple_of: int | None = None,
+                 padding_side: str | None = None, truncation_side: str | None = None,
+                 return_tensors: str | None = None, return_token_type_ids: bool | None = None,
+                 return_attention_mask: bool | None = None, return_overflowing_tokens: bool = False,
+                 return_special_tokens_mask: bool = False, return_offsets_mapping: bool = False,
+                 return_length: bool = False, style: str = "hf", seq_length: int = 128) -> dict[str, Any]:
+        """Tokenize a text or a batch (optionally paired), as transformers' fast tokenizer `__call__`.
 
-        style="hf": int64 `input_ids`, `attention_mask`, `token_type_ids`, as HF's fast tokenizer.
-            padding: "longest" (pad to the batch's longest row) or "max_length" (needs max_length).
-            truncation: "longest_first" | "only_first" | "only_second" | "round_robin" | False/None.
-                With max_length and truncation None, truncation is "longest_first" (HF's truncation=True).
-                With truncation and no max_length, rows are cut to max_position_embeddings.
-                With neither, a row over max_position_embeddings is an InputValueError.
+        style="hf" (default): int64 `input_ids`, `attention_mask`, `token_type_ids` [B, T].
+            padding: "longest"/True (numpybert's default: arrays need one width), "max_length",
+                False/"do_not_pad" (rows of different lengths come back as lists of 1-D arrays).
+            truncation: True/"longest_first", "only_first", "only_second", "round_robin" (TF Text),
+                False/"do_not_truncate"/None. With max_length and truncation None: "longest_first".
+                With truncation and no max_length, rows are cut to model_max_length. With neither, a
+                row over max_position_embeddings is an InputValueError.
+            stride + return_overflowing_tokens: a long text becomes several rows (windows of
+                max_length overlapping by `stride` tokens); `overflow_to_sample_mapping` [rows] gives
+                each row's input index.
+            return_offsets_mapping ([B, T, 2] character spans, (0, 0) for special and pad tokens),
+            return_special_tokens_mask (1 on [CLS]/[SEP]/[PAD]), return_length, is_split_into_words
+            (each text is a list of words), padding_side / truncation_side ("right" or "left"),
+            pad_to_multiple_of, add_special_tokens: as transformers.
+            return_tensors: None or "np"; numpybert always returns NumPy.
         style="tfhub": int32 `input_word_ids`, `input_mask`, `input_type_ids` of fixed length
             seq_length; pairs are trimmed round robin (TF Text RoundRobinTrimmer).
         """
-        batch_a = _as_text_list(texts, "texts")
-        batch_b = None if text_pairs is None else _as_text_list(text_pairs, "text_pairs")
+        if return_tensors not in (None, "np"):
+            raise InputValueError(f"return_tensors={return_tensors!r}: numpybert returns NumPy arrays only "
+                                  "(return_tensors='np' or None); convert them yourself if you need torch or tf")
+        batch_a = _as_text_list(text, "texts", is_split_into_words)
+        batch_b = None if text_pair is None else _as_text_list(text_pair, "text_pairs", is_split_into_words)
         if batch_b is not None and len(batch_b) != len(batch_a):
             raise InputValueError(f"text_pairs has {len(batch_b)} items but texts has {len(batch_a)}; "
                                   "they must have the same length")
-        plan = self._plan(style, max_length, padding, truncation, seq_length, pair=batch_b is not None)
-        ids_a, ids_b, cut = self._encode_segments(batch_a, batch_b, plan)
-        rows = [self._fit_row(i, ids_a[i], None if ids_b is None else ids_b[i], plan, cut[i])
-                for i in range(len(ids_a))]
+        plan = self._plan(style, max_length, padding, truncation, seq_length, pair=batch_b is not None,
+                          add_special_tokens=add_special_tokens, stride=stride,
+                          overflow=return_overflowing_tokens, padding_side=padding_side,
+                          truncation_side=truncation_side, pad_to_multiple_of=pad_to_multiple_of)
+        seg_a, seg_b, cut = self._encode_segments(batch_a, batch_b, plan, is_split_into_words,
+                                                  offsets=return_offsets_mapping)
+        rows = []
+        for i in range(len(seg_a)):
+            rows += [(i, row) for row in self._fit_row(i, seg_a[i], None if seg_b is None else seg_b[i], plan, cut[i])]
         if style == "tfhub":
-            return self._to_arrays(rows, plan.pad_to, np.int32,
+            return self._to_arrays([r for _, r in rows], plan, np.int32,
                                    ("input_word_ids", "input_mask", "input_type_ids"))
-        return self._to_arrays(rows, plan.pad_to, np.int64, ("input_ids", "attention_mask", "token_type_ids"))
+        out = self._to_arrays([r for _, r in rows], plan, np.int64, ("input_ids", "attention_mask", "token_type_ids"),
+                              special_tokens_mask=return_special_tokens_mask, offsets=return_offsets_mapping,
+                              length=return_length)
+        if return_attention_mask is False:
+            del out["attention_mask"]
+        if return_token_type_ids is False:
+            del out["token_type_ids"]
+        if return_overflowing_tokens:
+            out["overflow_to_sample_mapping"] = np.array([i for i, _ in rows], dtype=np.int64)
+        return out
 
-    def _plan(self, style: str, max_length: Any, padding: Any, truncation: Any, seq_length: Any,
-              pair: bool) -> _Plan:
+    def _plan(self, style: str, max_length: Any, padding: Any, truncation: Any, seq_length: Any, pair: bool,
+              add_special_tokens: bool = True, stride: Any = 0, overflow: bool = False, padding_side: Any = None,
+              truncation_side: Any = None, pad_to_multiple_of: Any = None) -> _Plan:
         """Validate the keyword arguments into a `_Plan`."""
-        n_special = 3 if pair else 2
+        n_special = (3 if pair else 2) if add_special_tokens else 0
         if style not in STYLES:
             raise InputValueError(f"style must be one of {STYLES}, got {style!r}")
+        padding = PADDING_ALIASES.get(padding, padding) if isinstance(padding, (str, bool)) else padding
         if padding not in PADDING_STRATEGIES:
-            raise InputValueError(f"padding must be one of {PADDING_STRATEGIES}, got {padding!r}")
+            raise InputValueError(f"padding must be True/False or one of {PADDING_STRATEGIES + ('do_not_pad',)}, "
+                                  f"got {padding!r}")
+        if truncation == "do_not_truncate":
+            truncation = False
         if not (truncation is None or isinstance(truncation, bool) or truncation in TRUNCATION_STRATEGIES):
-            raise InputValueError(f"truncation must be one of {TRUNCATION_STRATEGIES} or False/None, "
+            raise InputValueError(f"truncation must be one of {TRUNCATION_STRATEGIES} or True/False/None, "
                                   f"got {truncation!r}")
         if truncation == "only_second" and not pair:
             raise InputValueError("truncation='only_second' needs text_pairs; use 'longest_first' for single texts")
+        sides = {"padding_side": padding_side or "right", "truncation_side": truncation_side or "right"}
+        for name, side in sides.items():
+            if side not in ("right", "left"):
+                raise InputValueError(f"{name}={side!r}: expected 'right' or 'left'")
+        multiple = None if pad_to_multiple_of is None else _positive("pad_to_multiple_of", pad_to_multiple_of)
+        common = {"pad_side": sides["padding_side"], "cut_side": sides["truncation_side"], "pad_multiple": multiple,
+                  "add_special": bool(add_special_tokens)}
 
         if style == "tfhub":
             if max_length is not None:
@@ -225,7 +323,7 @@ class BertTokenizer:
             if truncation not in (None, "round_robin"):
                 raise InputValueError(f"style='tfhub' always truncates round robin, got truncation={truncation!r}")
             seq_length = self._check_length(seq_length, "seq_length", n_special)
-            return _Plan(seq_length, "round_robin", seq_length, f"seq_length={seq_length}", n_special)
+            return _Plan(seq_length, "round_robin", seq_length, f"seq_length={seq_length}", n_special, **common)
 
         # HF semantics: truncation=True means "longest_first"; max_length alone implies it too.
         if truncation is True or (truncation is None and max_length is not None):
@@ -234,11 +332,26 @@ class BertTokenizer:
         if max_length is None:
             if padding == "max_length":
                 raise InputValueError("padding='max_length' needs max_length=...")
-            limit_name = f"max_position_embeddings={self.max_position_embeddings}"
-            return _Plan(self.max_position_embeddings, strategy, None, limit_name, n_special)
-        max_length = self._check_length(max_length, "max_length", n_special)
-        return _Plan(max_length, strategy, max_length if padding == "max_length" else None,
-                     f"max_length={max_length}", n_special)
+            limit = self.model_max_length if strategy else self.max_position_embeddings
+            limit_name = f"model_max_length={limit}" if strategy else f"max_position_embeddings={limit}"
+            plan = _Plan(limit, strategy, None, limit_name, n_special, padding=padding, **common)
+        else:
+            max_length = self._check_length(max_length, "max_length", n_special)
+            plan = _Plan(max_length, strategy, max_length if padding == "max_length" else None,
+                         f"max_length={max_length}", n_special, padding=padding, **common)
+        return self._plan_overflow(plan, stride, overflow, pair)
+
+    def _plan_overflow(self, plan: _Plan, stride: Any, overflow: bool, pair: bool) -> _Plan:
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 0:
+            raise InputValueError(f"stride={stride!r}: expected a non-negative int")
+        if not overflow:
+            return plan
+        if plan.strategy is None:
+            raise InputValueError("return_overflowing_tokens=True needs truncation (and max_length) to cut windows")
+        if pair and plan.strategy not in ("only_first", "only_second"):
+            raise InputValueError(f"return_overflowing_tokens with a pair needs truncation='only_first' or "
+                                  f"'only_second' (the window slides over one text), got {plan.strategy!r}")
+        return dataclasses.replace(plan, stride=int(stride), overflow=True)
 
     def _check_length(self, value: Any, name: str, n_special: int) -> int:
         """A max_length / seq_length must be an int in [n_special, max_position_embeddings]."""
@@ -254,72 +367,166 @@ class BertTokenizer:
 
     # --- encoding -----------------------------------------------------------------------------------
 
-    def _encode_segments(self, batch_a: list[str], batch_b: list[str] | None,
-                         plan: _Plan) -> tuple[list[list[int]], list[list[int]] | None, list[bool]]:
-        """Token ids of every segment (no special tokens), and whether item i was cut short.
+    def _encode_segments(self, batch_a: list, batch_b: list | None, plan: _Plan, pretokenized: bool = False,
+                         offsets: bool = False) -> tuple[list[_Segment], list[_Segment] | None, list[bool]]:
+        """Every segment's tokens (no special tokens), and whether item i was cut short.
 
         Long texts are cut first (`_CharCap`), which changes nothing: every strategy keeps at most
         `budget` tokens of a segment and only needs to know whether a segment has more than
         `budget`, so a prefix with at least budget + 1 tokens is as good as the whole text.
-        One exception: "longest_first" with an odd budget gives the extra token to the longer
+        Exceptions, where texts are tokenized whole: overflowing windows and left-side truncation
+        need every token; "longest_first" with an odd budget gives the extra token to the longer
         segment, so when both segments of a pair are over budget and one was cut, that pair is
         re-encoded whole (rare: two very long texts).
         """
-        min_tokens = plan.budget + 1
-        ids_a, cut = self._encode_capped(batch_a, min_tokens)
+        whole = pretokenized or plan.overflow or plan.cut_side == "left"
+        min_tokens = None if whole else plan.budget + 1
+        seg_a, cut = self._encode_capped(batch_a, min_tokens, pretokenized, offsets)
         if batch_b is None:
-            return ids_a, None, cut
-        ids_b, cut_b = self._encode_capped(batch_b, min_tokens)
+            return seg_a, None, cut
+        seg_b, cut_b = self._encode_capped(batch_b, min_tokens, pretokenized, offsets)
         cut = [x or y for x, y in zip(cut, cut_b)]
         if plan.strategy == "longest_first" and plan.budget % 2 == 1:
-            for i in range(len(ids_a)):
-                if cut[i] and len(ids_a[i]) > plan.budget and len(ids_b[i]) > plan.budget:
-                    ids_a[i] = self._tok.encode(batch_a[i], add_special_tokens=False).ids
-                    ids_b[i] = self._tok.encode(batch_b[i], add_special_tokens=False).ids
+            for i in range(len(seg_a)):
+                if cut[i] and len(seg_a[i].ids) > plan.budget and len(seg_b[i].ids) > plan.budget:
+                    seg_a[i] = self._encode_capped([batch_a[i]], None, pretokenized, offsets)[0][0]
+                    seg_b[i] = self._encode_capped([batch_b[i]], None, pretokenized, offsets)[0][0]
                     cut[i] = False
-        return ids_a, ids_b, cut
+        return seg_a, seg_b, cut
 
-    def _encode_capped(self, texts: list[str], min_tokens: int) -> tuple[list[list[int]], list[bool]]:
-        """Encode texts without special tokens; returns the ids and which texts were cut short."""
-        cut_texts = [self._char_cap(t, min_tokens) for t in texts] if self._char_cap else texts
-        encodings = self._tok.encode_batch_fast(cut_texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [len(c) < len(t) for c, t in zip(cut_texts, texts)]
+    def _encode_capped(self, texts: list, min_tokens: int | None, pretokenized: bool = False,
+                       offsets: bool = False) -> tuple[list[_Segment], list[bool]]:
+        """Encode texts without special tokens; returns the segments and which texts were cut short."""
+        cap = self._char_cap if (self._char_cap and min_tokens is not None) else None
+        cut_texts = [cap(t, min_tokens) for t in texts] if cap else texts
+        if offsets or pretokenized:  # encode_batch_fast computes no offsets
+            encodings = self._tok.encode_batch(cut_texts, is_pretokenized=pretokenized, add_special_tokens=False)
+        else:
+            encodings = self._tok.encode_batch_fast(cut_texts, add_special_tokens=False)
+        segments = [_Segment(e.ids, e.offsets if offsets else None) for e in encodings]
+        return segments, [len(c) < len(t) for c, t in zip(cut_texts, texts)]
 
     # --- truncation -----------------------------------------------------------------------------------
 
-    def _fit_row(self, i: int, a: list[int], b: list[int] | None, plan: _Plan,
-                 cut: bool = False) -> tuple[list[int], list[int]]:
-        """Truncate item i's segments per the plan (or refuse), then add [CLS]/[SEP]: (ids, type_ids).
+    def _fit_row(self, i: int, a: _Segment, b: _Segment | None, plan: _Plan, cut: bool = False) -> list[_Row]:
+        """Truncate item i's segments per the plan (or refuse), then add [CLS]/[SEP]: one row, or
+        several overlapping windows with return_overflowing_tokens.
 
         `cut`: the texts were cut before tokenizing, so the lengths are lower bounds (for messages).
         """
-        n_a, n_b = len(a), 0 if b is None else len(b)
-        if n_a + n_b > plan.budget:
-            if plan.strategy is None:
-                raise InputValueError(_too_long_message(i, n_a + n_b + plan.n_special, b is not None, plan, cut))
-            keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan, cut)
-            a, b = a[:keep_a], None if b is None else b[:keep_b]
-        ids = [self.cls_token_id, *a, self.sep_token_id]
-        types = [0] * len(ids)
+        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
+        if n_a + n_b <= plan.budget:
+            return [self._row(a, b, plan)]
+        if plan.strategy is None:
+            raise InputValueError(_too_long_message(i, n_a + n_b + plan.n_special, b is not None, plan, cut))
+        keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan, cut)
+        if not plan.overflow:
+            b = None if b is None else b.keep(keep_b, plan.cut_side)
+            return [self._row(a.keep(keep_a, plan.cut_side), b, plan)]
+        if b is None or keep_b == n_b:   # the window slides over A (B, if any, stays whole)
+            return [self._row(a.window(s, e), b, plan) for s, e in _windows(n_a, keep_a, plan.stride, plan.cut_side, i)]
+        return [self._row(a, b.window(s, e), plan) for s, e in _windows(n_b, keep_b, plan.stride, plan.cut_side, i)]
+
+    def _row(self, a: _Segment, b: _Segment | None, plan: _Plan) -> _Row:
+        """[CLS] A [SEP] (B [SEP]): ids, type ids, special-token mask and offsets of one row."""
+        s = 1 if plan.add_special else 0
+        cls, sep = [self.cls_token_id] * s, [self.sep_token_id] * s
+        ids, types, special = [*cls, *a.ids, *sep], [0] * (len(a.ids) + 2 * s), [1] * s + [0] * len(a.ids) + [1] * s
+        offsets = None if a.offsets is None else [(0, 0)] * s + list(a.offsets) + [(0, 0)] * s
         if b is not None:
-            ids += [*b, self.sep_token_id]
-            types += [1] * (len(b) + 1)
-        return ids, types
+            ids += [*b.ids, *sep]
+            types += [1] * (len(b.ids) + s)
+            special += [0] * len(b.ids) + [1] * s
+            offsets = None if offsets is None else offsets + list(b.offsets) + [(0, 0)] * s
+        return _Row(ids, types, special, offsets)
 
     # --- arrays ---------------------------------------------------------------------------------------
 
-    def _to_arrays(self, rows: list[tuple[list[int], list[int]]], pad_to: int | None, dtype: type,
-                   keys: tuple[str, str, str]) -> dict[str, np.ndarray]:
-        """Right-pad rows into [B, T] arrays: ids (pad id), mask (1 on tokens), type ids (pad 0)."""
-        width = pad_to if pad_to is not None else max(len(ids) for ids, _ in rows)
-        ids_arr = np.full((len(rows), width), self.pad_token_id, dtype=dtype)
-        mask = np.zeros((len(rows), width), dtype=dtype)
-        types = np.zeros((len(rows), width), dtype=dtype)
-        for r, (ids, type_ids) in enumerate(rows):
-            ids_arr[r, :len(ids)] = ids
-            mask[r, :len(ids)] = 1
-            types[r, :len(ids)] = type_ids
-        return {keys[0]: ids_arr, keys[1]: mask, keys[2]: types}
+    def _to_arrays(self, rows: list[_Row], plan: _Plan, dtype: type, keys: tuple[str, str, str],
+                   special_tokens_mask: bool = False, offsets: bool = False, length: bool = False) -> dict:
+        """Pad rows into [B, T] arrays: ids (pad id), mask (1 on tokens), type ids (pad 0), on plan.pad_side.
+        With padding off and rows of different lengths, each key holds a list of 1-D arrays instead."""
+        lengths = [len(r.ids) for r in rows]
+        columns = {keys[0]: [r.ids for r in rows], keys[1]: [[1] * n for n in lengths],
+                   keys[2]: [r.types for r in rows]}
+        if special_tokens_mask:
+            columns["special_tokens_mask"] = [r.special for r in rows]
+        if offsets:
+            columns["offset_mapping"] = [r.offsets for r in rows]
+        out = {}
+        if plan.padding == "do_not_pad" and len(set(lengths)) > 1:
+            out = {k: [np.array(v, dtype=dtype).reshape(len(v), *((2,) if k == "offset_mapping" else ())) for v in col]
+                   for k, col in columns.items()}
+        else:
+            width = plan.pad_to if plan.pad_to is not None else max(lengths)
+            if plan.pad_multiple and plan.padding != "do_not_pad":
+                width = -(-width // plan.pad_multiple) * plan.pad_multiple
+            if width > min(lengths) and self.pad_token_id is None:
+                raise InputValueError(f"{self.source}: cannot pad, the vocabulary has no pad token "
+                                      f"({self._names['pad_token']}); pass padding=False, or texts of one length")
+            fills = {keys[0]: self.pad_token_id or 0, keys[1]: 0, keys[2]: 0, "special_tokens_mask": 1,
+                     "offset_mapping": (0, 0)}
+            for key, col in columns.items():
+                shape = (len(rows), width, 2) if key == "offset_mapping" else (len(rows), width)
+                arr = np.empty(shape, dtype=dtype)
+                arr[...] = fills[key]
+                for r, values in enumerate(col):
+                    where = slice(width - len(values), width) if plan.pad_side == "left" else slice(0, len(values))
+                    if values:
+                        arr[r, where] = values
+                out[key] = arr
+            lengths = [width] * len(rows)  # transformers reports the padded length
+        if length:
+            out["length"] = np.array(lengths, dtype=dtype)
+        return out
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One text's tokens without special tokens: ids and (when asked) character offsets."""
+    ids: list
+    offsets: list | None = None
+
+    def window(self, start: int, stop: int) -> "_Segment":
+        return _Segment(self.ids[start:stop], None if self.offsets is None else self.offsets[start:stop])
+
+    def keep(self, n: int, side: str) -> "_Segment":
+        """The first n tokens (truncation_side right) or the last n (left)."""
+        return self.window(0, n) if side == "right" else self.window(len(self.ids) - n, len(self.ids))
+
+
+@dataclass(frozen=True)
+class _Row:
+    ids: list
+    types: list
+    special: list
+    offsets: list | None
+
+
+def _windows(n: int, size: int, stride: int, side: str, i: int) -> list[tuple[int, int]]:
+    """tokenizers' Encoding.truncate with stride: windows of `size` tokens, each starting size - stride
+    after the previous one, from the right end when side is "left"; the last window reaches the end."""
+    if stride >= size:
+        raise InputValueError(f"stride={stride} must be less than the {size} tokens that fit in a window "
+                              f"for item {i} (max_length minus the special tokens and any whole segment)")
+    step, spans = size - stride, []
+    if side == "right":
+        for start in range(0, n, step):
+            spans.append((start, min(start + size, n)))
+            if spans[-1][1] == n:
+                break
+    else:
+        for stop in range(n, 0, -step):
+            spans.append((max(stop - size, 0), stop))
+            if spans[-1][0] == 0:
+                break
+    return spans
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputValueError(f"{name}={value!r}: expected a positive int")
+    return int(value)
 
 
 # --- truncation strategies (pure functions on segment lengths) -----------------------------------------
@@ -450,8 +657,11 @@ class _CharCap:
 
 # --- input validation -------------------------------------------------------------------------------
 
-def _as_text_list(value: Any, name: str) -> list[str]:
-    """texts / text_pairs as a list of plain str; a bad item is named by index before tokenizers sees it."""
+def _as_text_list(value: Any, name: str, split_into_words: bool = False) -> list:
+    """texts / text_pairs as a list of plain str (or, split into words, of lists of str); a bad item
+    is named by index before tokenizers sees it."""
+    if split_into_words:
+        return _as_word_lists(value, name)
     if isinstance(value, str):
         items = [value]
     elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
@@ -462,6 +672,21 @@ def _as_text_list(value: Any, name: str) -> list[str]:
     if not items:
         raise InputValueError(f"{name} is empty; pass at least one text")
     return [check_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def _as_word_lists(value: Any, name: str) -> list[list[str]]:
+    """is_split_into_words: one text is a list of words, a batch is a list of such lists."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputTypeError(f"{name} with is_split_into_words=True must be a non-empty list of words "
+                             f"(or a list of such lists), got {type(value).__name__}")
+    batch = [value] if all(isinstance(w, str) for w in value) else list(value)
+    for i, words in enumerate(batch):
+        if not isinstance(words, (list, tuple)):
+            raise InputTypeError(f"{name}[{i}] is {type(words).__name__}; with is_split_into_words=True each "
+                                 "text is a list of words")
+        for j, word in enumerate(words):
+            check_text(word, f"{name}[{i}][{j}]")
+    return [list(words) for words in batch]
 
 
 # --- loading helpers --------------------------------------------------------------------------------

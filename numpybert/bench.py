@@ -11,7 +11,8 @@ up first, and each timed run starts after QUIET_GAP seconds of quiet. The table 
 medians, min–max, the ratio to torch, the achieved GFLOP/s and its fraction of the sgemm peak
 measured in the numpybert worker.
 
-The torch worker lives in scripts/bench.py (numpybert itself never imports torch). Workers
+The torch worker is `python -m numpybert.audit.torch_bridge worker ...` (the golden extra; the
+rest of numpybert never imports torch). Workers
 get OMP/OPENBLAS/MKL_NUM_THREADS = threads; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which make
 numpy's OpenBLAS pick a slower kernel on some machines, are removed for the workers unless
 `keep_env` (the kernel in use is reported, via threadpoolctl).
@@ -26,6 +27,8 @@ import sys
 import time
 
 import numpy as np
+
+from .loading.config import read_json_object
 
 # (model, B, T), or (model, B, T, "padded"): lengths 8..T padded to T (numpybert runs the packed
 # forward there, skip_padding=True, as encode/embed do; torch computes the padding).
@@ -42,6 +45,7 @@ OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # spin for a while (OpenBLAS: up to 2^28 cycles, ~0.1 s) before they sleep; without a pause, one
 # engine's spinning threads take cores from the other engine's next run.
 QUIET_GAP = 0.3
+TORCH_BRIDGE = [sys.executable, "-m", "numpybert.audit.torch_bridge"]  # + worker ... | cold MODEL
 
 
 # ----------------------------------------------------------------------------- workers
@@ -51,8 +55,9 @@ def make_inputs(vocab_size: int, B: int, T: int, seed: int = 0, padded: bool | N
     the PADDED_ENV variable set by the orchestrator) lengths spread evenly over 8..T, right-padded."""
     padded = os.environ.get(PADDED_ENV) == "1" if padded is None else padded
     rng = np.random.default_rng(seed)
-    ids = rng.integers(1000, min(vocab_size, 20000), size=(B, T))
-    ids[:, 0] = 101
+    low = 1000 if vocab_size > 1000 else 1  # past BERT's special and unused ids; 1 for tiny test vocabularies
+    ids = rng.integers(low, min(vocab_size, 20000), size=(B, T))
+    ids[:, 0] = 101 if vocab_size > 101 else 2  # [CLS] in BERT's vocabularies (2 in the tiny test ones)
     mask = np.ones((B, T), np.int64)
     if padded:
         lengths = rng.permutation(np.linspace(min(8, T), T, B).astype(int))
@@ -128,18 +133,18 @@ def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) 
 def ort_worker(model_dir: str, onnx_path: str, B: int, T: int, threads: int, warmup: int) -> None:
     """ONNX Runtime, the outside reference: `python -m numpybert.bench ort-worker DIR FILE.onnx B T
     THREADS WARMUP`. FILE is BertModel exported with inputs input_ids / attention_mask /
-    token_type_ids (`scripts/bench.py --export-onnx DIR FILE`); needs `pip install onnxruntime`
-    (imported here only). CPU, `threads` intra-op threads, default graph optimisation."""
+    token_type_ids, e.g. the float32 export of scripts/export_onnx.py (`scripts/export_onnx.py minilm
+    --out DIR`, which the onnx audit uses too); needs `pip install onnxruntime` (imported here only).
+    CPU, `threads` intra-op threads, default graph optimisation; only last_hidden_state is fetched."""
     import onnxruntime
-    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-        vocab_size = json.load(f)["vocab_size"]
+    vocab_size = read_json_object(os.path.join(model_dir, "config.json"), "config.json")["vocab_size"]
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     inputs = {k: v for k, v in make_inputs(vocab_size, B, T).items() if k in names}
     info = {"engine": "onnxruntime", "version": onnxruntime.__version__, "threads": threads}
-    serve(lambda: session.run(None, inputs), info, warmup)
+    serve(lambda: session.run(["last_hidden_state"], inputs), info, warmup)
 
 
 # ----------------------------------------------------------------------------- corpus throughput
@@ -172,13 +177,12 @@ def corpus_worker(model_dir: str, n: int, threads: int) -> None:
     print(json.dumps({"engine": "numpybert", "seconds": seconds, "texts": len(texts)}), flush=True)
 
 
-def corpus(model_dir: str, n: int, threads: int, env: dict, torch_worker, runs: int) -> dict:
+def corpus(model_dir: str, n: int, threads: int, env: dict, with_torch: bool, runs: int) -> dict:
     """Texts per second of numpybert's encode and sentence-transformers' encode on the same
     corpus, fresh processes, runs interleaved; the best run of each (the least disturbed)."""
     commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "corpus", model_dir, str(n), str(threads)]}
-    if torch_worker:
-        commands["sentence-transformers"] = [sys.executable, torch_worker, "--corpus", "st", model_dir, str(n),
-                                             str(threads)]
+    if with_torch:
+        commands["sentence-transformers"] = [*TORCH_BRIDGE, "st-corpus", model_dir, str(n), str(threads)]
     rates = {}
     for _ in range(runs):
         for engine, command in commands.items():
@@ -343,8 +347,9 @@ def _ratio_cell(row: dict, shape: dict, engine: str) -> str:
     ratio = row.get("ratio_to_torch")
     if ratio is None:
         return ""
-    met = "" if engine != "numpybert" or shape["target"] is None else (" ✓" if ratio <= shape["target"] else " ✗")
-    return f"{ratio:.2f}×{met}"
+    if engine != "numpybert" or shape["target"] is None:  # --shapes beyond the issue's four have no target
+        return f"{ratio:.2f}×"
+    return f"{ratio:.2f}×{' ✓' if ratio <= shape['target'] else ' ✗'}"
 
 
 def plot(results: dict, path: str) -> None:
@@ -387,11 +392,12 @@ def write(results: dict, out_dir: str, with_plot: bool) -> list:
 
 
 def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, shapes=SHAPES,
-              torch_worker: str | None = None, keep_env: bool = False, cold_runs: int = 5, log=print,
+              with_torch: bool = False, keep_env: bool = False, cold_runs: int = 5, log=print,
               memory_shapes=MEMORY_SHAPES, memory_runs: int = 1, corpus_texts: int = CORPUS_TEXTS,
               corpus_runs: int = 0, onnx: dict | None = None) -> dict:
     """Run every shape (models: {"minilm": dir, "base": dir}; a missing key skips its shapes).
-    `torch_worker`: the path of scripts/bench.py, whose `--worker` mode times torch eager."""
+    `with_torch`: also time torch eager and sentence-transformers (the corpus), in torch_bridge's
+    workers (needs the golden extra); `onnx`: {"minilm": FILE.onnx, ...} adds ONNX Runtime."""
     env = worker_env(threads, keep_env)
     results = {"threads": threads, "reps": reps, "warmup": warmup, "unset_env": [] if keep_env else
                [n for n in OPENBLAS_ENV if n in os.environ], "shapes": [], "memory": [], "cold_start": {},
@@ -400,42 +406,42 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
         name, B, T = shape[:3]
         if name not in models:
             continue
-        commands = worker_commands(models[name], B, T, threads, warmup, torch_worker, (onnx or {}).get(name))
+        commands = worker_commands(models[name], B, T, threads, warmup, with_torch, (onnx or {}).get(name))
         for back_to_back in (False, True) if B == 1 else (False,):  # small shapes depend on the protocol: both
             run = run_shape(commands, dict(env, **{PADDED_ENV: "1" if len(shape) > 3 else "0"}), reps, back_to_back)
             results["shapes"].append(_shape_result(shape, models[name], run) | {"back_to_back": back_to_back})
             log("\n".join(markdown({"shapes": results["shapes"][-1:]}).splitlines()[-len(commands):]))
     for name, B, T in memory_shapes:
         if name in models:
-            results["memory"].append(memory(name, B, T, models[name], threads, env, torch_worker, memory_runs))
+            results["memory"].append(memory(name, B, T, models[name], threads, env, with_torch, memory_runs))
             log(markdown({"shapes": [], "memory": results["memory"][-1:]}).splitlines()[-1])
     if corpus_runs > 0 and "minilm" in models:
-        results["corpus"] = corpus(models["minilm"], corpus_texts, threads, env, torch_worker, corpus_runs)
+        results["corpus"] = corpus(models["minilm"], corpus_texts, threads, env, with_torch, corpus_runs)
         log(markdown({"shapes": [], "corpus": results["corpus"]}).splitlines()[-1])
-    results["cold_start"] = cold_starts(models.get("minilm"), env, torch_worker, cold_runs)
+    results["cold_start"] = cold_starts(models.get("minilm"), env, with_torch, cold_runs)
     return results
 
 
-def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, torch_worker,
+def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, with_torch: bool,
                     onnx_path: str | None = None) -> dict:
     """{engine: command line} of the workers for one shape (ONNX Runtime when given an exported model)."""
     commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "worker", model_dir, str(B), str(T),
                               str(threads), str(warmup)]}
-    if torch_worker:
-        commands["torch"] = [sys.executable, torch_worker, "--worker", "torch", model_dir, str(B), str(T),
-                             str(threads), str(warmup)]
+    if with_torch:
+        commands["torch"] = [*TORCH_BRIDGE, "worker", model_dir, str(B), str(T), str(threads), str(warmup)]
     if onnx_path:
         commands["onnxruntime"] = [sys.executable, "-m", "numpybert.bench", "ort-worker", model_dir, onnx_path,
                                    str(B), str(T), str(threads), str(warmup)]
     return commands
 
 
-def memory(name: str, B: int, T: int, model_dir: str, threads: int, env: dict, torch_worker, runs: int = 1) -> dict:
+def memory(name: str, B: int, T: int, model_dir: str, threads: int, env: dict, with_torch: bool,
+           runs: int = 1) -> dict:
     """Peak RSS growth (MB) of one forward in a fresh worker process per engine and run (the
     first forward after load, no warm-up); the median over `runs` fresh processes."""
     growth = {}
     for _ in range(runs):
-        for engine, command in worker_commands(model_dir, B, T, threads, 0, torch_worker).items():
+        for engine, command in worker_commands(model_dir, B, T, threads, 0, with_torch).items():
             worker = start_worker(engine, command, dict(env, **{PADDED_ENV: "0"}))
             try:
                 worker.proc.stdin.write("mem\n")
@@ -452,8 +458,8 @@ def memory(name: str, B: int, T: int, model_dir: str, threads: int, env: dict, t
 
 def _shape_result(shape: tuple, model_dir: str, run: dict) -> dict:
     name, B, T = shape[:3]
-    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-        gflop = flops(json.load(f), B, T, padded=len(shape) > 3) / 1e9
+    config = read_json_object(os.path.join(model_dir, "config.json"), "config.json")
+    gflop = flops(config, B, T, padded=len(shape) > 3) / 1e9
     peak = run["info"]["numpybert"].get("sgemm_peak_gflops")
     engines = {e: summarize(t, gflop, peak) for e, t in run["times"].items()}
     if "torch" in engines:
@@ -463,15 +469,16 @@ def _shape_result(shape: tuple, model_dir: str, run: dict) -> dict:
             "gflop": gflop, "engines": engines, "info": run["info"]}
 
 
-def cold_starts(minilm_dir: str | None, env: dict, torch_worker: str | None, runs: int) -> dict:
+def cold_starts(minilm_dir: str | None, env: dict, with_torch: bool, runs: int) -> dict:
     """Import + load MiniLM + tokenize one sentence + one forward, in new processes."""
     if not minilm_dir or runs < 1:
         return {}
     weights = os.path.getsize(os.path.join(minilm_dir, "model.safetensors")) / 2 ** 20
     out = {"numpybert (mmap=True)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=True)], env, runs),
            "numpybert (owned copy)": cold_start([sys.executable, "-c", COLD_SCRIPT.format(dir=minilm_dir, mmap=False)], env, runs)}
-    if torch_worker:
-        out["torch"] = cold_start([sys.executable, torch_worker, "--cold", "torch", minilm_dir], env, runs)
+    if with_torch:  # `python -m numpybert.audit.torch_bridge` imports numpybert's own modules too (not timed
+        # apart: a small share next to torch + transformers' ~3.5 s import), counted against torch
+        out["torch"] = cold_start([*TORCH_BRIDGE, "cold", minilm_dir], env, runs)
     for c in out.values():
         c["rss_over_weights"] = c["peak_rss_mb"] / weights
     return out

@@ -41,3 +41,7 @@ class GoldenError(NumpybertError, ValueError):
 
 class OutputError(NumpybertError, OSError):
     """An output file cannot be written where asked (missing or read-only directory)."""
+
+
+class MissingExtraError(NumpybertError, ImportError):
+    """An optional feature needs packages that are not installed; the message names the extra."""

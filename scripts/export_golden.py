@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Export numpybert's reference data from PyTorch: tiny checkpoints and golden files.
 
-This is the only file in the project that imports torch, transformers or
-sentence-transformers. Everything it writes is committed; numpybert's tests read it
-with NumPy alone. Run it from the repository root with the project's venv.
+PyTorch comes in through numpybert/audit/torch_bridge.py (the golden extra), which runs
+transformers and records the intermediates; this script chooses the models, inputs and
+files. Everything it writes is committed; numpybert's tests read it with NumPy alone.
+Run it from the repository root with the project's venv.
 
 Every file it writes is a *target* with an id; paths are relative to --out (tests/):
   checkpoints/<tiny>                      checkpoints/<tiny>/ (config.json + weights)
@@ -27,40 +28,38 @@ A golden of a reduced-precision checkpoint (F16, BF16) is computed in float32/fl
 from the stored, already rounded weights.
 """
 import argparse
-import contextlib
 import datetime
 import functools
-import hashlib
 import json
-import math
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import numpy as np
+import safetensors
+import safetensors.numpy
+import tokenizers
 
-import numpy as np  # noqa: E402
-import safetensors  # noqa: E402
-import safetensors.numpy  # noqa: E402
-import safetensors.torch  # noqa: E402
-import tokenizers  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers.activations import ACT2FN  # noqa: E402
-from transformers.models.bert import modeling_bert  # noqa: E402
+from numpybert.errors import MissingExtraError
+from numpybert.audit.golden import FORMAT, FORMAT_VERSION
+from numpybert.loading.checkpoint import weights_sha256
+from numpybert.loading.files import sha256_files
+
+try:
+    from numpybert.audit import torch_bridge as bridge
+except MissingExtraError as e:
+    print(f"export_golden.py: error: {e}", file=sys.stderr)
+    sys.exit(2)
+import safetensors.torch  # noqa: E402  (torch is there: the bridge imported it)
+from numpybert.audit.torch_bridge import ATTN, DTYPES, torch, transformers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "tests"
 DEFAULT_MINILM = REPO / "weights" / "all-MiniLM-L6-v2"
 MINILM = "all-MiniLM-L6-v2"
 COMMAND = ".venv/bin/python scripts/export_golden.py"
-SEED = 0
-ATTN = "eager"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SEED = bridge.SEED
 # `verify` allows max abs diff <= VERIFY_TOL * max(1, max |x| of the committed tensor), i.e.
 # absolute for tensors up to 1, relative for larger ones (scores, logits). Integer tensors
 # (the stored inputs) and metadata must match exactly. Measured:
@@ -74,7 +73,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # recipe (inputs, weights, conventions, export code) moves fp32 outputs by far more than 1e-5,
 # and every MiniLM and tiny case with an fp64 twin is held to 1e-12 there.
 VERIFY_TOL = {"float32": 1e-5, "float64": 1e-12}
-CHECK_TOL = {"float32": 1e-5, "float64": 1e-12}  # relative, for the trace cross-checks
 
 # Base config of every tiny checkpoint. initializer_range is 0.2, not BERT's 0.02: at
 # hidden size 32, 0.02 leaves attention almost uniform and GELU inputs near 0, where gelu
@@ -133,39 +131,19 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def weights_sha256(model_dir):
-    """sha256 of the model's *.safetensors files, concatenated in sorted name order."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def command_for(target, minilm_dir):
     """The exact command that regenerates one target at its committed location."""
     command = f"{COMMAND} export {target}"
-    if target.startswith(MINILM + "/") and Path(minilm_dir).resolve() != DEFAULT_MINILM:
+    if target.startswith(MINILM + "/") and Path(minilm_dir).resolve() != DEFAULT_MINILM.resolve():
         command += f" --minilm {minilm_dir}"
     return command
 
 
 def base_metadata(target, minilm_dir):
     """Metadata keys shared by every golden file."""
-    return {"format": "numpybert-golden", "format_version": "1", "generator": "scripts/export_golden.py",
-            "command": command_for(target, minilm_dir), "torch_version": torch.__version__,
-            "transformers_version": transformers.__version__, "numpy_version": np.__version__,
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "generator": "scripts/export_golden.py",
+            "command": command_for(target, minilm_dir), **bridge.versions(), "numpy_version": np.__version__,
             "created": utc_now()}
-
-
-def setup_torch():
-    """Fixed threads and seed, deterministic kernels, quiet transformers."""
-    torch.set_num_threads(2)
-    torch.manual_seed(SEED)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -234,18 +212,10 @@ def export_checkpoint(name, out_dir):
         safetensors.torch.save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
 
 
-@functools.lru_cache(maxsize=4)
 def load_reference(model_dir, name, dtype):
-    """The torch reference for one checkpoint, upcast to `dtype`; refuses missing/extra keys."""
+    """The torch reference for one checkpoint (a tiny one as its spec says), upcast to `dtype`."""
     spec = TINY_MODELS.get(name, {})
-    arch = getattr(transformers, spec.get("arch", "BertModel"))
-    kwargs = {} if spec.get("pooler", True) else {"add_pooling_layer": False}
-    model, info = arch.from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation=ATTN,
-                                       output_loading_info=True, **kwargs)
-    problems = {k: sorted(v) for k, v in info.items() if v}
-    if problems:
-        raise SystemExit(f"{model_dir}: transformers did not load it cleanly: {problems}")
-    return model.eval()
+    return bridge.load_reference(str(model_dir), dtype, spec.get("arch", "BertModel"), spec.get("pooler", True))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -299,148 +269,20 @@ def minilm_inputs(case, minilm_dir):
     return inputs
 
 
-# ------------------------------------------------------------------------------ trace
-
-class TraceRecorder:
-    """Records a BertModel forward's sub-operations as trace.* tensors.
-
-    nn.Module forward hooks give the embedding sum and output, the attention context
-    (input of attention.output), attention.output, intermediate pre/post activation and
-    the layer outputs. Attention internals come from wrapping modeling_bert's
-    eager_attention_forward (BertSelfAttention looks it up at call time): its query, key,
-    value and additive mask are recorded, scores and masked scores recomputed exactly
-    as it computes them, and its softmax output recorded.
-    """
-
-    def __init__(self, bert):
-        self.bert, self.trace, self.handles, self.original = bert, {}, [], None
-
-    def __enter__(self):
-        self._hook(self.bert.embeddings.LayerNorm, "trace.embeddings.sum", pre=True)
-        self._hook(self.bert.embeddings, "trace.embeddings.output")
-        for i, layer in enumerate(self.bert.encoder.layer):
-            prefix = f"trace.encoder.layer.{i}"
-            self._hook(layer.attention.output, f"{prefix}.attention.self.context", pre=True)
-            self._hook(layer.attention.output, f"{prefix}.attention.output")
-            self._hook(layer.intermediate.dense, f"{prefix}.intermediate.pre_act")
-            self._hook(layer.intermediate, f"{prefix}.intermediate.output")
-            self._hook(layer.output, f"{prefix}.output")
-        if self.bert.pooler is not None:
-            self._hook(self.bert.pooler.dense, "trace.pooler.pre_tanh")
-            self._hook(self.bert.pooler, "trace.pooled_output")
-        self.original = modeling_bert.eager_attention_forward
-        modeling_bert.eager_attention_forward = self._attention
-        return self
-
-    def __exit__(self, *exc):
-        modeling_bert.eager_attention_forward = self.original
-        for handle in self.handles:
-            handle.remove()
-
-    def _hook(self, module, name, pre=False):
-        if pre:
-            handle = module.register_forward_pre_hook(lambda mod, args: self._store(name, args[0]))
-        else:
-            handle = module.register_forward_hook(lambda mod, args, out: self._store(name, out))
-        self.handles.append(handle)
-
-    def _store(self, name, tensor):
-        assert name not in self.trace, f"{name} recorded twice"
-        self.trace[name] = tensor.detach().clone()
-
-    def _attention(self, module, query, key, value, attention_mask, scaling=None, **kwargs):
-        output, probs = self.original(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
-        scale = query.size(-1) ** -0.5 if scaling is None else scaling
-        scores = torch.matmul(query, key.transpose(2, 3)) * scale  # as eager_attention_forward
-        masked = scores + attention_mask if attention_mask is not None else scores
-        prefix = f"trace.encoder.layer.{module.layer_idx}.attention.self"
-        for name, tensor in [("query", query), ("key", key), ("value", value), ("scores", scores),
-                             ("masked_scores", masked), ("probs", probs)]:
-            self._store(f"{prefix}.{name}", tensor)
-        return output, probs
-
-
-def require_close(t, name, expected, dtype, exact=False):
-    """Assert t[name] equals `expected` (bitwise if exact, else within CHECK_TOL relative)."""
-    got = t[name]
-    assert got.shape == expected.shape, f"trace check {name}: shape {got.shape} != {expected.shape}"
-    diff = (got - expected).abs().max().item() if got.numel() else 0.0
-    limit = 0.0 if exact else CHECK_TOL[dtype] * (1.0 + expected.abs().max().item())
-    assert diff <= limit, f"trace check {name}: max abs diff {diff:.3g} > {limit:.3g}"
-
-
-def check_trace(t, bert, dtype):
-    """Cross-check the recorded trace against the model outputs and the model's own modules."""
-    num_layers, act = bert.config.num_hidden_layers, ACT2FN[bert.config.hidden_act]
-    require_close(t, "trace.embeddings.output", t["outputs.hidden_states.0"], dtype, exact=True)
-    require_close(t, "trace.embeddings.output", bert.embeddings.LayerNorm(t["trace.embeddings.sum"]), dtype)
-    for i, layer in enumerate(bert.encoder.layer):
-        p = f"trace.encoder.layer.{i}"
-        q, k, v, probs = (t[f"{p}.attention.self.{n}"] for n in ("query", "key", "value", "probs"))
-        require_close(t, f"{p}.attention.self.scores", q @ k.transpose(2, 3) / math.sqrt(q.shape[-1]), dtype)
-        require_close(t, f"{p}.attention.self.probs", t[f"outputs.attentions.{i}"], dtype, exact=True)
-        require_close(t, f"{p}.attention.self.probs", t[f"{p}.attention.self.masked_scores"].softmax(-1), dtype)
-        context = (probs @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
-        require_close(t, f"{p}.attention.self.context", context, dtype)
-        attn_out = layer.attention.output(t[f"{p}.attention.self.context"], t[f"outputs.hidden_states.{i}"])
-        require_close(t, f"{p}.attention.output", attn_out, dtype)
-        require_close(t, f"{p}.intermediate.output", act(t[f"{p}.intermediate.pre_act"]), dtype)
-        layer_out = layer.output(t[f"{p}.intermediate.output"], t[f"{p}.attention.output"])
-        require_close(t, f"{p}.output", layer_out, dtype)
-        require_close(t, f"{p}.output", t[f"outputs.hidden_states.{i + 1}"], dtype, exact=True)
-    require_close(t, f"trace.encoder.layer.{num_layers - 1}.output", t["outputs.last_hidden_state"], dtype, exact=True)
-    if "trace.pooled_output" in t:
-        require_close(t, "trace.pooled_output", torch.tanh(t["trace.pooler.pre_tanh"]), dtype)
-        require_close(t, "trace.pooled_output", t["outputs.pooler_output"], dtype, exact=True)
-
-
 # ---------------------------------------------------------------------------- goldens
-
-@torch.no_grad()
-def golden_tensors(model, inputs, dtype, trace, attentions=True):
-    """inputs.*, outputs.* (and trace.* when asked) for one forward of the reference model."""
-    bert = model if isinstance(model, transformers.BertModel) else model.bert
-    recorder = TraceRecorder(bert) if trace else contextlib.nullcontext()
-    with recorder:
-        out = bert(**inputs, output_hidden_states=True, output_attentions=attentions)
-    t = {f"inputs.{k}": v for k, v in inputs.items()}
-    t["outputs.last_hidden_state"] = out.last_hidden_state
-    if out.pooler_output is not None:
-        t["outputs.pooler_output"] = out.pooler_output
-    t.update({f"outputs.hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
-    t.update({f"outputs.attentions.{i}": a for i, a in enumerate(out.attentions or ())})
-    t.update(head_outputs(model, inputs, out.last_hidden_state))
-    if trace:
-        t.update(recorder.trace)
-        t["trace.cls_vector"] = out.last_hidden_state[:, 0]
-        check_trace(t, bert, dtype)
-    return t
-
-
-def head_outputs(model, inputs, last_hidden_state):
-    """Task-head logits of BertForPreTraining / BertForSequenceClassification (else none)."""
-    if isinstance(model, transformers.BertModel):
-        return {}
-    out = model(**inputs, output_hidden_states=True)
-    assert torch.equal(out.hidden_states[-1], last_hidden_state), "head run diverged from base run"
-    if isinstance(model, transformers.BertForPreTraining):
-        return {"outputs.prediction_logits": out.prediction_logits,
-                "outputs.seq_relationship_logits": out.seq_relationship_logits}
-    return {"outputs.logits": out.logits}
-
 
 def export_golden(target, path, ckpt_root, minilm_dir):
     """Write one golden/<model>/<case>.<dtype>.safetensors."""
     name, rest = target.split("/")
     case, dtype = rest.split(".")
     model_dir = minilm_dir if name == MINILM else Path(ckpt_root) / name
-    model = load_reference(str(model_dir), name, dtype)
-    bert = model if isinstance(model, transformers.BertModel) else model.bert
+    model = load_reference(model_dir, name, dtype)
+    bert = bridge.base_model(model)
     inputs = minilm_inputs(case, minilm_dir) if name == MINILM else tiny_inputs(case, bert.config)
     # Size: no trace in all-MiniLM-L6-v2's float64 one_sentence (2.6 MB); long_512 keeps only
     # hidden_states.0 of the hidden states (hidden_states.L is last_hidden_state).
     trace = case == "one_sentence" and not (name == MINILM and dtype == "float64")
-    tensors = golden_tensors(model, inputs, dtype, trace=trace, attentions=case != "long_512")
+    tensors = bridge.golden_tensors(model, inputs, dtype, trace=trace, attentions=case != "long_512")
     if case == "long_512":
         for i in range(1, bert.config.num_hidden_layers + 1):
             del tensors[f"outputs.hidden_states.{i}"]
@@ -472,8 +314,8 @@ def export_tokens(path, minilm_dir):
     cases = [token_case(tokenizer, "single", text) for text in data["single"]]
     cases += [token_case(tokenizer, "pair", text, pair) for text, pair in data["pairs"]]
     cases += [token_case(tokenizer, "truncated", c["text"], c["pair"], c["max_length"]) for c in data["truncated"]]
-    tokenizer_sha256 = hashlib.sha256((Path(minilm_dir) / "tokenizer.json").read_bytes()).hexdigest()
-    header = {"format": "numpybert-golden", "format_version": "1", "generator": "scripts/export_golden.py",
+    tokenizer_sha256 = sha256_files(Path(minilm_dir) / "tokenizer.json")
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "generator": "scripts/export_golden.py",
               "command": command_for(f"{MINILM}/tokens", minilm_dir),
               "transformers_version": transformers.__version__, "tokenizers_version": tokenizers.__version__,
               "model": MINILM, "tokenizer_sha256": tokenizer_sha256, "created": utc_now()}
@@ -485,21 +327,18 @@ def export_tokens(path, minilm_dir):
 
 def export_sentences(path, minilm_dir):
     """Write sentence_embeddings.safetensors: SentenceTransformer.encode of tests/data/sentences.json."""
-    import sentence_transformers
-
     sentences_file = REPO / "tests/data/sentences.json"
     sentences = json.loads(sentences_file.read_text())["sentences"]
-    model = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
-    embeddings = model.encode(sentences, convert_to_numpy=True)
+    embeddings, info = bridge.sentence_embeddings(minilm_dir, sentences)
     metadata = {**base_metadata(f"{MINILM}/sentence_embeddings", minilm_dir),
-                "sentence_transformers_version": sentence_transformers.__version__,
-                "attn_implementation": model[0].auto_model.config._attn_implementation,
+                "sentence_transformers_version": info["sentence_transformers_version"],
+                "attn_implementation": info["attn_implementation"],
                 "dtype": "float32", "model": MINILM, "model_sha256": weights_sha256(minilm_dir),
-                "case": "sentence_embeddings", "max_seq_length": str(model.max_seq_length),
-                "sentences_sha256": hashlib.sha256(sentences_file.read_bytes()).hexdigest(),
+                "case": "sentence_embeddings", "max_seq_length": info["max_seq_length"],
+                "sentences_sha256": sha256_files(sentences_file),
                 "description": "SentenceTransformer(dir).encode(tests/data/sentences.json sentences)"}
     path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.numpy.save_file({"outputs.embeddings": np.ascontiguousarray(embeddings, np.float32)},
+    safetensors.numpy.save_file({"outputs.embeddings": embeddings},
                                 str(path), metadata=metadata)
 
 
@@ -649,7 +488,7 @@ def parse_args(argv):
 def main(argv=None):
     """Run one subcommand."""
     args = parse_args(argv)
-    setup_torch()
+    bridge.setup()
     if args.command == "verify":
         return verify(args.case or all_targets(), args.minilm)
     groups = {"all": all_targets(), "tiny": tiny_targets(), "minilm": minilm_targets(),

@@ -36,9 +36,9 @@ def minilm(minilm_dir):
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> pathlib.Path:
-    """A committed tiny checkpoint with a vocabulary, so it takes text (test_encode.make_text_model);
+    """A committed tiny checkpoint with a vocabulary, so it takes text (tiny_bert.make_text_model);
     shared read-only by the encode, corpus and Dask tests."""
-    from test_encode import make_text_model
+    from tiny_bert import make_text_model
     return make_text_model(tmp_path_factory.mktemp("tiny-text") / "tiny-text")
 
 

@@ -2,7 +2,7 @@
 error statistics, the JSON report, the exit codes, the fp64 oracle and the convention switches.
 
 Everything here runs against golden files or synthetic dicts: no torch. The live mode
-(`--live`, transformers in-process) runs in .ci/run, which installs the golden extra.
+(`--live`, transformers in-process) is tested in test_torch_bridge.py and .ci/run.
 Expected numbers are recomputed in the test from the arrays, never copied from a run.
 """
 
@@ -305,24 +305,6 @@ def test_bad_usage_exits_2_with_one_line(capsys, argv, message):
 def test_missing_golden_file_exits_3(capsys, tmp_path):
     code, _, err = run(capsys, "audit", "--golden", tmp_path / "nope.safetensors", "--model", TINY)
     assert code == 3 and "nope.safetensors" in err
-
-
-def test_live_without_the_export_script_says_run_from_a_checkout(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(audit, "EXPORT_SCRIPT", tmp_path / "scripts" / "export_golden.py")
-    audit.load_export_script.cache_clear()
-    code, _, err = run(capsys, "audit", "--live", "--model", TINY)
-    audit.load_export_script.cache_clear()
-    assert code == 2 and "git checkout" in err and len(err.strip().splitlines()) == 1
-
-
-def test_live_without_torch_says_install_the_golden_extra(capsys, monkeypatch, tmp_path):
-    script = tmp_path / "export_golden.py"
-    script.write_text("import numpybert_no_such_module_for_the_test\n")
-    monkeypatch.setattr(audit, "EXPORT_SCRIPT", script)
-    audit.load_export_script.cache_clear()
-    code, _, err = run(capsys, "audit", "--live", "--model", TINY)
-    audit.load_export_script.cache_clear()
-    assert code == 2 and "install the golden extra" in err and len(err.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- conventions

@@ -52,7 +52,7 @@ def test_peak_growth_sees_a_temporary_that_is_gone():
 
 def test_memory_row_from_a_fresh_worker(minilm_dir):
     env = bench.worker_env(1, keep_env=False)
-    row = bench.memory("minilm", 2, 32, str(minilm_dir), 1, env, torch_worker=None)
+    row = bench.memory("minilm", 2, 32, str(minilm_dir), 1, env, with_torch=False)
     assert row["growth_mb"]["numpybert"] < 100 and "ratio_to_torch" not in row  # 64 rows: a few MB
     text = bench.markdown({"shapes": [], "memory": [row]})
     assert "minilm 2 × 32" in text
@@ -80,6 +80,6 @@ def test_corpus_is_deterministic_and_mixed(minilm_dir):
 
 
 def test_onnxruntime_joins_when_given_an_export():
-    commands = bench.worker_commands("/m", 1, 16, 2, 3, None, onnx_path="/m.onnx")
+    commands = bench.worker_commands("/m", 1, 16, 2, 3, False, onnx_path="/m.onnx")
     assert set(commands) == {"numpybert", "onnxruntime"}
     assert commands["onnxruntime"][2:5] == ["numpybert.bench", "ort-worker", "/m"]

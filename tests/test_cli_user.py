@@ -379,9 +379,11 @@ def test_an_unreachable_dask_scheduler_fails_fast_in_one_line(tmp_path, tiny_dir
 
 
 def test_bench_without_torch_names_the_extra(capsys, monkeypatch):
-    import importlib.util
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    import sys
+    import numpybert.audit
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError; the bridge is imported anew
+    monkeypatch.delitem(sys.modules, "numpybert.audit.torch_bridge", raising=False)
+    monkeypatch.delattr(numpybert.audit, "torch_bridge", raising=False)
     code, _, err = run(capsys, "bench", "--cold-runs", "0")
     assert code == 2
     assert_one_error_line(err, "bench", "pip install 'numpybert[golden]'", "--no-torch")

@@ -28,15 +28,10 @@ import pytest
 import numpybert
 from numpybert import cli
 from numpybert.apps.corpus import CorpusJob, embed_corpus
-from test_encode import WORDS
+from tiny_bert import random_sentences as _sentences
 
 WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
 N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be killed in the middle
-
-
-def _sentences(n, seed=0):
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")

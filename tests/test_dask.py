@@ -22,7 +22,7 @@ from numpybert import cli
 from numpybert.apps.encode import WINDOW
 
 from conftest import ROOT, require_minilm
-from test_corpus import _sentences
+from tiny_bert import random_sentences as _sentences
 
 N_TEXTS = 2 * WINDOW + 500  # three partitions, the last one short
 

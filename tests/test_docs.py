@@ -11,6 +11,7 @@ Blocks in any other language are prose.
 import contextlib
 import dataclasses
 import io
+import json
 import re
 import shlex
 import traceback
@@ -120,6 +121,18 @@ def test_the_harness_reports_a_failing_command_as_output():
     assert "[exit code 3]" in run_block(block, {})
 
 
-def test_the_docs_similarity_table_uses_the_shared_sentence_pairs():
-    text = DOCS[0].read_text(encoding="utf-8")
-    assert "tests/data/sentences.json" in text and "paraphrase_pairs" in text and "non_paraphrase_pairs" in text
+def test_the_docs_similarity_table_is_recomputed_from_the_shared_sentence_pairs(minilm):
+    """The doc's similarity table, computed here another way: its `mean` column is the cosine of
+    `model.encode` (mean pooling, as the doc's) for each pair of tests/data/sentences.json, in order.
+    The doc prints 3 decimals (rounding: 5e-4); the doc batches fewer texts, so padding differs (~1e-6)."""
+    data = json.loads((ROOT / "tests" / "data" / "sentences.json").read_text(encoding="utf-8"))
+    pairs = data["paraphrase_pairs"] + data["non_paraphrase_pairs"]
+    table = next(b.expected for b in parse(DOCS[0].read_text(encoding="utf-8"))
+                 if b.kind == "python" and 'data["paraphrase_pairs"]' in b.code)
+    rows = [line for line in table.splitlines() if line.startswith(("paraphrase", "unrelated"))]
+    assert [r.split()[0] for r in rows] == ["paraphrase"] * len(data["paraphrase_pairs"]) + \
+        ["unrelated"] * len(data["non_paraphrase_pairs"])
+    vectors = minilm.encode(data["sentences"], pooling="mean", normalize=True)
+    for row, (i, j) in zip(rows, pairs):
+        assert data["sentences"][i][:22] in row and data["sentences"][j][:22] in row, row
+        assert float(row.split()[-1]) == pytest.approx(float(vectors[i] @ vectors[j]), abs=6e-4), row

@@ -12,7 +12,6 @@ Tolerances:
 
 import hashlib
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -23,42 +22,12 @@ from numpybert.apps.encode import (embed_texts, encode, encode_settings, l2_norm
                               read_settings)
 from numpybert.errors import ConfigError, InputTypeError, InputValueError, MissingWeightsError
 
-from conftest import CHECKPOINTS, GOLDEN, ROOT, require_minilm
+from conftest import GOLDEN, ROOT, require_minilm
+from tiny_bert import make_text_model
 
-# A WordPiece vocabulary for the tiny checkpoints (vocab_size 99): letters and ##letters spell any
-# lowercase word, so no test text becomes [UNK].
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-WORDS = ("the is of and to in man dog cat paris france capital city music guitar river plays runs book "
-         "reads bright dark house").split()
-VOCAB = SPECIALS + LETTERS + ["##" + c for c in LETTERS] + list("0123456789") + list(".,!?'-") + WORDS
 TEXTS = ["the man plays the guitar", "a dog runs", "", "paris is the capital of france!", "x",
          "the dark river runs in the bright city and the cat reads a book in the house", "music",
          "zebras quietly juggle", "the the the the the the the the the", "capital"]
-
-
-def make_text_model(dest, checkpoint="tiny-bert", sentence_transformers=None):
-    """A committed tiny checkpoint plus a vocab.txt, so it takes text. `sentence_transformers`:
-    {"pooling": {...Pooling config.json...}, "normalize": bool, "max_seq_length": int, "modules": [...]}."""
-    shutil.copytree(CHECKPOINTS / checkpoint, dest)
-    assert len(set(VOCAB)) == len(VOCAB) <= 99, "unique tokens; the tiny checkpoints have vocab_size 99"
-    (dest / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    (dest / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    if sentence_transformers is not None:
-        _write_st_files(dest, **sentence_transformers)
-    return dest
-
-
-def _write_st_files(dest, pooling=None, normalize=False, max_seq_length=None, modules=None, do_lower_case=False):
-    kinds = modules or (["Transformer", "Pooling"] + (["Normalize"] if normalize else []))
-    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
-    (dest / "modules.json").write_text(json.dumps([
-        {"idx": i, "name": str(i), "path": paths.get(k, f"{i}_{k}"), "type": f"sentence_transformers.models.{k}"}
-        for i, k in enumerate(kinds)]))
-    (dest / "1_Pooling").mkdir()
-    (dest / "1_Pooling" / "config.json").write_text(json.dumps(pooling or {"pooling_mode_mean_tokens": True}))
-    config = {"do_lower_case": do_lower_case} | ({"max_seq_length": max_seq_length} if max_seq_length else {})
-    (dest / "sentence_bert_config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from numpybert import cli
 from numpybert.errors import ConfigError, MissingWeightsError
 from numpybert.teach import explain as explain_module
 from numpybert.teach.explain import (NEARLY_LINEAR, SATURATION, TRANSFORMERS_POOLER, cosine, explain,
-                                     reference_pooler_source, sentence_transformers_pooling)
+                                     reference_pooler_source)
+from numpybert.apps.encode import read_settings, sentence_transformers_pooling
 
 SENTENCE = "A man is playing a guitar on the stage."
 PAIR = ("How old are you?", "I am six years old.")
@@ -248,8 +249,12 @@ def test_transformers_does_report_the_pooler_it_makes_up():
 
 
 def test_sentence_transformers_pooling_is_read_from_the_model_dir(minilm_dir, tmp_path):
-    assert sentence_transformers_pooling(minilm_dir) == "mean_tokens"
+    """One reader (apps.encode), encode's mode names: explain names the pooling encode computes."""
+    assert sentence_transformers_pooling(minilm_dir) == ("mean",) == read_settings(minilm_dir, 512).pooling
     assert sentence_transformers_pooling(tmp_path) is None
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text("{not json")
     with pytest.raises(ConfigError, match="1_Pooling"):

@@ -21,7 +21,7 @@ from numpybert.errors import InputValueError, MissingWeightsError
 from numpybert.audit.golden import read_golden
 
 from conftest import CHECKPOINTS, GOLDEN
-from test_encode import VOCAB, make_text_model
+from tiny_bert import VOCAB, make_text_model
 
 TOL = {"float32": 1e-5, "float64": 1e-10}
 HEAD_OUTPUTS = {  # golden model -> (numpybert function, transformers output name)

@@ -1,4 +1,5 @@
-"""A tiny random BERT checkpoint built inside a test, and raw safetensors bytes to corrupt.
+"""Test helpers (not tests): a tiny random BERT checkpoint built inside a test, raw safetensors
+bytes to corrupt, and `make_text_model` (a committed tiny checkpoint plus a vocabulary, so it takes text).
 
 The hostile-input tests build every bad file from this valid one, in pytest's tmp_path, so
 they depend on nothing but numpy and safetensors' writer (never on another test's files).
@@ -6,11 +7,15 @@ Sizes: vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37, 64 positions, 2 
 """
 
 import json
+import random
+import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 import safetensors.numpy
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"  # the committed tiny checkpoints
 
 TINY_CONFIG = {
     "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
@@ -67,3 +72,42 @@ def join(header, data: bytes = b"") -> bytes:
     """(header dict or raw header bytes, data) -> safetensors bytes, with a correct header length."""
     text = header if isinstance(header, bytes) else json.dumps(header).encode()
     return struct.pack("<Q", len(text)) + text + data
+
+
+# ----------------------------------------------------------------------------- a tiny model that takes text
+
+# A WordPiece vocabulary for the tiny checkpoints (vocab_size 99): letters and ##letters spell any
+# lowercase word, so no test text becomes [UNK].
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+WORDS = ("the is of and to in man dog cat paris france capital city music guitar river plays runs book "
+         "reads bright dark house").split()
+VOCAB = SPECIALS + LETTERS + ["##" + c for c in LETTERS] + list("0123456789") + list(".,!?'-") + WORDS
+def make_text_model(dest, checkpoint="tiny-bert", sentence_transformers=None):
+    """A committed tiny checkpoint plus a vocab.txt, so it takes text. `sentence_transformers`:
+    {"pooling": {...Pooling config.json...}, "normalize": bool, "max_seq_length": int, "modules": [...]}."""
+    shutil.copytree(CHECKPOINTS / checkpoint, dest)
+    assert len(set(VOCAB)) == len(VOCAB) <= 99, "unique tokens; the tiny checkpoints have vocab_size 99"
+    (dest / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    (dest / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    if sentence_transformers is not None:
+        _write_st_files(dest, **sentence_transformers)
+    return dest
+
+
+def _write_st_files(dest, pooling=None, normalize=False, max_seq_length=None, modules=None, do_lower_case=False):
+    kinds = modules or (["Transformer", "Pooling"] + (["Normalize"] if normalize else []))
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    (dest / "modules.json").write_text(json.dumps([
+        {"idx": i, "name": str(i), "path": paths.get(k, f"{i}_{k}"), "type": f"sentence_transformers.models.{k}"}
+        for i, k in enumerate(kinds)]))
+    (dest / "1_Pooling").mkdir()
+    (dest / "1_Pooling" / "config.json").write_text(json.dumps(pooling or {"pooling_mode_mean_tokens": True}))
+    config = {"do_lower_case": do_lower_case} | ({"max_seq_length": max_seq_length} if max_seq_length else {})
+    (dest / "sentence_bert_config.json").write_text(json.dumps(config))
+
+
+def random_sentences(n, seed=0):
+    """n seeded texts of 0 to 30 words of WORDS (every one spelled by VOCAB, so no [UNK])."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]

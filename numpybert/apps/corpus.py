@@ -41,7 +41,7 @@ import zlib
 
 import numpy as np
 
-from .encode import check_text
+from ..text.inputs import check_text
 from .outputs import OUTPUTS, output_format
 from ..errors import InputValueError, NumpybertError
 from ..loading.files import check_output_path

@@ -45,10 +45,12 @@ import numpy as np
 
 from ..loading.config import BertConfig
 from .long import check_long, token_counts
-from .encode import (MAX_BATCH_TOKENS, WINDOW, check_text, embed_texts, encode_settings, length_sorted_batches, positive_int,
+from .encode import (MAX_BATCH_TOKENS, WINDOW, embed_texts, encode_settings, length_sorted_batches,
                      tokenize_texts)
 from ..errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
 from ..loading.locate import default_model_dir, resolve_model
+from ..text.inputs import check_text
+from ..util import positive_int
 
 CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 texts at batch size 32)
 

@@ -35,13 +35,15 @@ depends only on its window, batch_size and max_batch_tokens, so a corpus cut int
 """
 
 import dataclasses
-import json
 import os
 import warnings
 
 import numpy as np
 
 from ..errors import ConfigError, InputTypeError, InputValueError
+from ..loading.config import read_json, read_json_object
+from ..text.inputs import check_text
+from ..util import positive_int
 
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "pooler")
 # sentence-transformers' names -> ours; its legacy boolean keys in the Pooling config.json, in its order
@@ -96,19 +98,14 @@ def check_pooling(pooling) -> tuple:
 
 # ----------------------------------------------------------------------------- reading a directory
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
-
-
 def _module_kinds(model_dir) -> dict:
     """modules.json -> {"Pooling": path, "Normalize": path, ...}; refuses modules numpybert lacks."""
     kinds = {}
     path = os.path.join(model_dir, "modules.json")
-    for module in _read_json(path):
+    modules = read_json(path, "modules.json", ConfigError)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ConfigError(f"{path}: expected a JSON list of modules")
+    for module in modules:
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
         if kind not in ST_MODULES:
             raise ConfigError(f"{path}: module {module.get('type')!r} is not computed by numpybert "
@@ -119,7 +116,7 @@ def _module_kinds(model_dir) -> dict:
 
 def _st_pooling(config_path) -> tuple:
     """The Pooling module's config.json -> our mode names (new `pooling_mode` key or legacy booleans)."""
-    config = _read_json(config_path)
+    config = read_json_object(config_path, "Pooling config.json")
     modes = config.get("pooling_mode")
     if modes is None:
         modes = [mode for key, mode in ST_LEGACY_KEYS.items() if config.get(key)] or ["mean"]
@@ -132,10 +129,22 @@ def _st_pooling(config_path) -> tuple:
     return ours
 
 
+def sentence_transformers_pooling(model_dir) -> tuple | None:
+    """The pooling a sentence-transformers directory declares (modules.json -> its Pooling
+    module's config.json), in numpybert's mode names, e.g. ("mean",); None without modules.json."""
+    model_dir = os.fspath(model_dir or "")
+    if not os.path.isfile(os.path.join(model_dir, "modules.json")):
+        return None
+    kinds = _module_kinds(model_dir)
+    if "Pooling" not in kinds:
+        raise ConfigError(f"{model_dir}/modules.json has no Pooling module, so it defines no sentence embedding")
+    return _st_pooling(os.path.join(model_dir, kinds["Pooling"], "config.json"))
+
+
 def _default_max_length(model_dir, max_position_embeddings) -> int:
     """As transformers: tokenizer_config.json's model_max_length, capped at max_position_embeddings."""
     path = os.path.join(model_dir, "tokenizer_config.json")
-    limit = _read_json(path).get("model_max_length") if os.path.isfile(path) else None
+    limit = read_json_object(path, "tokenizer_config.json", absent={}).get("model_max_length")
     return min(int(limit), max_position_embeddings) if isinstance(limit, (int, float)) else max_position_embeddings
 
 
@@ -146,16 +155,14 @@ def read_settings(model_dir, max_position_embeddings: int) -> EncodeSettings:
     with a plain BERT checkpoint)."""
     model_dir = os.fspath(model_dir or "")
     max_length = _default_max_length(model_dir, max_position_embeddings)
-    if not os.path.isfile(os.path.join(model_dir, "modules.json")):
+    pooling = sentence_transformers_pooling(model_dir)
+    if pooling is None:
         return EncodeSettings(("mean",), False, max_length, source="defaults (no modules.json)")
     kinds = _module_kinds(model_dir)
-    if "Pooling" not in kinds:
-        raise ConfigError(f"{model_dir}/modules.json has no Pooling module, so it defines no sentence embedding")
-    pooling = _st_pooling(os.path.join(model_dir, kinds["Pooling"], "config.json"))
     st_path = os.path.join(model_dir, "sentence_bert_config.json")
-    st_config = _read_json(st_path) if os.path.isfile(st_path) else {}
+    st_config = read_json_object(st_path, "sentence_bert_config.json", absent={})
     max_length = min(int(st_config.get("max_seq_length") or max_length), max_position_embeddings)
-    pooling_config = _read_json(os.path.join(model_dir, kinds["Pooling"], "config.json"))
+    pooling_config = read_json_object(os.path.join(model_dir, kinds["Pooling"], "config.json"), "Pooling config.json")
     return EncodeSettings(pooling, "Normalize" in kinds, max_length, bool(st_config.get("do_lower_case")),
                           source=f"{model_dir} (sentence-transformers)",
                           include_prompt=bool(pooling_config.get("include_prompt", True)),
@@ -165,7 +172,7 @@ def read_settings(model_dir, max_position_embeddings: int) -> EncodeSettings:
 def _st_model_config(model_dir) -> dict:
     """config_sentence_transformers.json: prompts, default_prompt_name, similarity_fn_name."""
     path = os.path.join(model_dir, "config_sentence_transformers.json")
-    config = _read_json(path) if os.path.isfile(path) else {}
+    config = read_json_object(path, "config_sentence_transformers.json", absent={})
     prompts = config.get("prompts") or {}
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
         raise ConfigError(f"{path}: prompts must be an object of strings, got {prompts!r}")
@@ -223,19 +230,6 @@ def embed_batch(model, batch: dict, settings: EncodeSettings):
 
 
 # ----------------------------------------------------------------------------- texts in, vectors out
-
-def check_text(text, where: str) -> str:
-    """A text as the tokenizer needs it: a str of valid Unicode. `where` names it in errors."""
-    if not isinstance(text, str):
-        raise InputTypeError(f"{where} is {'None' if text is None else type(text).__name__}, expected str")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise InputValueError(f"{where} has a lone surrogate U+{ord(text[e.start]):04X} at character "
-                                  f"{e.start}; texts must be valid Unicode") from None
-    return str(text)
-
 
 def length_sorted_batches(lengths, batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS) -> list:
     """Row indices in batches, longest texts first (a stable sort, so ties keep input order):
@@ -551,11 +545,6 @@ def encode_settings(model_dir, config, pooling=None, normalize=None, max_seq_len
     return settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
 
 
-def positive_int(name, value) -> int:
-    """value as an int, or an InputValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputValueError(f"{name}={value!r}: expected a positive integer")
-    return int(value)
 
 
 class _NoBar:

@@ -21,13 +21,14 @@ people read: tokens, labels and probabilities.
   problem_type "multi_label_classification".
 """
 
-import json
 import os
 
 import numpy as np
 
 from ..errors import InputValueError, MissingWeightsError
+from ..loading.config import read_json_object
 from ..reference import softmax
+from ..util import positive_int
 
 # head -> (path in model.params, checkpoint names, what it is, architectures that carry it)
 HEADS = {
@@ -94,8 +95,7 @@ def fill_mask(model, text: str, top_k: int = 5) -> list:
     Returns one list per [MASK] (in order), each of top_k dicts {"token", "token_id", "score"},
     best first; score is the softmax probability over the model's whole vocabulary (vocab_size).
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InputValueError(f"top_k={top_k!r}: expected a positive integer")
+    positive_int("top_k", top_k)
     params = head_params(model, "mlm")
     tokenizer = model.tokenizer
     batch = model.tokenize([text])
@@ -149,7 +149,4 @@ def classify(model, texts, text_pairs=None) -> list:
 def _problem_type(model):
     """config.json's problem_type (BertConfig does not keep it): how scores are made from logits."""
     path = os.path.join(model.model_dir or "", "config.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("problem_type")
+    return read_json_object(path, "config.json", absent={}).get("problem_type")

@@ -1,7 +1,7 @@
 """The parity audit: which operation first diverges between numpybert and a reference, and by how much.
 
 numpybert's forward records every intermediate under a stable name (`model(..., record=True)`,
-see `model.Trace`); scripts/export_golden.py records the same names from PyTorch. This module
+see `model.Trace`); `torch_bridge` records the same names from PyTorch. This module
 compares two such dicts tensor by tensor in forward order, and names the first tensor whose
 error is beyond floating-point noise: the first diverging operation.
 
@@ -16,25 +16,20 @@ how far numpybert fp32 and torch fp32 each are from the exact answer: an error b
 `compare_conventions` shows what each convention switch (mask value, GELU form, LayerNorm eps)
 does to the outputs: why other BERTs disagree with HuggingFace's.
 
-No torch here: a live reference comes from scripts/export_golden.py, loaded from the checkout
-by file path, only when asked for.
+No torch here: a live reference comes from `torch_bridge` (the golden extra), imported only
+when asked for.
 """
 
 import dataclasses
-import functools
-import hashlib
-import importlib.util
 import math
-import os
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..loading.checkpoint import weight_files
+from ..loading.checkpoint import weights_sha256
 from ..errors import GoldenError, InputValueError
+from ..util import cosine
 from .golden import Golden
 
 # ----------------------------------------------------------------------------- tolerances
@@ -93,14 +88,6 @@ def real_positions(attention_mask: np.ndarray, shape: tuple) -> np.ndarray:
     if len(shape) == 4:  # [B, N, T, D] or [B, N, T, T]: the (query) token axis is 2
         return np.broadcast_to(real[:, None, :, None], shape)
     raise GoldenError(f"cannot tell token positions in a tensor of shape {shape}")
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two flat float64 vectors; 1 when both are zero."""
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(a @ b / (na * nb))
 
 
 def error_stats(ours: np.ndarray, ref: np.ndarray, where=...) -> Stats:
@@ -311,16 +298,6 @@ def _reference_info(reference: Golden) -> dict:
     return {**info, "path": str(reference.path)} if info["kind"] == "golden" else info
 
 
-def weights_sha256(model_dir) -> str:
-    """sha256 of a model's safetensors file(s), concatenated in file-name order (as export_golden)."""
-    digest = hashlib.sha256()
-    for path in sorted(weight_files(os.fspath(model_dir))[0]):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def check_golden_model(model_dir, golden: Golden) -> None:
     """Refuse a golden made from other weights than `model_dir`'s (its header holds their sha256)."""
     expected = golden.metadata.get("model_sha256")
@@ -331,46 +308,16 @@ def check_golden_model(model_dir, golden: Golden) -> None:
 
 # ----------------------------------------------------------------------------- live reference
 
-EXPORT_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_golden.py"
-
-
-@functools.lru_cache(maxsize=1)
-def load_export_script():
-    """scripts/export_golden.py as a module (it imports torch and transformers)."""
-    if not EXPORT_SCRIPT.is_file():
-        raise GoldenError(f"a live audit runs scripts/export_golden.py, not found at {EXPORT_SCRIPT}: "
-                          "run numpybert from a git checkout, or audit against a golden file (--golden)")
-    spec = importlib.util.spec_from_file_location("numpybert_export_golden", EXPORT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    except ImportError as e:
-        del sys.modules[spec.name]
-        raise GoldenError(f"a live audit needs torch and transformers ({e}); "
-                          "install the golden extra: pip install -e '.[golden]'") from None
-    return module
-
-
 def live_reference(model_dir, inputs: dict, dtype: str) -> Golden:
-    """transformers' BertModel (eager) run now on `inputs`, recorded by scripts/export_golden.py,
-    in a golden file's layout: inputs, outputs and trace as NumPy arrays."""
-    export = load_export_script()
-    export.setup_torch()
-    model_dir = os.fspath(model_dir)
-    try:
-        model = export.load_reference(model_dir, os.path.basename(os.path.normpath(model_dir)), dtype)
-    except SystemExit as e:  # the script's way of refusing a checkpoint
-        raise GoldenError(str(e)) from None
-    torch_inputs = {k: export.torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in inputs.items()}
-    tensors = export.golden_tensors(model, torch_inputs, dtype, trace=True)
-    groups = {"inputs": {}, "outputs": {}, "trace": {}}
-    for key, tensor in tensors.items():
-        group, _, name = key.partition(".")
-        groups[group][name] = tensor.detach().numpy()
-    metadata = {"kind": "live", "model": model_dir, "dtype": dtype, "torch_version": export.torch.__version__,
-                "transformers_version": export.transformers.__version__, "attn_implementation": export.ATTN}
-    return Golden("live", metadata, **groups)
+    """transformers' BertModel (eager) run now on `inputs`, traced, in a golden file's layout.
+    Needs the golden extra: the torch side is `torch_bridge`, imported only here."""
+    from . import torch_bridge
+    return torch_bridge.live_reference(model_dir, inputs, dtype)
+
+
+def require_torch_bridge() -> None:
+    """Fail now, in one line naming the extra to install, when torch or transformers is missing."""
+    from . import torch_bridge  # noqa: F401  (importing it is the check)
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -35,7 +35,8 @@ def register(subparsers):
     source = p.add_mutually_exclusive_group()
     source.add_argument("--golden", metavar="FILE", help="compare with a golden file (its inputs and dtype)")
     source.add_argument("--live", action="store_true",
-                        help="compare with transformers' BertModel run now (needs the golden extra and a checkout)")
+                        help="compare with transformers' BertModel run now (needs the golden extra: "
+                             "pip install 'numpybert[golden]')")
     source.add_argument("--compare-conventions", action="store_true",
                         help="show what each convention switch does to the outputs of the same input")
     source.add_argument("--onnx", metavar="FILE",
@@ -73,12 +74,17 @@ def run(args):
     if args.tokenizer:
         return run_tokenizer(args)
     report = golden_audit(args) if args.golden else live_audit(args)
+    return emit(args, lambda: audit.report_json(report), lambda: audit.render_table(report), report.passed)
+
+
+def emit(args, as_json, as_text, passed: bool = True) -> int:
+    """Print a report (strict JSON, no NaN, with --json; else the readable text); the exit status."""
     if args.json:
-        json.dump(audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
+        json.dump(as_json(), sys.stdout, indent=1, allow_nan=False)
         print()
     else:
-        print(audit.render_table(report))
-    return 0 if report.passed else 1
+        print(as_text())
+    return 0 if passed else 1
 
 
 def check_args(args) -> None:
@@ -114,7 +120,7 @@ def golden_audit(args) -> audit.AuditReport:
 
 
 def live_audit(args) -> audit.AuditReport:
-    audit.load_export_script()  # no torch: fail now, in one line, before any work
+    audit.require_torch_bridge()  # no torch: fail now, in one line naming the extra, before any work
     dtype = args.dtype or "float32"
     model = cli.load_model(args, dtype=dtype, engine=args.engine)
     inputs = audit_inputs(model, args.text)
@@ -132,12 +138,8 @@ def run_conventions(args) -> int:
     model = cli.load_model(args, engine=args.engine)
     inputs = audit.with_fully_masked_row(audit_inputs(model, args.text))
     rows = audit.compare_conventions(model, inputs)
-    if args.json:
-        json.dump(audit.conventions_json(model, inputs, rows), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(audit.render_conventions(model, inputs, rows))
-    return 0
+    return emit(args, lambda: audit.conventions_json(model, inputs, rows),
+                lambda: audit.render_conventions(model, inputs, rows))
 
 
 def audit_inputs(model, texts) -> dict:
@@ -161,24 +163,16 @@ def run_onnx(args) -> int:
     else:  # fixed random ids of varied lengths: the ranking then only says whether neighbours move
         ranking = audit.random_inputs(model.config, lengths=graph_audit.RANDOM_LENGTHS, seed=1)
     report = graph_audit.audit_graph(args.onnx, args.model, inputs, ranking)
-    if args.json:
-        json.dump(graph_audit.report_graph_json(report), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(graph_audit.render_graph_report(report))
-    return 0 if report.passed else 1
+    return emit(args, lambda: graph_audit.report_graph_json(report), lambda: graph_audit.render_graph_report(report),
+                report.passed)
 
 
 def run_tokenizer(args) -> int:
     """`--tokenizer PATH`: another tokenizer against --model's (numpybert/audit/tokenizer_audit.py)."""
     from ..audit import tokenizer_audit
     report = tokenizer_audit.audit_tokenizer(args.tokenizer, args.model)
-    if args.json:
-        json.dump(tokenizer_audit.report_json(report), sys.stdout, indent=1, allow_nan=False)
-        print()
-    else:
-        print(tokenizer_audit.render(report))
-    return 0 if report.passed else 1
+    return emit(args, lambda: tokenizer_audit.report_json(report), lambda: tokenizer_audit.render(report),
+                report.passed)
 
 
 def has_tokenizer(model) -> bool:

@@ -1,10 +1,12 @@
-"""`numpybert bench`: numpybert vs torch eager (when scripts/bench.py and torch are there), same
-inputs and threads, interleaved runs in worker processes; writes bench.json and bench.md."""
+"""`numpybert bench`: numpybert vs torch eager (torch_bridge, the golden extra; --no-torch
+without it), same inputs and threads, interleaved runs in worker processes; writes bench.json
+and bench.md."""
 
-import importlib.util
 import os
 
-from ..errors import ConfigError, InputValueError
+from ..audit import require_torch_bridge
+from ..errors import InputValueError, MissingExtraError
+from ..util import positive_int
 
 
 def register(subparsers):
@@ -36,10 +38,11 @@ def add_arguments(p):
     p.add_argument("--corpus-texts", type=int, default=3000, help="texts in the corpus (default 3000)")
     p.add_argument("--onnx-minilm", default=None, metavar="FILE",
                    help="also time ONNX Runtime (pip install onnxruntime) on this export of the MiniLM model "
-                        "(scripts/bench.py --export-onnx DIR FILE)")
+                        "(the float32 export of scripts/export_onnx.py minilm --out DIR)")
     p.add_argument("--onnx-base", default=None, metavar="FILE", help="the same for the bert-base model")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
-    p.add_argument("--no-torch", action="store_true", help="time numpybert only")
+    p.add_argument("--no-torch", action="store_true",
+                   help="time numpybert only (timing torch needs the golden extra: pip install 'numpybert[golden]')")
     p.add_argument("--keep-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for the workers (default: unset both)")
     p.add_argument("--out", default="bench-results", metavar="DIR", help="where bench.json/bench.md go")
@@ -66,17 +69,11 @@ def parse_shapes(text, default=None, padded_ok=True):
     return shapes
 
 
-def torch_worker_script():
-    """scripts/bench.py of this checkout (it holds the torch worker), or None."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "scripts", "bench.py")
-    return path if os.path.isfile(path) else None
-
-
-def run(args, torch_worker=None):
+def run(args):
     from .. import bench
-    if args.threads < 1 or args.reps < 1 or args.warmup < 0:
-        raise InputValueError("--threads and --reps must be positive, --warmup not negative")
+    positive_int("--threads", args.threads), positive_int("--reps", args.reps)
+    if args.warmup < 0:
+        raise InputValueError(f"--warmup={args.warmup}: expected 0 or more")
     from ..loading.locate import default_model_dir
     args.minilm = args.minilm or os.environ.get("NUMPYBERT_MODEL") or str(default_model_dir())
     models = {"minilm": args.minilm} if os.path.isdir(args.minilm) else {}
@@ -84,18 +81,22 @@ def run(args, torch_worker=None):
         models["base"] = args.base
     if not models:
         raise InputValueError(f"no model to time: {args.minilm} is missing (run: numpybert fetch) and no --base")
-    worker = None if args.no_torch else (torch_worker or torch_worker_script())
     if args.memory_runs < 0 or args.corpus_runs < 0 or args.corpus_texts < 1:
         raise InputValueError("--memory-runs and --corpus-runs must not be negative, --corpus-texts positive")
-    if worker is not None and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
-        raise ConfigError("the comparison needs torch and transformers: pip install 'numpybert[golden]', "
-                          "or pass --no-torch to time numpybert alone")
+    onnx = {k: v for k, v in (("minilm", args.onnx_minilm), ("base", args.onnx_base)) if v}
+    for name, path in onnx.items():
+        if not os.path.isfile(path):
+            raise InputValueError(f"--onnx-{name} {path}: no such file (export one: scripts/export_onnx.py)")
+    if not args.no_torch:
+        try:
+            require_torch_bridge()  # no torch: fail now, in one line, before any work
+        except MissingExtraError as e:
+            raise MissingExtraError(f"{e} (or time numpybert alone: --no-torch)") from None
     results = bench.benchmark(models, args.threads, args.reps, args.warmup, parse_shapes(args.shapes),
-                              worker, args.keep_env, args.cold_runs,
+                              not args.no_torch, args.keep_env, args.cold_runs,
                               memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
                               memory_runs=args.memory_runs, corpus_texts=args.corpus_texts,
-                              corpus_runs=args.corpus_runs,
-                              onnx={k: v for k, v in (("minilm", args.onnx_minilm), ("base", args.onnx_base)) if v})
+                              corpus_runs=args.corpus_runs, onnx=onnx)
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

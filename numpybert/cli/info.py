@@ -3,7 +3,7 @@
 
 from .. import cli
 from ..errors import InputValueError, NumpybertError
-from ..teach.explain import sentence_transformers_pooling
+from ..apps.encode import sentence_transformers_pooling
 
 
 def register(subparsers):
@@ -49,7 +49,7 @@ def info_lines(model) -> list:
               f"tokenizer   {_tokenizer_line(model)}"]
     pooling = sentence_transformers_pooling(model.model_dir)
     if pooling:
-        lines.append(f"sentence-transformers pooling: {pooling}")
+        lines.append(f"sentence-transformers pooling: {'+'.join(pooling)}")
     return lines + ["loader manifest:", *("  " + line for line in str(model.manifest).splitlines())]
 
 

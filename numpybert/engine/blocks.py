@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..util import positive_int
+
 # Element-wise work is done on blocks of about this many bytes: the dozens of NumPy passes a
 # GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
 BLOCK_BYTES = 1 << 18
@@ -25,8 +27,7 @@ def set_threads(n: int, one_blas_thread=None) -> None:
     """How many threads share the blocks of work (1: the calling thread only). `one_blas_thread`
     is a context-manager factory limiting BLAS to one thread, for blocks that multiply matrices
     (`numpybert.set_threads` passes threadpoolctl's); without it those blocks stay serial."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"threads={n!r}: expected a positive integer")
+    positive_int("threads", n)
     if _pool["executor"] is not None:
         _pool["executor"].shutdown()
     _pool.update(threads=n, executor=ThreadPoolExecutor(n - 1, "numpybert") if n > 1 else None,

@@ -16,7 +16,7 @@ Two kinds of threads do the work:
 import os
 
 from . import blocks
-from ..errors import InputValueError
+from ..util import positive_int
 
 
 def _controller():
@@ -30,8 +30,7 @@ def _controller():
 
 def set_threads(n: int) -> None:
     """Use n threads: BLAS (when threadpoolctl is installed) and numpybert's element-wise blocks."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise InputValueError(f"threads={n!r}: expected a positive integer")
+    positive_int("threads", n)
     controller = _controller()
     if controller is not None:
         controller.select(user_api="blas").limit(limits=n)

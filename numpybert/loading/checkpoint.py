@@ -20,6 +20,7 @@ import struct
 import numpy as np
 
 from .config import BertConfig, open_regular, parse_json, read_json
+from .files import sha256_files
 from ..errors import WeightsError, WeightsNotFoundError
 
 HEADER_CAP = 1024 * 1024  # bert-large's header is ~50 KB; a longer one is corrupt or hostile
@@ -176,6 +177,12 @@ def weight_files(model_dir):
                            "because unpickling can run arbitrary code. Convert once with torch and "
                            "safetensors.torch.save_file into model.safetensors.")
     raise WeightsNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
+
+
+def weights_sha256(model_dir) -> str:
+    """sha256 of a model's weights: the bytes of its safetensors file(s) (`weight_files`),
+    concatenated in file-name order. Golden files record it as `model_sha256`."""
+    return sha256_files(*sorted(weight_files(os.fspath(model_dir))[0]))
 
 
 def _sharded_files(index):

@@ -16,6 +16,7 @@ import os
 import stat
 
 from ..errors import ConfigError, WeightsNotFoundError
+from ..util import positive_int
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 CONFIG_CAP = 4 * 1024 * 1024  # a BERT config.json is ~1 KB; even a huge id2label stays far below
@@ -77,12 +78,18 @@ def read_json(path, what: str, error: type, cap: int = CONFIG_CAP):
     return parse_json(raw, path, error)
 
 
+def read_json_object(path, what: str, error: type = ConfigError, absent=None) -> dict:
+    """A small JSON file holding an object (see `read_json`); `absent` (e.g. {}) is returned
+    when the file does not exist, else that is an error too."""
+    if absent is not None and not os.path.lexists(path):
+        return absent
+    data = read_json(path, what, error)
+    if not isinstance(data, dict):
+        raise error(f"{path}: a {what} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
 # ----------------------------------------------------------------------------- the config
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"config field {name}={value!r}: expected a positive integer")
-
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
@@ -106,7 +113,7 @@ class BertConfig:
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            _positive_int(name, getattr(self, name))
+            positive_int(f"config field {name}", getattr(self, name), ConfigError)
         if self.num_hidden_layers > MAX_LAYERS:
             raise ConfigError(f"config field num_hidden_layers={self.num_hidden_layers}: more than {MAX_LAYERS}; "
                               "no BERT is that deep (corrupt config?)")

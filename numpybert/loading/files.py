@@ -1,5 +1,7 @@
-"""Output paths are checked before any work, so a long run never fails at its last step."""
+"""Files: output paths checked before any work (so a long run never fails at its last step),
+and the sha256 of a file."""
 
+import hashlib
 import os
 import tempfile
 
@@ -26,3 +28,13 @@ def check_output_path(path: str, option: str) -> None:
         raise OutputError(f"{option} {path}: cannot create files in {parent} ({e.strerror})") from None
     os.close(fd)
     os.remove(probe)
+
+
+def sha256_files(*paths) -> str:
+    """Hex sha256 of the files' bytes, concatenated in the order given (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

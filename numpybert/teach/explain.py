@@ -17,12 +17,14 @@ reported as facts of the API, not as evidence. Printing is the command's job (nu
 import dataclasses
 import glob
 import inspect
-import json
 import os
 
 import numpy as np
 
-from ..errors import ConfigError, MissingWeightsError, WeightsError
+from ..apps.encode import sentence_transformers_pooling
+from ..errors import MissingWeightsError, NumpybertError, WeightsError
+from ..loading.config import read_json_object
+from ..util import cosine
 
 SATURATION = 0.99  # |tanh(z)| above this: the slope 1 - tanh² is < 0.02, the unit is "saturated"
 NEARLY_LINEAR = 0.01  # max |tanh(z) - z| below this: tanh changes no value by more than 0.01
@@ -84,7 +86,7 @@ class Explanation:
     lesson: PoolerLesson | None  # None when the checkpoint has no pooler
     pooler_refusal: str  # the model's refusal message when it has no pooler, else ""
     nsp_is_next: float | None  # P(B follows A) from the checkpoint's NSP head, for a pair; else None
-    sentence_pooling: str | None  # sentence-transformers pooling mode (1_Pooling/config.json), if any
+    sentence_pooling: str | None  # sentence-transformers pooling mode(s) as encode names them, e.g. "mean"
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -118,7 +120,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         h_cls=h_cls, embedding_check=embedding_check, pooler_check=pooler_check, not_checked=not_checked,
         lesson=lesson, pooler_refusal=refusal,
         nsp_is_next=_nsp_is_next(model, text, pair),
-        sentence_pooling=sentence_transformers_pooling(model.model_dir),
+        sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
     )
 
 
@@ -302,34 +304,11 @@ def reference_pooler_source():
 
 # ----------------------------------------------------------------------------- small helpers
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b) = a·b / (|a| |b|), computed in float64."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def initializer_range(model_dir) -> float | None:
     """config.json's initializer_range (the std transformers initialises weights with), or None."""
     path = os.path.join(os.fspath(model_dir or ""), "config.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f).get("initializer_range")
-    except (OSError, ValueError, AttributeError):
+        value = read_json_object(path, "config.json").get("initializer_range")
+    except NumpybertError:
         return None
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def sentence_transformers_pooling(model_dir) -> str | None:
-    """The pooling a sentence-transformers directory declares (e.g. "mean_tokens"), or None."""
-    path = os.path.join(os.fspath(model_dir or ""), "1_Pooling", "config.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except ValueError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    modes = [k[len("pooling_mode_"):] for k, v in sorted(config.items()) if k.startswith("pooling_mode_") and v]
-    return "+".join(modes) or None

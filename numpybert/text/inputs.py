@@ -148,3 +148,17 @@ def check_masked_rows(attention_mask, mask_value):
         row = int(np.argmax(empty))
         raise InputValueError(f"attention_mask row {row} is all 0: under mask_value='-inf' its attention "
                               "would be NaN (0/0); drop the row or use mask_value='finfo-min'")
+
+
+def check_text(text, where: str) -> str:
+    """One text as the tokenizer needs it: a str (numpy str_ welcome) of valid Unicode (no lone
+    surrogates), as a plain str. `where` names it in errors, e.g. "texts[3]"."""
+    if not isinstance(text, str):
+        raise InputTypeError(f"{where} is {'None' if text is None else type(text).__name__}, expected str")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputValueError(f"{where} has a lone surrogate {text[e.start]!r} (U+{ord(text[e.start]):04X}) "
+                                  f"at character {e.start}; texts must be valid Unicode") from None
+    return str(text)

@@ -20,7 +20,6 @@ padding is on the right with the [PAD] id, type 0, mask 0.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokeniz
 from tokenizers.models import WordPiece
 
 from ..errors import ConfigError, InputTypeError, InputValueError, WeightsNotFoundError
+from ..loading.config import read_json_object
+from .inputs import check_text
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "round_robin")
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
@@ -207,7 +208,7 @@ class BertTokenizer:
         if isinstance(tokens, str):
             token_id = self._tok.token_to_id(tokens)
             return self.unk_token_id if token_id is None else token_id
-        return [self.convert_tokens_to_ids(_check_text(t, "tokens", i)) for i, t in enumerate(tokens)]
+        return [self.convert_tokens_to_ids(check_text(t, f"tokens[{i}]")) for i, t in enumerate(tokens)]
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         """Text of a 1-D id sequence, WordPiece pieces joined (lowercased text stays lowercased).
@@ -670,7 +671,7 @@ def _as_text_list(value: Any, name: str, split_into_words: bool = False) -> list
         raise InputTypeError(f"{name} must be a str or a list of str, got {type(value).__name__}{shape}")
     if not items:
         raise InputValueError(f"{name} is empty; pass at least one text")
-    return [_check_text(item, name, i) for i, item in enumerate(items)]
+    return [check_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def _as_word_lists(value: Any, name: str) -> list[list[str]]:
@@ -684,39 +685,15 @@ def _as_word_lists(value: Any, name: str) -> list[list[str]]:
             raise InputTypeError(f"{name}[{i}] is {type(words).__name__}; with is_split_into_words=True each "
                                  "text is a list of words")
         for j, word in enumerate(words):
-            _check_text(word, f"{name}[{i}]", j)
+            check_text(word, f"{name}[{i}][{j}]")
     return [list(words) for words in batch]
-
-
-def _check_text(item: Any, name: str, i: int) -> str:
-    """One text: a str (numpy str_ welcome) that is valid Unicode (no lone surrogates)."""
-    if not isinstance(item, str):
-        what = "None" if item is None else type(item).__name__
-        raise InputTypeError(f"{name}[{i}] is {what}, expected str")
-    item = str(item)
-    if not item.isascii():
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputValueError(f"{name}[{i}] has a lone surrogate {item[exc.start]!r} "
-                                  f"(U+{ord(item[exc.start]):04X}) at character {exc.start}; "
-                                  "texts must be valid Unicode") from None
-    return item
 
 
 # --- loading helpers --------------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
     """A JSON object from path, or {} when the file is absent."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, path.name, absent={})
 
 
 def _read_tokenizer_config(model_dir: Path) -> dict:

@@ -1,12 +1,14 @@
 """The benchmark's measuring parts (no torch here: the workers' protocol, inputs, memory, report)."""
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from numpybert import bench
+from conftest import CHECKPOINTS, ROOT
+from numpybert import bench, cli
 from numpybert.cli.bench import parse_shapes
 from numpybert.errors import InputValueError
 
@@ -83,3 +85,17 @@ def test_onnxruntime_joins_when_given_an_export():
     commands = bench.worker_commands("/m", 1, 16, 2, 3, False, onnx_path="/m.onnx")
     assert set(commands) == {"numpybert", "onnxruntime"}
     assert commands["onnxruntime"][2:5] == ["numpybert.bench", "ort-worker", "/m"]
+
+
+def test_onnxruntime_column_on_the_onnx_audits_export(tmp_path, capsys):
+    out_dir = tmp_path / "bench"
+    code = cli.main(["bench", "--minilm", str(CHECKPOINTS / "tiny-bert"), "--shapes", "minilm:2x8", "--no-torch",
+                     "--memory-shapes", "none", "--corpus-runs", "0", "--cold-runs", "0", "--reps", "1",
+                     "--warmup", "0", "--threads", "1", "--onnx-minilm", str(ROOT / "tests/onnx/tiny-bert.float32.onnx"),
+                     "--out", str(out_dir)])
+    assert code == 0, capsys.readouterr().err
+    engines = json.loads((out_dir / "bench.json").read_text())["shapes"][0]["engines"]
+    assert set(engines) == {"numpybert", "onnxruntime"} and engines["onnxruntime"]["runs"] == 1
+    assert cli.main(["bench", "--minilm", str(CHECKPOINTS / "tiny-bert"), "--no-torch", "--onnx-minilm",
+                     str(tmp_path / "missing.onnx"), "--out", str(out_dir)]) != 0
+    assert "missing.onnx: no such file" in capsys.readouterr().err

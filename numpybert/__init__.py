@@ -14,8 +14,8 @@ model from `numpybert/engine/`, tuned for speed and tested to give the same numb
 from .api import BertModel, BertOutput, load
 from .loading.config import BertConfig
 from .apps.embedder import Embedder
-from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingWeightsError,
-                     NumpybertError, WeightsError, WeightsNotFoundError)
+from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingExtraError,
+                     MissingWeightsError, NumpybertError, OutputError, WeightsError, WeightsNotFoundError)
 from .engine.threads import set_threads
 
 __version__ = "0.1.0"
@@ -23,4 +23,5 @@ DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"
 
 __all__ = ["load", "BertModel", "BertOutput", "BertConfig", "Embedder", "NumpybertError", "ConfigError", "WeightsError",
            "WeightsNotFoundError", "MissingWeightsError", "InputValueError", "InputTypeError", "GoldenError",
+           "OutputError", "MissingExtraError",
            "DEFAULT_MODEL", "set_threads"]

@@ -282,6 +282,8 @@ def cold_start(model_dir: str) -> None:
     model = transformers.BertModel.from_pretrained(model_dir, attn_implementation=ATTN).eval()
     with torch.inference_mode():
         model(**tokenizer(["The quick brown fox jumps over the lazy dog."], return_tensors="pt"))
+    from ..bench import print_peak_rss
+    print_peak_rss()
 
 
 def st_corpus(model_dir: str, n: int, threads: int) -> None:

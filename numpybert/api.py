@@ -17,7 +17,7 @@ from . import reference as R
 from .engine import model as M
 from .engine.blocks import sharing
 from .loading import hub
-from .loading.checkpoint import load_params, nest
+from .loading.checkpoint import load_params, nest, release_pages
 from .loading.config import BertConfig
 from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
 from .text.inputs import check_inputs, check_inputs_embeds, check_masked_rows, warn_if_padding_and_no_attention_mask
@@ -32,7 +32,7 @@ class Engine:
     """What BertModel asks of an implementation of the forward pass (`model.engine`).
 
     prepare(flat_params) -> flat_params, once at load (same names and values; the fast engine
-        stores Linear weights [in, out], Q, K and V as one tensor per layer, the names as views).
+        stacks Q, K and V into one [3H, H] tensor per layer, the names as views of it).
     bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value, record,
          inputs_embeds=None, skip_padding=False, output_hidden_states=True, output_attentions=True)
         -> (hidden_states, attentions, pooled_output or None), as `numpybert.reference.bert`;
@@ -164,8 +164,8 @@ class BertModel:
         if mask_value not in MASK_VALUES:
             raise InputValueError(f"mask_value={mask_value!r}: expected one of {MASK_VALUES}")
         self.engine = choose_engine(engine)  # computes the forward pass and the task heads
-        # {checkpoint name: array}, for auditors to diff against the file (the fast engine stores Linear
-        # weights [in, out] and Q|K|V as one [H, 3H] tensor per layer; the names are views: same values)
+        # {checkpoint name: array}, for auditors to diff against the file (the fast engine stacks Q|K|V
+        # into one [3H, H] tensor per layer; the names are views of it: same values)
         self.flat_params = self.engine.prepare(params)
         self.params = nest(self.flat_params)
         self.config = config
@@ -407,7 +407,10 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     model_dir = resolve_model_dir(name_or_path, revision)
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
     params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
-    return BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
+    model = BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
+    if mmap:  # the fast engine copied Q|K|V into one tensor per layer: the mapped pages it read go back
+        release_pages(model.flat_params.values())
+    return model
 
 
 def resolve_model_dir(name_or_path, revision=None) -> str:

@@ -118,6 +118,20 @@ def test_bad_plot_path_is_one_error_line(capsys, tmp_path, plot, fragment):
 
 # ----------------------------------------------------------------------------- attention
 
+@pytest.mark.parametrize("command", ["attention", "explain"])
+def test_a_text_longer_than_the_model_reads_is_cut_with_a_note(capsys, minilm, command):
+    """Never silently: the note on stderr says how many tokens the text has and how many are cut."""
+    long_text = " ".join(["word"] * 600)  # 600 word pieces + [CLS] + [SEP]
+    argv = [command, long_text] + (["--layer", "0", "--head", "0"] if command == "attention" else [])
+    code, out, err = run(capsys, *argv)
+    limit = minilm.tokenizer.model_max_length
+    assert code == 0
+    assert err.strip() == (f"note: the text has 602 tokens with [CLS]/[SEP]; the model reads at most {limit}, "
+                           f"so {602 - limit} tokens are cut from the end (longest segment first)")
+    if command == "attention":
+        assert len(out.splitlines()) == 2 + limit  # the map is of the tokens the model read
+
+
 def test_attention_prints_the_heads_probabilities(capsys, minilm):
     layer, head = minilm.config.num_hidden_layers - 1, minilm.config.num_attention_heads - 1
     code, out, err = run(capsys, "attention", SENTENCE, "--layer", str(layer), "--head", str(head))

@@ -121,6 +121,29 @@ def test_mmap_load_equals_the_owned_copy(minilm_dir):
     np.testing.assert_array_equal(mapped(ids).last_hidden_state, copied(ids).last_hidden_state)
 
 
+def _resident_kb(path):
+    """Resident KiB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if "-" in line.split(" ", 1)[0]:  # a mapping's header line: address range, perms, ..., path
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_mmap_load_leaves_no_file_pages_resident(minilm_dir):
+    """After mmap=True loading, the pages the loader and the fast engine read (the finiteness check,
+    the Q|K|V copy) are handed back: a mapped model holds only what a forward touches."""
+    path = (minilm_dir / "model.safetensors").resolve()
+    model = numpybert.load(minilm_dir, mmap=True)
+    size_kb = path.stat().st_size / 1024
+    assert _resident_kb(path) < 0.05 * size_kb
+    model(np.array([[101, 7592, 2088, 102]]))
+    assert _resident_kb(path) < 0.6 * size_kb  # the encoder's weights (MiniLM: 46%), a few embedding rows
+
+
 def test_mmap_still_checks_every_weight(tmp_path):
     from safetensors.numpy import save_file
     tensors = {k: a.copy() for k, (_, a) in read_safetensors(CHECKPOINTS / "tiny-bert" / "model.safetensors")[0].items()}

@@ -28,6 +28,19 @@ def add_model_argument(parser):
                              "`numpybert fetch` downloaded)")
 
 
+def truncation_note(model, text: str, pair=None):
+    """One line for stderr when TEXT (and PAIR) has more tokens than the model reads (the commands
+    cut it as transformers' truncation=True does, longest segment first); None when it fits."""
+    backend = model.tokenizer.backend
+    n = sum(len(backend.encode(t, add_special_tokens=False).ids) for t in (text, pair) if t is not None)
+    n += 2 if pair is None else 3  # [CLS] A [SEP] (B [SEP])
+    limit = model.tokenizer.model_max_length
+    if n <= limit:
+        return None
+    return (f"note: the {'text pair' if pair is not None else 'text'} has {n} tokens with [CLS]/[SEP]; "
+            f"the model reads at most {limit}, so {n - limit} tokens are cut from the end (longest segment first)")
+
+
 def load_model(args, **kwargs):
     """Load --model; a --plot path is checked first, so a bad one fails before any work."""
     if getattr(args, "plot", None):

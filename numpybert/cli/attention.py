@@ -4,6 +4,8 @@ Prints the probabilities `attentions[L][0, H]` ([T, T]: each query row sums to 1
 tokens as labels; --plot draws the same matrix as a heat map (needs matplotlib).
 """
 
+import sys
+
 import numpy as np
 
 from .. import cli
@@ -25,6 +27,9 @@ def register(subparsers):
 def run(args):
     model = cli.load_model(args)  # checks --plot first
     check_layer_head(args.layer, args.head, model.config)
+    note = cli.truncation_note(model, args.text, args.pair)
+    if note:
+        print(note, file=sys.stderr)
     probs, tokens = attention_map(model, args.text, args.pair, args.layer, args.head)
     print("\n".join(matrix_lines(probs, tokens, args.layer, args.head, model.config)))
     if args.plot:

@@ -5,6 +5,7 @@ steps checked independently from the checkpoint file, and the pooler's code.
 The numbers come from `numpybert.teach.explain.explain`; this module only prints them.
 """
 
+import sys
 import textwrap
 
 import numpy as np
@@ -36,6 +37,9 @@ def run(args):
         from ..teach.report import check_html_path
         check_html_path(args.html)  # before any work
     model = cli.load_model(args)  # checks --plot first
+    note = cli.truncation_note(model, args.text, args.pair)
+    if note:
+        print(note, file=sys.stderr)
     e = explain(model, args.text, args.pair)
     print("\n".join(report(e, model)))
     if args.plot:

@@ -10,8 +10,8 @@ checked against the same golden files, computed so that it costs less:
 - streaming: one layer at a time in place, with workspaces reused by every layer (two [R, H]
   and one [R, max(3H, I)]); no layer's hidden state or attention probabilities is kept unless
   the caller asked for it (output_hidden_states / output_attentions / record);
-- Linear weights stored [in, out] at load (`prepare_params`), Q, K, V side by side: x @ W is
-  one NN GEMM (the checkpoint-named [out, in] tensors are views of the stored ones);
+- Linear weights kept in the checkpoint's [out, in] layout (nothing copied at load but Q|K|V,
+  stacked into one [3H, H] matrix by `prepare_params`); few rows are multiplied as (W·xᵀ)ᵀ;
 - results written in place (`out=`); P·V lands directly in the rows' [R, N, D] layout, so
   merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
@@ -48,14 +48,28 @@ from .trace import NO_TRACE, Trace  # noqa: F401  (Trace: re-exported for the au
 
 # ----------------------------------------------------------------------------- building blocks
 
+# Up to this many rows, x·Wᵀ is computed as (W·xᵀ)ᵀ: OpenBLAS multiplies a weight by a few columns
+# faster than a few rows by a transposed weight. Whole MiniLM forwards, 2 threads, back to back
+# (scripts/tune_few_rows.py, 2026-11-30): 8 rows 7.3 -> 5.6 ms, 16 rows 9.1 -> 7.3, 48 rows
+# 16.5 -> 15.0; 64 rows equal; 128 rows 31.8 -> 34.1 (slower). The transpose back rides in the bias pass.
+FEW_ROWS = 48
+
+
 def linear(x, weight, bias, out=None):
     """y = x·Wᵀ + b with torch's layout: weight is [out, in], bias is [out] (None: the caller adds
     it, see `add_layer_norm`); `out` receives y."""
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]: one GEMM, not one per sequence
     y = np.empty((len(rows), len(weight)), x.dtype) if out is None else out.reshape(len(rows), -1)  # [rows, out]
-    y = matmul(rows, weight.T, out=y)  # [rows, in] @ [in, out] -> [rows, out]
-    if bias is not None:
-        y += bias
+    if len(rows) <= FEW_ROWS and weight.flags.c_contiguous:  # OpenBLAS is faster at W·xᵀ for few rows
+        yT = np.matmul(weight, rows.T, out=scratch(y.shape[::-1], y.dtype, "linear"))  # [out, in] @ [in, rows] -> [out, rows]
+        if bias is None:
+            np.copyto(y, yT.T)  # [out, rows] -> [rows, out]
+        else:
+            np.add(yT.T, bias, out=y)  # [out, rows] -> [rows, out], the bias added in the same pass
+    else:
+        y = matmul(rows, weight.T, out=y)  # [rows, in] @ [in, out] -> [rows, out]
+        if bias is not None:
+            y += bias
     return y.reshape(*x.shape[:-1], weight.shape[0])  # [rows, out] -> [..., out]
 
 
@@ -85,15 +99,21 @@ def add_layer_norm(h, dense_bias, residual, LayerNorm, eps, out=None):
 def _layer_norm_rows(x, add, weight, bias, eps, out):
     """In float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds four
     times (centre, divide, scale, shift), which made numpybert's hidden states less accurate than
-    torch's (`numpybert audit --live --oracle`)."""
-    x = x.astype(np.float64)
+    torch's (`numpybert audit --live --oracle`). Nine passes over a reused float64 block."""
+    H = x.shape[-1]
+    y = scratch(x.shape, np.float64, "layer_norm")
+    np.copyto(y, x)  # [rows, H] in float64
     for a in add:
-        x += a
-    x -= x.mean(axis=-1, keepdims=True)  # [rows, H] - [rows, 1]
-    x /= np.sqrt(np.square(x).mean(axis=-1, keepdims=True) + eps)
-    x *= weight
-    x += bias
-    out[...] = x
+        y += a
+    mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
+    mean /= H
+    y -= mean
+    var = np.einsum("ij,ij->i", y, y)[:, None]  # sum of squares without a temporary: [rows, 1]
+    var /= H
+    var += eps
+    y /= np.sqrt(var, out=var)
+    y *= weight
+    np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
 
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,
@@ -119,7 +139,7 @@ def _polyval(coefficients, x):
 def _logit_of_phi(x):
     """y = x·k(x²), so that Φ(x) = 1 / (1 + exp(y)) (float32)."""
     t = np.square(x)
-    np.clip(t, 0.0, 30.0, out=t)
+    np.minimum(t, 30.0, out=t)  # t = x² ≥ 0 (NaN stays NaN)
     y = _polyval(_GELU32_K, t)
     y *= x
     return y
@@ -216,66 +236,45 @@ def softmax(x, out=None):
 
 # ----------------------------------------------------------------------------- weights, once at load
 
-# Store Linear weights [in, out] (NN GEMMs). Measured on 2 threads, quiet: 16×384 @ 384×1152 0.133 ms NN
-# vs 0.243 ms NT (bert-facts). On 1 thread (CPU time, loaded machine, 2026-11-30) NN was faster for
-# 3 of MiniLM's 4 GEMM shapes at 16 rows (384→384 0.065 vs 0.104 ms; 384→1536 0.459 vs 0.429), the
-# whole 1×16 forward a wash (min 14.0 vs 13.8 ms): re-measure on a quiet machine. Bit-identical results.
-WEIGHTS_IN_OUT = True
-
-
 def prepare_params(flat_params):
-    """Once, at load time, for fast products: every Linear weight is stored as [in, out], so
-    x·Wᵀ is an NN GEMM (OpenBLAS multiplies few rows ~1.8× faster NN than NT: 0.133 vs 0.243 ms
-    for 16×384 @ 384×1152), and each layer's query, key and value weights sit side by side in
-    one [H, 3H] matrix (biases: one [3H] vector), so Q, K and V are one GEMM. The checkpoint
-    names stay, as views with the checkpoint's shape [out, in] and values (`weight.T` of the
-    stored matrix). Updates the dict in place and returns it; prepared tensors are left alone."""
+    """Once, at load time: each layer's query, key and value weights become one [3H, H] matrix
+    (biases one [3H] vector), so Q, K and V are one GEMM; the checkpoint names stay, as views of
+    its row blocks (same shapes and values, nothing can go stale). Every other weight stays as the
+    checkpoint has it, [out, in] (nothing copied: a mapped file stays mapped). Updates the dict
+    in place and returns it; prepared tensors are left alone."""
     for name in list(flat_params):
         if name.endswith("attention.self.query.weight"):
             prefix = name[: -len("query.weight")]
             for kind in ("weight", "bias"):
                 names = [f"{prefix}{part}.{kind}" for part in ("query", "key", "value")]
                 if all(n in flat_params for n in names) and _fused(*(flat_params[n] for n in names)) is None:
-                    parts = [flat_params[n] for n in names]
-                    whole = np.ascontiguousarray(np.concatenate(parts).T)  # [3·out, in] -> [in, 3·out]; or [3·out]
-                    out = parts[0].shape[0]
-                    flat_params.update((n, whole[..., i * out:(i + 1) * out].T) for i, n in enumerate(names))
-    for name, w in flat_params.items():
-        if WEIGHTS_IN_OUT and _is_linear_weight(name, w) and not w.T.flags.c_contiguous:
-            flat_params[name] = np.ascontiguousarray(w.T).T  # stored [in, out], seen as [out, in]
+                    whole = np.concatenate([flat_params[n] for n in names])  # 3 × [out, in] -> [3·out, in]; or [3·out]
+                    out = len(flat_params[names[0]])
+                    flat_params.update((n, whole[i * out:(i + 1) * out]) for i, n in enumerate(names))
     return flat_params
 
 
-def _is_linear_weight(name, w):
-    """A Linear layer's [out, in] weight (not an embedding table, not the tied MLM decoder)."""
-    return (w.ndim == 2 and name.endswith(".weight") and "embeddings" not in name and "LayerNorm" not in name
-            and "decoder" not in name and "attention.self." not in name)  # query/key/value: fused above
-
-
 def _fused(a, b, c):
-    """The stored [in, 3·out] matrix (or [3·out] vector) whose consecutive column blocks are
-    aᵀ, bᵀ and cᵀ (prepare_params), if there is one; else None."""
+    """The [3·out, in] matrix (or [3·out] vector) whose consecutive row blocks are a, b and c
+    (prepare_params), if there is one; else None."""
     whole = a.base
     if whole is None or b.base is not whole or c.base is not whole or not whole.flags.c_contiguous:
         return None
-    out = a.shape[0]
-    if whole.shape != (*a.shape[1:], 3 * out) or any(t.shape != a.shape for t in (b, c)):
+    if whole.shape != (3 * len(a), *a.shape[1:]) or any(t.shape != a.shape for t in (b, c)):
         return None
     start = whole.__array_interface__["data"][0]
-    if [t.__array_interface__["data"][0] for t in (a, b, c)] != [start + i * out * a.itemsize for i in range(3)]:
-        return None
-    if a.ndim == 2 and a.strides != (a.itemsize, whole.strides[0]):
+    if [t.__array_interface__["data"][0] for t in (a, b, c)] != [start + i * a.nbytes for i in range(3)]:
         return None
     return whole
 
 
 def qkv_weights(query, key, value):
-    """The three projections as one linear layer: weight [3H, H] (a view of the stored [H, 3H]
-    after `prepare_params`), bias [3H]; concatenated on the spot for parameters laid out otherwise."""
+    """The three projections as one linear layer: weight [3H, H], bias [3H] (after `prepare_params`
+    the stored matrices the checkpoint names view); concatenated on the spot for parameters laid out otherwise."""
     weight, bias = _fused(query["weight"], key["weight"], value["weight"]), _fused(query["bias"], key["bias"], value["bias"])
     if weight is None or bias is None:
         return [np.concatenate([query[kind], key[kind], value[kind]]) for kind in ("weight", "bias")]
-    return weight.T, bias  # [H, 3H] -> [3H, H] view: linear multiplies by its .T, the stored matrix
+    return weight, bias
 
 
 # ----------------------------------------------------------------------------- the model, on token rows
@@ -319,12 +318,14 @@ def attention_blocks(G, n_head, n, itemsize):
 _scratch = threading.local()
 
 
-def scratch(shape, dtype):
-    """A reused per-thread workspace of `shape` (the scores of one block of heads)."""
+def scratch(shape, dtype, slot="scores"):
+    """A reused per-thread workspace of `shape`, one per `slot` (the scores of one block of heads,
+    one block of LayerNorm in float64)."""
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    buf = getattr(_scratch, "buf", None)
+    buffers = _scratch.__dict__
+    buf = buffers.get(slot)
     if buf is None or buf.nbytes < nbytes:
-        buf = _scratch.buf = np.empty(nbytes, np.uint8)
+        buf = buffers[slot] = np.empty(nbytes, np.uint8)
     return buf[:nbytes].view(dtype).reshape(shape)
 
 

@@ -356,7 +356,7 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
             manifest.renamed += [(name, new)] if new != name else []
             params[new] = _convert(name, dtype_str, array, dtype, path, manifest)
             if mmap:  # the finiteness check touched every page of the tensor: give them back
-                _release_pages([array])
+                release_pages([array])
     absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
     problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
     problems += _check_groups(params, groups, seen, manifest)
@@ -367,7 +367,7 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
     return params, manifest
 
 
-def _release_pages(arrays):
+def release_pages(arrays):
     """Hand the mapped pages back to the page cache (MADV_DONTNEED), so that memory holds only
     what the forward pass touches (e.g. a few rows of the 30522-row word embeddings)."""
     for mapping in {id(m): m for m in map(_mapping_of, arrays) if m is not None}.values():

@@ -18,6 +18,10 @@ from ..util import positive_int
 # GELU makes over one block then stay in the CPU's L2 cache instead of streaming memory.
 BLOCK_BYTES = 1 << 18
 PARALLEL_BYTES = 1 << 20  # below this much work, a second thread costs more than it saves
+# ... but inside `sharing` (BLAS on one thread: no idle BLAS thread spinning on the other core) a
+# second thread pays from here: MiniLM 1×512, whose [512, 384] LayerNorm is 768 KB, 129–143 -> 111–123
+# ms per forward (2 threads, 2026-11-30); MiniLM 32×128, 4×256, bert-base 1×512, 8×128 unchanged.
+SHARED_PARALLEL_BYTES = 1 << 18
 _pool = {"threads": 1, "executor": None, "one_blas_thread": None, "sharing": False,
          "chosen": False}  # chosen: set_threads was called (by the user, or once by threads.choose_once)
 _inside = threading.local()  # set in the worker threads: blocks within blocks run serially
@@ -50,11 +54,13 @@ def blocks(n: int, step: int):
 
 
 def for_each_block(fn, jobs, nbytes=PARALLEL_BYTES, blas=False):
-    """Call fn(*job) for every job. With set_threads(n > 1) and at least PARALLEL_BYTES of data, n
-    threads share the jobs: NumPy releases the GIL inside each pass, so their passes overlap.
+    """Call fn(*job) for every job. With set_threads(n > 1) and at least PARALLEL_BYTES of data
+    (SHARED_PARALLEL_BYTES inside `sharing`), n threads share the jobs: NumPy releases the GIL inside
+    each pass, so their passes overlap.
     `blas`: the jobs multiply matrices, so BLAS gets one thread meanwhile (no oversubscription)."""
     limit = _pool["one_blas_thread"] if blas and not _pool["sharing"] else contextlib.nullcontext
-    if (_pool["executor"] is None or len(jobs) < 2 or nbytes < PARALLEL_BYTES or limit is None
+    enough = SHARED_PARALLEL_BYTES if _pool["sharing"] else PARALLEL_BYTES
+    if (_pool["executor"] is None or len(jobs) < 2 or nbytes < enough or limit is None
             or getattr(_inside, "busy", False)):
         for job in jobs:
             fn(*job)

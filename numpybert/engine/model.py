@@ -139,7 +139,7 @@ def _polyval(coefficients, x):
 def _logit_of_phi(x):
     """y = x·k(x²), so that Φ(x) = 1 / (1 + exp(y)) (float32)."""
     t = np.square(x)
-    np.minimum(t, 30.0, out=t)  # t = x² ≥ 0 (NaN stays NaN)
+    np.clip(t, 0.0, 30.0, out=t)
     y = _polyval(_GELU32_K, t)
     y *= x
     return y

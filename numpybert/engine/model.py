@@ -61,7 +61,7 @@ def linear(x, weight, bias, out=None):
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]: one GEMM, not one per sequence
     y = np.empty((len(rows), len(weight)), x.dtype) if out is None else out.reshape(len(rows), -1)  # [rows, out]
     if len(rows) <= FEW_ROWS and weight.flags.c_contiguous:  # OpenBLAS is faster at W·xᵀ for few rows
-        yT = np.matmul(weight, rows.T, out=scratch(y.shape[::-1], y.dtype, "linear"))  # [out, in] @ [in, rows] -> [out, rows]
+        yT = matmul(weight, rows.T, out=scratch(y.shape[::-1], y.dtype, "linear"))  # [out, in] @ [in, rows] -> [out, rows]
         if bias is None:
             np.copyto(y, yT.T)  # [out, rows] -> [rows, out]
         else:

@@ -260,7 +260,7 @@ def _fused(a, b, c):
     whole = a.base
     if whole is None or b.base is not whole or c.base is not whole or not whole.flags.c_contiguous:
         return None
-    if whole.shape != (3 * len(a), *a.shape[1:]) or any(t.shape != a.shape for t in (b, c)):
+    if not all(t.flags.c_contiguous for t in (a, b, c)) or whole.shape != (3 * len(a), *a.shape[1:]) or any(t.shape != a.shape for t in (b, c)):
         return None
     start = whole.__array_interface__["data"][0]
     if [t.__array_interface__["data"][0] for t in (a, b, c)] != [start + i * a.nbytes for i in range(3)]:

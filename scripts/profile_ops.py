@@ -22,7 +22,7 @@ import numpy as np
 # numpybert's engine functions -> kind of work. "cum": the function's total time, its callees
 # included; "self": its own time (numpy calls made directly in it, not other profiled functions).
 NUMPYBERT_KINDS = [
-    ("dense GEMMs (Q|K|V, output, FFN)", "self", "blocks.py", "matmul"),
+    ("dense GEMMs (QKV, output, FFN)", "self", "blocks.py", "matmul"),
     ("bias adds after the GEMMs", "self", "model.py", "linear"),
     ("attention products Q·Kᵀ, P·V, scale, mask", "self", "model.py", "attend"),
     ("softmax", "cum", "model.py", "softmax"),
@@ -31,7 +31,7 @@ NUMPYBERT_KINDS = [
 ]
 # torch's aten operators -> the same kinds of work
 TORCH_KINDS = [
-    ("dense GEMMs (Q|K|V, output, FFN)", ("aten::addmm", "aten::mm")),
+    ("dense GEMMs (QKV, output, FFN)", ("aten::addmm", "aten::mm")),
     ("attention products Q·Kᵀ, P·V, scale, mask", ("aten::bmm", "aten::baddbmm", "aten::mul", "aten::div")),
     ("softmax", ("aten::_softmax",)),
     ("GELU", ("aten::gelu",)),
@@ -41,9 +41,10 @@ TORCH_KINDS = [
 
 
 def inputs(B, T, vocab):
-    ids = np.random.default_rng(0).integers(1000, min(vocab, 20000), (B, T))
-    ids[:, 0] = 101
-    return ids, np.ones((B, T), np.int64)
+    """numpybert.bench's inputs: random ids, [CLS] first, no padding."""
+    from numpybert.bench import make_inputs
+    batch = make_inputs(vocab, B, T, padded=False)
+    return batch["input_ids"], batch["attention_mask"]
 
 
 def median_ms(forward, reps, warmup=3):
@@ -120,7 +121,7 @@ def main():
                 a, b = nb.get(kind, 0.0), tt.get(kind, 0.0)
                 note = f"{a / b:.2f}" if a > 0 and b > 0 else "—"
                 print(f"| {kind} | {a:.1f} | {b:.1f} | {note} |")
-            gemm = nb["dense GEMMs (Q|K|V, output, FFN)"]
+            gemm = nb["dense GEMMs (QKV, output, FFN)"]
             print(f"\nnumpybert's dense GEMMs alone take {gemm / t_wall:.2f}× torch's whole forward "
                   f"({gemm:.0f} of {t_wall:.0f} ms); its other work {(nb_total - gemm) / t_wall:.2f}× more")
 

@@ -50,14 +50,20 @@ TORCH_BRIDGE = [sys.executable, "-m", "numpybert.audit.torch_bridge"]  # + worke
 
 # ----------------------------------------------------------------------------- workers
 
+def random_ids(rng, vocab_size: int, shape: tuple) -> np.ndarray:
+    """Random token ids of `shape`, [CLS] first in each row."""
+    low = 1000 if vocab_size > 1000 else 1  # past BERT's special and unused ids; 1 for tiny test vocabularies
+    ids = rng.integers(low, min(vocab_size, 20000), size=shape)
+    ids[:, 0] = 101 if vocab_size > 101 else 2  # [CLS] in BERT's vocabularies (2 in the tiny test ones)
+    return ids
+
+
 def make_inputs(vocab_size: int, B: int, T: int, seed: int = 0, padded: bool | None = None) -> dict:
     """The same int64 inputs for every engine: random ids, [CLS] first; no padding, or (padded, or
     the PADDED_ENV variable set by the orchestrator) lengths spread evenly over 8..T, right-padded."""
     padded = os.environ.get(PADDED_ENV) == "1" if padded is None else padded
     rng = np.random.default_rng(seed)
-    low = 1000 if vocab_size > 1000 else 1  # past BERT's special and unused ids; 1 for tiny test vocabularies
-    ids = rng.integers(low, min(vocab_size, 20000), size=(B, T))
-    ids[:, 0] = 101 if vocab_size > 101 else 2  # [CLS] in BERT's vocabularies (2 in the tiny test ones)
+    ids = random_ids(rng, vocab_size, (B, T))
     mask = np.ones((B, T), np.int64)
     if padded:
         lengths = rng.permutation(np.linspace(min(8, T), T, B).astype(int))

@@ -16,14 +16,8 @@ import argparse
 import numpy as np
 
 
-def random_ids(rng, vocab_size, shape):
-    """Ids past BERT's special and unused ones (1.. for tiny test vocabularies), [CLS] first."""
-    ids = rng.integers(1000 if vocab_size > 1000 else 1, min(vocab_size, 20000), shape)
-    ids[:, 0] = 101 if vocab_size > 101 else 2
-    return ids
-
-
 def cases(model, padded):
+    from numpybert.bench import random_ids
     from numpybert.errors import WeightsNotFoundError
     rng = np.random.default_rng(0)
     V = model.config.vocab_size

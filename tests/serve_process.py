@@ -24,7 +24,10 @@ class ServerProcess:
     def __init__(self, model, *args, env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "numpybert", "serve", "--model", str(model), "--port", str(self.port), *args]
+        # one compute thread: the tests check answers, not speed, and the test machine is shared (two
+        # threads that wait on each other at every step slow down 4-15x when other processes take the cores)
+        cmd = [sys.executable, "-m", "numpybert", "serve", "--model", str(model), "--port", str(self.port),
+               "--threads", "1", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, **(env or {})})
         self.started = time.perf_counter()

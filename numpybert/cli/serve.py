@@ -30,6 +30,9 @@ def register(subparsers):
                    help="largest request body; larger get 413 (default 2000000, as TEI)")
     p.add_argument("--api-key", default=os.environ.get("NUMPYBERT_API_KEY"), metavar="KEY",
                    help="require 'Authorization: Bearer KEY' (default: $NUMPYBERT_API_KEY, else none)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads of a forward (default: numpybert's choice, every core it may use; "
+                        "1 on a machine shared with other busy processes)")
     p.add_argument("--mmap", action="store_true", help="map the weights instead of copying them (smaller, "
                                                        "faster start; the file must not change while serving)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
@@ -39,13 +42,14 @@ def register(subparsers):
 
 def run(args):
     from ..errors import InputValueError
-    for name in ("port", "max_batch_tokens", "max_concurrent_requests", "max_client_batch_size", "payload_limit"):
-        if getattr(args, name) < 1:
+    for name in ("threads", "port", "max_batch_tokens", "max_concurrent_requests", "max_client_batch_size", "payload_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
     from ..serve import Options, serve  # the serve extra: a one-line error when it is missing
     name = args.served_model_name or os.path.basename(os.path.normpath(str(args.model)))
     options = Options(model=str(args.model), name=name, max_batch_tokens=args.max_batch_tokens,
                       max_concurrent_requests=args.max_concurrent_requests,
                       max_client_batch_size=args.max_client_batch_size, max_input_length=args.max_input_length,
-                      payload_limit=args.payload_limit, api_key=args.api_key, mmap=args.mmap)
+                      payload_limit=args.payload_limit, api_key=args.api_key, mmap=args.mmap,
+                      threads=args.threads)
     return serve(options, args.host, args.port, args.log_level)

@@ -38,6 +38,7 @@ class Options:
     payload_limit: int = 2_000_000
     api_key: str | None = None
     mmap: bool = False
+    threads: int | None = None  # None: numpybert's default (numpybert.set_threads)
 
 
 class ClientGone(Exception):
@@ -62,6 +63,7 @@ class Server:
         self.in_flight = 0
         self.limits = None
         self.on_load_error = None
+        self.admitted = self.answered = 0  # POST requests whose handler started / returned an answer
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def startup(self):
@@ -84,7 +86,10 @@ class Server:
         print(f"numpybert serve: model {self.options.name} loaded; ready", flush=True)
 
     async def shutdown(self):
+        """After uvicorn stopped accepting and every admitted request was answered (SIGTERM)."""
         await self.batcher.stop()
+        print(f"numpybert serve: stopped; answered {self.answered} of {self.admitted} requests admitted "
+              "(POST routes)", flush=True)
 
     # -- the compute thread -----------------------------------------------------------------------
     def compute(self, key, items):
@@ -179,6 +184,7 @@ def route(server, name, flavor, method="POST"):
     def decorate(handler):
         async def endpoint(request):
             start = time.perf_counter()
+            server.admitted += method == "POST"
             try:
                 response = await handler(server, request)
             except rq.ApiError as e:
@@ -190,6 +196,7 @@ def route(server, name, flavor, method="POST"):
                 e = rq.ApiError(status, str(e).splitlines()[0], None)
                 response = json_response(e.openai() if flavor == "openai" else e.tei(), status)
             server.metrics.request(name, response.status_code, time.perf_counter() - start)
+            server.answered += method == "POST" and response.status_code != 499
             return response
         return Route(name, endpoint, methods=[method])
     return decorate

@@ -23,8 +23,10 @@ class _Server(uvicorn.Server):
 
 def load_serve_model(options: Options):
     """The ServeModel for options.model (runs on the loader thread)."""
-    from .. import load
+    from .. import load, set_threads
     from .model import ServeModel
+    if options.threads is not None:
+        set_threads(options.threads)
     model = load(options.model, mmap=options.mmap)
     return ServeModel(model, options.name, options.max_input_length, options.max_batch_tokens)
 

@@ -273,9 +273,9 @@ def main(argv=None):
     offline_env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
                    "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
     if args.peer == "infinity":
-        servers.append(Server("infinity-emb", [args.peer_bin, "v2", "--model-id", model_dir, "--port", "{port}",
-                                               "--engine", "torch", "--device", "cpu", "--served-model-name", "m",
-                                               "--batch-size", "32", "--no-model-warmup"],
+        servers.append(Server("infinity-emb", [args.peer_bin, "v2", "--model-id", model_dir, "--host", "127.0.0.1",
+                                               "--port", "{port}", "--engine", "torch", "--device", "cpu",
+                                               "--served-model-name", "m", "--batch-size", "32", "--no-model-warmup"],
                               "/embeddings", "m", offline_env))
     elif args.peer == "st":
         servers.append(Server("sentence-transformers + starlette", [args.peer_python, "-m", "numpybert.serve.bench",

@@ -287,3 +287,44 @@ def test_rerank_sorted_scores(classifier):
         assert a["score"] == pytest.approx(expected[a["index"]], abs=1e-6)
         assert a["text"] == texts[a["index"]]
     assert post(s, "/rerank", {"query": "", "texts": texts}).status_code == 422
+
+
+# ----------------------------------------------------------------------------- the command itself
+
+def test_import_numpybert_never_imports_the_serve_extra():
+    import subprocess
+    import sys
+    code = ("import sys, numpybert, numpybert.cli; numpybert.cli.build_parser(); "
+            "bad = [m for m in ('starlette', 'uvicorn', 'numpybert.serve') if m in sys.modules]; print(bad)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_missing_serve_extra_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+    blocker = tmp_path / "starlette"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ImportError('blocked', name='starlette')\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    import os
+    r = subprocess.run([sys.executable, "-m", "numpybert", "serve", "--port", "1"], capture_output=True, text=True,
+                       env={**os.environ, **env})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["numpybert serve: error: numpybert serve needs the 'serve' extra "
+                                             "(starlette is missing): pip install 'numpybert[serve]'"]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--model", "/no/such/dir"], 3, "model directory not found"),
+    (["--max-input-length", "9999"], 2, "--max-input-length 9999"),
+    (["--max-batch-tokens", "0"], 2, "--max-batch-tokens 0"),
+])
+def test_bad_start_is_one_line_and_exit_status(minilm_dir, args, code, message):
+    import subprocess
+    import sys
+    from serve_process import free_port
+    cmd = [sys.executable, "-m", "numpybert", "serve", "--model", str(minilm_dir), "--port", str(free_port()), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in r.stderr

@@ -154,8 +154,9 @@ class Server:
     async def run(self, request, key, items, tokens):
         """Queue the work, wait for it (or for the client to leave), return the results in order."""
         if self.in_flight >= self.options.max_concurrent_requests:
-            raise rq.ApiError(429, f"the server is busy: {self.in_flight} requests in flight, the "
-                                   f"--max-concurrent-requests limit; retry later", None,
+            raise rq.ApiError(429, f"the server is busy: {self.in_flight} requests in flight, its "
+                                   f"--max-concurrent-requests {self.options.max_concurrent_requests}; "
+                                   "retry after 1 s", None,
                               headers={"Retry-After": "1"})
         self.in_flight += 1
         job = Job(key, items, tokens, asyncio.get_running_loop())
@@ -218,13 +219,13 @@ async def _embed(server, data, field, flavor, truncate_default):
     dims = rq.dimensions(data, limits, status)
     if kind == "texts":
         counts = await server.count(items)
-        tokens = rq.fit(kind, items, counts, limits, truncate, field)
+        tokens = rq.fit(counts, limits, truncate, field)
         if direction == "left" and any(n > limits.max_input_length for n in counts):  # cut from the start: ids
             encs = await server.encodings(items)
             kind, items = "ids", [rq.cut_encoding(e.ids, limits.max_input_length, "left", sm.cls_id, sm.sep_id)
                                   for e in encs]
     else:
-        tokens = rq.fit(kind, items, [len(r) for r in items], limits, truncate, field)
+        tokens = rq.fit([len(r) for r in items], limits, truncate, field)
         items = [rq.cut_ids(r, limits.max_input_length, direction) for r in items]
     if kind == "ids" and sm.pooling is None:
         raise rq.ApiError(status, f"'{field}': this model's pooling combines several modes, which the server "
@@ -276,7 +277,7 @@ async def tei_embed_all(server, request):
                  or "right").lower()
     if direction != "right":
         raise rq.ApiError(422, "'truncation_direction' left is supported by /embed only", "truncation_direction")
-    tokens = rq.fit(kind, items, await server.count(items), limits, truncate, "inputs")
+    tokens = rq.fit(await server.count(items), limits, truncate, "inputs")
     results = await server.run(request, ("tokens",), items, tokens)
     return json_response([r.tolist() for r in results])
 
@@ -331,7 +332,7 @@ async def tei_predict(server, request):
         n = 1 if isinstance(t, str) else 2
         per_item.append(sum(counts[k:k + n]) - (n - 1))
         k += n
-    tokens = rq.fit("texts", items, per_item, server.limits, truncate, "inputs")
+    tokens = rq.fit(per_item, server.limits, truncate, "inputs")
     results = await server.run(request, ("predict", raw), items, tokens)
     return json_response(results[0] if single else results)
 
@@ -347,7 +348,7 @@ async def tei_rerank(server, request):
     return_text = rq.boolean(data, "return_text", False, 422)
     truncate = rq.boolean(data, "truncate", False, 422)
     counts = await server.count([query] + texts)
-    tokens = rq.fit("texts", texts, [counts[0] + n - 1 for n in counts[1:]], server.limits, truncate, "texts")
+    tokens = rq.fit([counts[0] + n - 1 for n in counts[1:]], server.limits, truncate, "texts")
     scores = await server.run(request, ("rerank", query, raw), texts, tokens)
     ranked = sorted(range(len(texts)), key=lambda i: -scores[i])
     return json_response([{"index": i, "score": scores[i], **({"text": texts[i]} if return_text else {})}

@@ -121,7 +121,7 @@ def dimensions(data, limits, status):
     return value
 
 
-def fit(kind, items, counts, limits, truncate, field, direction="right", status=413):
+def fit(counts, limits, truncate, field, status=413):
     """Inputs over max_input_length tokens: cut (truncate) or refused (413 naming the input).
     Returns the token counts that will run."""
     limit = limits.max_input_length
@@ -133,8 +133,8 @@ def fit(kind, items, counts, limits, truncate, field, direction="right", status=
 
 
 def cut_ids(ids, limit, direction):
-    """A token-id sequence cut to `limit` tokens: the first ones (right) or the last ones (left),
-    [CLS] and [SEP] kept when the sequence has them."""
+    """A token-id sequence cut to `limit` tokens, taken as given: the first ones (right) or the
+    last ones (left); special tokens are not added back (the client chose the ids)."""
     if len(ids) <= limit:
         return ids
     return ids[:limit] if direction == "right" else ids[-limit:]

@@ -198,14 +198,14 @@ def markdown(result):
     for name, r in result["servers"].items():
         for n in result["concurrencies"]:
             c = r[f"c{n}"]
-            rows.append(f"| {name} | {n} | {c['texts_per_s']:.0f} | {c['p50_ms']:.1f} | {c['p99_ms']:.1f} |")
+            rows.append(f"| {name} | {n} | {c['texts_per_s']:.1f} | {c['p50_ms']:.1f} | {c['p99_ms']:.1f} |")
     rows += ["", "| server | lone short p50 ms | RSS MB (peak) | first 200 /health s | first 200 embeddings s |",
              "|---|---|---|---|---|"]
     for name, r in result["servers"].items():
         rows.append(f"| {name} | {r['lone_short_p50_ms']:.1f} | {r['rss_mb']:.0f} ({r['peak_rss_mb']:.0f}) | "
                     f"{r['first_200_health_s']:.2f} | {r['first_200_embeddings_s']:.2f} |")
     o = result["offline"]
-    rows += ["", f"offline `model.encode` (batch_size 32): {o['encode_texts_per_s']:.0f} texts/s; bare forward of "
+    rows += ["", f"offline `model.encode` (batch_size 32): {o['encode_texts_per_s']:.1f} texts/s; bare forward of "
                  f"the short text: {o['bare_forward_short_ms']:.1f} ms; load average "
                  f"{result['load_before'][0]:.2f} before, {result['load_after'][0]:.2f} after "
                  f"({result['cpus']} CPUs)"]
@@ -233,12 +233,14 @@ def plot(result, path):
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     ns = result["concurrencies"]
-    for name, r in result["servers"].items():
-        a.plot(ns, [r[f"c{n}"]["texts_per_s"] for n in ns], marker="o", label=name)
-        b.plot(ns, [r[f"c{n}"]["p50_ms"] for n in ns], marker="o", label=f"{name} p50")
-        b.plot(ns, [r[f"c{n}"]["p99_ms"] for n in ns], marker="x", linestyle="--", label=f"{name} p99")
+    for k, (name, r) in enumerate(result["servers"].items()):
+        a.plot(ns, [r[f"c{n}"]["texts_per_s"] for n in ns], marker="o", color=f"C{k}", label=name)
+        b.plot(ns, [r[f"c{n}"]["p50_ms"] for n in ns], marker="o", color=f"C{k}", label=f"{name} p50")
+        b.plot(ns, [r[f"c{n}"]["p99_ms"] for n in ns], marker="x", color=f"C{k}", linestyle="--",
+               label=f"{name} p99")
     a.axhline(result["offline"]["encode_texts_per_s"], color="gray", linestyle=":", label="offline model.encode")
-    a.set(xlabel="concurrent clients", ylabel="texts/s", xscale="log", title="throughput")
+    load = f"load average {result['load_before'][0]:.1f} on {result['cpus']} CPUs"
+    a.set(xlabel="concurrent clients", ylabel="texts/s", xscale="log", title=f"throughput ({load})")
     b.set(xlabel="concurrent clients", ylabel="ms", xscale="log", yscale="log", title="latency")
     a.set_xticks(ns, [str(n) for n in ns])
     b.set_xticks(ns, [str(n) for n in ns])

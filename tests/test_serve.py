@@ -328,3 +328,33 @@ def test_bad_start_is_one_line_and_exit_status(minilm_dir, args, code, message):
     assert r.returncode == code, (r.stdout, r.stderr)
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in r.stderr
+
+
+def test_health_is_503_until_the_model_is_loaded(tmp_path):
+    """The server listens before the model is loaded (in-process here, to hold the load back)."""
+    import threading
+    import time
+
+    import numpybert
+    from starlette.testclient import TestClient
+
+    from numpybert.serve import Options, create_app
+    from numpybert.serve.model import ServeModel
+    d = make_text_model(tmp_path / "tiny", sentence_transformers={"normalize": True})
+    gate = threading.Event()
+
+    def load():
+        gate.wait(30)
+        return ServeModel(numpybert.load(d), "tiny")
+
+    with TestClient(create_app(Options(model=str(d), name="tiny"), load)) as c:
+        assert c.get("/health").status_code == 503
+        r = c.post("/v1/embeddings", json={"input": "a b", "model": "m"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["message"] == "the model is loading"
+        gate.set()
+        deadline = time.monotonic() + 30
+        while c.get("/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert c.get("/health").status_code == 200
+        assert len(c.post("/v1/embeddings", json={"input": "a b", "model": "m"}).json()["data"]) == 1

@@ -206,7 +206,8 @@ def route(server, name, flavor, method="POST"):
 # ----------------------------------------------------------------------------- embeddings
 
 async def _embed(server, data, field, flavor, truncate_default):
-    """Shared by /v1/embeddings and /embed: inputs -> ([n, D] float32, total tokens)."""
+    """Shared by /v1/embeddings and /embed: the body, checked -> (kind "texts" | "ids", the inputs
+    (cut when truncating from the left), real tokens per input, the batcher's key, dimensions)."""
     status = 400 if flavor == "openai" else 422
     limits, sm = server.limits, server.sm
     kind, items = rq.inputs(data.get(field), field, limits, status)

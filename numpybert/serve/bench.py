@@ -239,7 +239,7 @@ def plot(result, path):
         b.plot(ns, [r[f"c{n}"]["p99_ms"] for n in ns], marker="x", color=f"C{k}", linestyle="--",
                label=f"{name} p99")
     a.axhline(result["offline"]["encode_texts_per_s"], color="gray", linestyle=":", label="offline model.encode")
-    load = f"load average {result['load_before'][0]:.1f} on {result['cpus']} CPUs"
+    load = f"load average {result['load_before'][0]:.1f}→{result['load_after'][0]:.1f}, {result['cpus']} CPUs"
     a.set(xlabel="concurrent clients", ylabel="texts/s", xscale="log", title=f"throughput ({load})")
     b.set(xlabel="concurrent clients", ylabel="ms", xscale="log", yscale="log", title="latency")
     a.set_xticks(ns, [str(n) for n in ns])

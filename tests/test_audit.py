@@ -2,7 +2,7 @@
 error statistics, the JSON report, the exit codes, the fp64 oracle and the convention switches.
 
 Everything here runs against golden files or synthetic dicts: no torch. The live mode
-(`--live`, transformers in-process) is tested in test_torch_bridge.py and .ci/run.
+(`--live`, transformers in-process) is tested in test_torch_bridge.py and test_live_audits.py.
 Expected numbers are recomputed in the test from the arrays, never copied from a run.
 """
 

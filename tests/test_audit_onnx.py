@@ -2,7 +2,7 @@
 
 The tiny-bert graphs under tests/onnx/ are committed (scripts/export_onnx.py tiny). The
 all-MiniLM-L6-v2 graphs are never committed: they are exported once per session with torch (the
-golden extra), or taken from $NUMPYBERT_ONNX_DIR when .ci/run made them already.
+golden extra), or taken from $NUMPYBERT_ONNX_DIR when someone exported them already.
 """
 
 import json
@@ -216,7 +216,7 @@ def test_import_numpybert_does_not_load_onnx():
 
 @pytest.fixture(scope="session")
 def minilm_graphs(minilm_dir, tmp_path_factory):
-    """The four MiniLM variants: from $NUMPYBERT_ONNX_DIR (.ci/run exports them) or exported now."""
+    """The four MiniLM variants: from $NUMPYBERT_ONNX_DIR (scripts/export_onnx.py minilm --out DIR) or exported now."""
     ready = os.environ.get("NUMPYBERT_ONNX_DIR")
     if ready:
         paths = {v: os.path.join(ready, f"all-MiniLM-L6-v2.{v}.onnx") for v in VARIANTS}

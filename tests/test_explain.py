@@ -2,7 +2,7 @@
 
 The independent checks must be able to fail: a pooler (or an embedding row) perturbed by 1e-4 in
 the model's memory makes them disagree with the file. The page is opened in a real headless
-Chromium (Debian's `chromium` package, installed by .ci/run): missing Chromium is a failure."""
+Chromium (Debian's `chromium` package, installed by scripts/test.sh): missing Chromium is a failure."""
 
 import inspect
 import io
@@ -344,7 +344,7 @@ def chromium(*args, cwd):
     """Run Debian's headless Chromium; (stdout, stderr). Missing Chromium fails the test (CI installs it)."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium; see .ci/run)", pytrace=False)
+        pytest.fail("chromium is not installed (apt-get install -y chromium; scripts/test.sh installs it)", pytrace=False)
     argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
             f"--user-data-dir={cwd / 'chromium-profile'}", "--enable-logging=stderr", "--v=0", *args]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=cwd)

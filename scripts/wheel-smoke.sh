@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The wheel as a user gets it: built from the checkout, installed (NOT editable) into fresh
 # venvs outside it, and run from a temporary directory, so neither scripts/ nor the checkout's
-# numpybert/ can be reached. Run by .ci/run; alone: bash .ci/wheel-smoke (needs .venv).
+# numpybert/ can be reached. Run by tests/test_wheel.py (so by scripts/test.sh and CI); alone:
+# bash scripts/wheel-smoke.sh (needs .venv, or PYTHON=a python with pip).
 set -euo pipefail
 SECONDS=0
 repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-$repo/.venv/bin/python}
 smoke=$(mktemp -d)
 trap 'rm -rf "$smoke"' EXIT
 tiny="$repo/tests/checkpoints/tiny-bert"
@@ -12,10 +14,10 @@ golden="$repo/tests/golden/tiny-bert/one_sentence.float32.safetensors"
 minilm="$repo/weights/all-MiniLM-L6-v2"
 
 echo "-- build the wheel (pip wheel --no-deps)"
-"$repo/.venv/bin/pip" wheel -q --no-deps --wheel-dir "$smoke/dist" "$repo"
+"$python" -m pip wheel -q --no-deps --wheel-dir "$smoke/dist" "$repo"
 wheel=$(ls "$smoke"/dist/numpybert-*.whl)
 echo "$(basename "$wheel"): numpybert modules:"
-"$repo/.venv/bin/python" - "$wheel" <<'PY'
+"$python" - "$wheel" <<'PY'
 import sys, zipfile
 names = sorted(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith("numpybert/"))
 print("  " + " ".join(names))

@@ -392,7 +392,7 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     (numpybert/loading/locate.py says where).
 
     engine="fast" (default) runs numpybert/engine/; engine="reference" runs numpybert/reference.py,
-    the plain textbook model: same API, same outputs within float noise (tests/test_reference.py),
+    the plain textbook model: same API, same outputs within float noise (tests/engine/test_reference.py),
     as fast on one short text but ~4-5x slower on batches (mostly its per-element erf).
 
     mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wheel as a user gets it: built from the checkout, installed (NOT editable) into fresh
 # venvs outside it, and run from a temporary directory, so neither scripts/ nor the checkout's
-# numpybert/ can be reached. Run by tests/test_wheel.py (so by scripts/test.sh and CI); alone:
+# numpybert/ can be reached. Run by tests/project/test_wheel.py (so by scripts/test.sh and CI); alone:
 # bash scripts/wheel-smoke.sh (needs .venv, or PYTHON=a python with pip).
 set -euo pipefail
 SECONDS=0

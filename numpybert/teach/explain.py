@@ -9,7 +9,7 @@
 `record=True`) and then checks two steps of it *independently* of numpybert's model code: the
 tensors are read from the checkpoint file with the `safetensors` library, and the arithmetic is
 written out below in plain NumPy, in float64. A check can fail: `max_abs_diff` is compared with a
-rounding bound, and a pooler perturbed by 1e-4 fails it (tests/test_explain.py). Things that hold
+rounding bound, and a pooler perturbed by 1e-4 fails it (tests/teach/test_explain.py). Things that hold
 by construction of numpybert's API (`default` is `pooled_output`, L + 1 hidden states) are
 reported as facts of the API, not as evidence. Printing is the command's job (numpybert/cli/explain.py).
 """
@@ -268,7 +268,7 @@ def _nsp_is_next(model, text, pair) -> float | None:
 
 # ----------------------------------------------------------------------------- point at the code
 
-# transformers' BertPooler, copied from the installed transformers (tests/test_explain.py compares this
+# transformers' BertPooler, copied from the installed transformers (tests/teach/test_explain.py compares this
 # copy with `inspect.getsourcelines(transformers.models.bert.modeling_bert.BertPooler)`).
 TRANSFORMERS_POOLER = {
     "version": "5.23.0",

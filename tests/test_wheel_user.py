@@ -1,0 +1,143 @@
+"""The defects a newcomer hit installing the wheel and using it from a temporary directory (issue 22).
+
+A wheel user differs from a checkout in one way that matters here: `numpybert fetch` puts the model
+in the data directory ($XDG_DATA_HOME/numpybert), not in ./weights. `wheel_site` gives that layout
+without building a wheel: a copy of the package with no pyproject.toml beside it (so
+`locate.checkout_root()` is None, as in site-packages) on PYTHONPATH, run from an empty temporary
+directory, with $XDG_DATA_HOME holding a symlink to the real weights where `numpybert fetch` puts
+them. (.ci/wheel-smoke does the same with a built wheel in a fresh venv.) In-process tests get the
+same by monkeypatching `locate.checkout_root`.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import numpybert
+from numpybert import bench, cli
+from numpybert.errors import WeightsNotFoundError
+from numpybert.loading import fetch as fetching
+from numpybert.loading import hub, locate
+
+from conftest import CHECKPOINTS, ROOT, require_minilm
+
+FETCHED = "numpybert/all-MiniLM-L6-v2"  # below $XDG_DATA_HOME: where a wheel's `numpybert fetch` puts it
+
+
+@pytest.fixture(scope="module")
+def wheel_site(tmp_path_factory):
+    """(site dir with a copy of the package, $XDG_DATA_HOME holding the fetched model)."""
+    root = tmp_path_factory.mktemp("wheel")
+    shutil.copytree(ROOT / "numpybert", root / "site" / "numpybert",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "xdg" / FETCHED).parent.mkdir(parents=True)
+    (root / "xdg" / FETCHED).symlink_to(require_minilm())
+    return root / "site", root / "xdg"
+
+
+def as_wheel_user(wheel_site, cwd, *argv, env=None):
+    """`python ARGV` with the wheel-like package, from `cwd`: (exit code, stdout, stderr)."""
+    site, xdg = wheel_site
+    clean = {k: v for k, v in os.environ.items() if k != locate.ENV_VAR}
+    env = {**clean, "PYTHONPATH": str(site), "XDG_DATA_HOME": str(xdg), "HF_HUB_CACHE": str(cwd / "no-hub"),
+           **(env or {})}
+    result = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.fixture
+def as_wheel(monkeypatch, tmp_path):
+    """In this process: no checkout, $XDG_DATA_HOME in tmp_path (empty), cwd tmp_path; returns the data dir."""
+    monkeypatch.setattr(locate, "checkout_root", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv(locate.ENV_VAR, raising=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return tmp_path / "xdg"
+
+
+def fetched_into(xdg):
+    """What `numpybert fetch` leaves in the data directory (a symlink to the real weights)."""
+    (xdg / FETCHED).parent.mkdir(parents=True, exist_ok=True)
+    (xdg / FETCHED).symlink_to(require_minilm())
+    return xdg / FETCHED
+
+
+# ----------------------------------------------------------------------------- the README and the model's names
+
+def readme_python_blocks():
+    return re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.M | re.S)
+
+
+def test_readme_python_snippets_run_for_a_wheel_user(wheel_site, tmp_path):
+    blocks = readme_python_blocks()
+    assert blocks, "the README has no Python snippet"
+    for block in blocks:
+        code = "import numpybert, sys\nassert numpybert.__file__.startswith(sys.argv[1]), numpybert.__file__\n" + block
+        status, out, err = as_wheel_user(wheel_site, tmp_path, "-c", code, str(wheel_site[0]))
+        assert status == 0, f"README snippet failed for a wheel user:\n{block}\n{err[-3000:]}"
+
+
+def test_a_missing_model_directory_says_where_fetch_put_the_model(as_wheel):
+    with pytest.raises(WeightsNotFoundError) as e:  # the README's old snippet, after `numpybert fetch`
+        numpybert.load("weights/all-MiniLM-L6-v2")
+    assert "run `numpybert fetch`" in str(e.value)  # not fetched yet: says so, and where it would go
+    assert str(as_wheel / FETCHED) in str(e.value)
+    fetched = fetched_into(as_wheel)
+    with pytest.raises(WeightsNotFoundError) as e:
+        numpybert.load("weights/all-MiniLM-L6-v2")
+    message = str(e.value)
+    assert f"`numpybert fetch` put all-MiniLM-L6-v2 in {fetched}" in message, message
+    assert "run `numpybert fetch`" not in message  # the fetch was done: do not suggest it again
+    assert "\n" not in message
+
+
+def test_load_without_a_model_speaks_python_and_the_cli_speaks_flags(as_wheel, capsys):
+    with pytest.raises(WeightsNotFoundError) as e:
+        numpybert.load()
+    message = str(e.value)
+    assert "--model" not in message and "numpybert.load(DIR)" in message, message
+    assert str(as_wheel / FETCHED) in message
+    assert cli.main(["encode", "a dog"]) == 3
+    err = capsys.readouterr().err
+    assert "--model DIR" in err and "numpybert.load(" not in err, err
+    fetched_into(as_wheel)
+    assert numpybert.load().model_dir == str(as_wheel / FETCHED)
+
+
+@pytest.mark.parametrize("name", ["sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"])
+def test_the_default_models_hub_name_is_the_fetched_copy(as_wheel, name):
+    with pytest.raises(WeightsNotFoundError, match="where `numpybert fetch` puts it"):
+        numpybert.load(name)  # nothing fetched, nothing cached: every place looked is named
+    fetched = fetched_into(as_wheel)
+    model = numpybert.load(name)
+    assert model.model_dir == str(fetched)
+    np.testing.assert_array_equal(model.encode(["a dog"]), numpybert.load(fetched).encode(["a dog"]))
+    with pytest.raises(WeightsNotFoundError, match="revision main"):  # a revision asks the Hub cache only
+        numpybert.load(name, revision="main")
+    # the order: the Hugging Face cache comes first when it holds the model
+    snapshot = as_wheel.parent / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("a" * 40)
+    assert hub.resolve(name) == str(snapshot)
+    with pytest.raises(WeightsNotFoundError):
+        numpybert.load("someone-else/all-MiniLM-L6-v2")  # only the default model's own names
+
+
+def test_the_cli_takes_the_hub_name_after_fetch(wheel_site, tmp_path):
+    status, out, err = as_wheel_user(wheel_site, tmp_path, "-m", "numpybert", "encode", "a dog", "--output",
+                                     "embedding", "--format", "json", "--model", "sentence-transformers/all-MiniLM-L6-v2")
+    assert status == 0, err
+    assert len(json.loads(out)["outputs"]["embedding"][0]) == 384
+
+

@@ -141,3 +141,33 @@ def test_the_cli_takes_the_hub_name_after_fetch(wheel_site, tmp_path):
     assert len(json.loads(out)["outputs"]["embedding"][0]) == 384
 
 
+# ----------------------------------------------------------------------------- embed
+
+def embed(*argv):
+    return cli.main(["embed", *map(str, argv), "--no-progress"])
+
+
+def leftovers(out):
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(out.name) and p != out)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "jsonl"])
+def test_an_id_out_of_int64_is_one_error_line_before_any_work(tmp_path, tiny_dir, capsys, ext):
+    corpus = tmp_path / "big.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n"
+                              for i in (1, 12345678901234567890, 3, -2**63, 2**63 - 1)))
+    out = tmp_path / f"x.{ext}"
+    for _ in range(2):  # the rerun too
+        assert embed(corpus, "--out", out, "--id-field", "id", "--model", tiny_dir) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("numpybert embed: error: "), lines
+        assert f"{corpus} line 2: id field 'id' is 12345678901234567890" in lines[0] and "string" in lines[0]
+        assert not out.exists() and leftovers(out) == []
+    assert embed(corpus, "--out", out, "--id-field", "id", "--model", tiny_dir, "--skip-bad") == 0
+    report = [json.loads(line) for line in (tmp_path / f"x.{ext}.skipped.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in report] == [2]
+    ids = (pq.read_table(out).column("id").to_pylist() if ext == "parquet" else
+           [json.loads(line)["id"] for line in out.read_text().splitlines()])
+    assert ids == [1, 3, -2**63, 2**63 - 1]  # the int64 range itself is kept
+    assert leftovers(out) == [f"x.{ext}.skipped.jsonl"]
+

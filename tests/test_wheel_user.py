@@ -171,3 +171,22 @@ def test_an_id_out_of_int64_is_one_error_line_before_any_work(tmp_path, tiny_dir
     assert ids == [1, 3, -2**63, 2**63 - 1]  # the int64 range itself is kept
     assert leftovers(out) == [f"x.{ext}.skipped.jsonl"]
 
+
+def test_embed_refuses_to_write_over_its_input(tmp_path, tiny_dir, capsys, monkeypatch):
+    corpus = tmp_path / "same.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"text {i}"}) + "\n" for i in range(5)))
+    before = corpus.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(corpus)
+    os.link(corpus, tmp_path / "hard.jsonl")
+    (tmp_path / "sub").mkdir()
+    for out in (corpus, tmp_path / "link.jsonl", tmp_path / "hard.jsonl", tmp_path / "sub" / ".." / "same.jsonl"):
+        assert embed(corpus, "--out", out, "--overwrite", "--model", tiny_dir) == 2, out
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and "is the input" in lines[0] and "never writes over its input" in lines[0], lines
+        assert corpus.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.jsonl", "link.jsonl", "same.jsonl", "sub"]
+    monkeypatch.chdir(tmp_path)  # relative spellings
+    assert embed("same.jsonl", "--out", "./same.jsonl", "--overwrite", "--model", tiny_dir) == 2
+    assert "is the input" in capsys.readouterr().err and corpus.read_bytes() == before
+
+

@@ -100,6 +100,9 @@ class CorpusJob:
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
         check_output_path(self.out, "--out")
+        if _same_file(self.input, self.out):
+            raise InputValueError(f"--out {self.out} is the input {self.input}; numpybert never writes over its "
+                                  "input (even with --overwrite): name another output file")
         self.out_format = output_format(self.out)  # refuses an unknown extension now
         name = self.input.lower().removesuffix(".gz")
         if self.format == "auto":
@@ -128,6 +131,16 @@ class CorpusJob:
     @property
     def report_path(self) -> str:
         return self.out + ".skipped.jsonl"
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same path spelled differently, via a symlink, or a hard link."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 # ----------------------------------------------------------------------------- reading lines

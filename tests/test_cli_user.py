@@ -260,16 +260,18 @@ def big_jsonl(tmp_path_factory, tiny_dir):
 
 
 @pytest.mark.parametrize("ext", ["parquet", "jsonl"])
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_kill_then_resume_is_byte_identical(tmp_path, tiny_dir, big_jsonl, ext, sig):
     corpus, references = big_jsonl
     seed = random.randrange(10**6)
     out = tmp_path / f"out.{ext}"
     code, err = _kill_mid_run(tiny_dir, corpus, out, sig, random.Random(seed), "--id-field", "id")
-    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
+    assert code == {signal.SIGKILL: -signal.SIGKILL, signal.SIGINT: 130, signal.SIGTERM: 143}[sig], err
     done = _rows_done(out)
-    if sig == signal.SIGINT:
+    if sig != signal.SIGKILL:  # Ctrl-C and `kill PID` both say where the rerun resumes (README "Exit codes")
         assert f"the same command resumes at row {done} (input line {done + 1})" in err and "Traceback" not in err
+        assert err.splitlines()[-1] == ("numpybert embed: interrupted" if sig == signal.SIGINT else
+                                        "numpybert embed: terminated (SIGTERM)"), err
     err = _run_to_end(tiny_dir, corpus, out, "--id-field", "id")
     assert f"resumed at row {done}" in err and done > 0, f"seed {seed}: {err}"
     assert out.read_bytes() == references[ext], f"seed {seed}: the resumed {ext} differs"

@@ -190,3 +190,30 @@ def test_embed_refuses_to_write_over_its_input(tmp_path, tiny_dir, capsys, monke
     assert "is the input" in capsys.readouterr().err and corpus.read_bytes() == before
 
 
+# ----------------------------------------------------------------------------- explain on a long text
+
+def test_explain_on_a_20000_word_text_caps_what_it_shows(tmp_path, capsys, minilm_dir):
+    from numpybert.teach.explain import TOKENS_SHOWN
+    words = [f"word{i % 997}" for i in range(20_000)]
+    text = " ".join(words)
+    page = tmp_path / "long.html"
+    assert cli.main(["explain", text, "--html", str(page)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert text[:1000] not in out and len(out) < 20_000, f"{len(out)} characters printed"
+    text_line = next(line for line in out.splitlines() if line.startswith("text "))
+    assert len(text_line) < 500 and f"of {len(text)} characters shown" in text_line
+    tokens_line = next(line for line in out.splitlines() if line.startswith("tokens "))
+    n_tokens = int(tokens_line.split()[1].rstrip(":"))
+    assert n_tokens == 512 and f"the first {TOKENS_SHOWN} of 512 tokens shown" in tokens_line
+    assert "tokens are cut" in captured.err  # the truncation note
+    size = page.stat().st_size
+    html = page.read_text(encoding="utf-8")
+    assert size < 1_000_000, f"{size} bytes"
+    data = json.loads(re.search(r"<script id='attention-data' type='application/json'>(.*?)</script>", html,
+                                re.S).group(1))
+    assert len(data["tokens"]) == TOKENS_SHOWN
+    assert {len(head) for layer in data["maps"] for head in layer} == {TOKENS_SHOWN}
+    assert f"the first {TOKENS_SHOWN} of 512 tokens" in html and text[:1000] not in html
+
+

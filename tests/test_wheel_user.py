@@ -217,3 +217,62 @@ def test_explain_on_a_20000_word_text_caps_what_it_shows(tmp_path, capsys, minil
     assert f"the first {TOKENS_SHOWN} of 512 tokens" in html and text[:1000] not in html
 
 
+# ----------------------------------------------------------------------------- fetch
+
+@pytest.fixture(scope="module")
+def python_without_pip(tmp_path_factory):
+    """A venv made with --without-pip, seeing numpy, safetensors, tokenizers and a numpybert copy only."""
+    root = tmp_path_factory.mktemp("nopip")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    deps = root / "deps"
+    deps.mkdir()
+    site = next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(os.path.join(p, "numpy")))
+    for name in os.listdir(site):
+        if re.match(r"^(numpy|safetensors|tokenizers|huggingface_hub)(\.libs|-|$)", name) or name == "numpy.libs":
+            (deps / name).symlink_to(os.path.join(site, name))
+    shutil.copytree(ROOT / "numpybert", deps / "numpybert", ignore=shutil.ignore_patterns("__pycache__"))
+    return root / "venv" / "bin" / "python", deps
+
+
+def test_fetch_without_pip_says_how_to_get_it(python_without_pip, tmp_path):
+    python, deps = python_without_pip
+    env = {**os.environ, "PYTHONPATH": str(deps), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert subprocess.run([str(python), "-c", "import pip"], env=env, capture_output=True).returncode != 0
+    result = subprocess.run([str(python), "-m", "numpybert", "fetch"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "ensurepip" in lines[0] and str(python) in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_fetch_on_a_corrupt_copy_names_the_bad_file(tmp_path, capsys):
+    minilm = require_minilm()
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    for name in fetching.FILE_SHA256:
+        if name != "vocab.txt":
+            (dest / name).symlink_to(minilm / name)
+    (dest / "config.json").unlink()
+    (dest / "config.json").write_text((minilm / "config.json").read_text().replace("384", "385"))
+    before = sorted(p.name for p in dest.iterdir())
+    assert cli.main(["fetch", "--dest", str(dest)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "config.json has sha256" in lines[0] and "vocab.txt is missing" in lines[0], lines
+    assert "model.safetensors" not in lines[0]  # the good files are not blamed
+    assert sorted(p.name for p in dest.iterdir()) == before  # nothing overwritten
+
+
+@pytest.mark.parametrize("command", ["fetch"])
+def test_help_has_a_description_and_no_issue_talk(capsys, command):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    description = text.split(" options: ")[0].split("]")[-1]  # between the usage line and the options
+    assert len(description) > 100, description
+    assert "issue" not in text
+    if command == "bench":
+        for name, B, T, *padded in bench.SHAPES:
+            assert f"{B}x{T}{':padded' if padded else ''}" in text
+

@@ -263,7 +263,7 @@ def test_fetch_on_a_corrupt_copy_names_the_bad_file(tmp_path, capsys):
     assert sorted(p.name for p in dest.iterdir()) == before  # nothing overwritten
 
 
-@pytest.mark.parametrize("command", ["fetch"])
+@pytest.mark.parametrize("command", ["fetch", "bench"])
 def test_help_has_a_description_and_no_issue_talk(capsys, command):
     with pytest.raises(SystemExit) as e:
         cli.main([command, "--help"])
@@ -276,3 +276,14 @@ def test_help_has_a_description_and_no_issue_talk(capsys, command):
         for name, B, T, *padded in bench.SHAPES:
             assert f"{B}x{T}{':padded' if padded else ''}" in text
 
+
+def test_bench_prints_each_row_once(tmp_path, capsys):
+    code = cli.main(["bench", "--minilm", str(CHECKPOINTS / "tiny-bert"), "--shapes", "minilm:1x8,minilm:2x8",
+                     "--no-torch", "--memory-shapes", "none", "--corpus-runs", "0", "--cold-runs", "0", "--reps", "1",
+                     "--warmup", "0", "--threads", "1", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = [line for line in (captured.out + captured.err).splitlines() if line.startswith("| minilm |")]
+    assert len(rows) == 3 and len(set(rows)) == 3, rows  # 1x8, 1x8 back to back, 2x8: each once
+    assert all(row in captured.out for row in rows)
+    assert captured.err.count("numpybert bench: timed minilm") == 3  # progress, one line per measurement

@@ -378,14 +378,3 @@ def test_an_unreachable_dask_scheduler_fails_fast_in_one_line(tmp_path, tiny_dir
     assert time.monotonic() - start < 20  # start-up included; Dask's own default waits 30 s
     assert code == 2
     assert_one_error_line(err, "embed", "cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s")
-
-
-def test_bench_without_torch_names_the_extra(capsys, monkeypatch):
-    import sys
-    import numpybert.audit
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError; the bridge is imported anew
-    monkeypatch.delitem(sys.modules, "numpybert.audit.torch_bridge", raising=False)
-    monkeypatch.delattr(numpybert.audit, "torch_bridge", raising=False)
-    code, _, err = run(capsys, "bench", "--cold-runs", "0")
-    assert code == 2
-    assert_one_error_line(err, "bench", "pip install 'numpybert[golden]'", "--no-torch")

@@ -27,7 +27,7 @@ import pytest
 import numpybert
 from numpybert.apps.encode import quantize_embeddings
 from numpybert.audit import TOLERANCES
-from numpybert.errors import (ConfigError, InputTypeError, InputValueError, MissingWeightsError,
+from numpybert.errors import (ConfigError, InputTypeError, InputValueError,
                               WeightsNotFoundError)
 from numpybert.loading import hub
 
@@ -107,16 +107,6 @@ def test_output_indexing_keys_and_tuple_follow_transformers(minilm, hf_minilm, b
     assert "attentions" not in out and "pooler_output" in out
     with pytest.raises(KeyError, match="attentions"):
         out["attentions"]
-
-
-def test_output_without_pooler_is_add_pooling_layer_false():
-    model = numpybert.load(CHECKPOINTS / "tiny-no-pooler")
-    out = model(np.array([[2, 5, 7, 3]]), output_attentions=True)
-    assert out.keys() == ("last_hidden_state", "attentions")  # as BertModel(add_pooling_layer=False)
-    assert out[1] is out.attentions and len(out.to_tuple()) == 2
-    for get in (lambda: out.pooler_output, lambda: out["pooler_output"]):
-        with pytest.raises(MissingWeightsError, match="no pooler"):
-            get()
 
 
 # ----------------------------------------------------------------------------- model call conventions

@@ -44,6 +44,20 @@ status=0; err=$("$nb" bench --minilm "$tiny" --out "$smoke/bench" 2>&1 >/dev/nul
 echo "bench without torch: exit $status: $err"
 [ "$status" -eq 2 ] && grep -qF "pip install 'numpybert[golden]'" <<< "$err"
 
+echo "-- after \`numpybert fetch\` (a wheel's: the data directory; here a link to the fetched copy)"
+export XDG_DATA_HOME="$smoke/xdg"
+mkdir -p "$XDG_DATA_HOME/numpybert" && ln -s "$minilm" "$XDG_DATA_HOME/numpybert/all-MiniLM-L6-v2"
+"$nb" fetch | tail -n 1  # finds it complete where it would have put it
+"$smoke/plain/bin/python" - "$repo/README.md" <<'PY'
+import re, sys
+for block in re.findall(r"^```python\n(.*?)^```", open(sys.argv[1], encoding="utf-8").read(), re.M | re.S):
+    exec(compile(block, "README.md", "exec"), {})  # the README's Python, as a wheel user runs it
+import numpybert
+assert numpybert.load("sentence-transformers/all-MiniLM-L6-v2").model_dir == numpybert.load().model_dir
+print("README Python snippets and load('sentence-transformers/all-MiniLM-L6-v2'): ok")
+PY
+unset XDG_DATA_HOME
+
 echo "   (${SECONDS} s)"
 echo "-- venv with the wheel and its golden extra (torch from the local wheel)"
 python3 -m venv "$smoke/golden"
@@ -52,5 +66,5 @@ ng="$smoke/golden/bin/numpybert"
 "$ng" audit --live --model "$tiny" | tail -n 1
 "$ng" bench --minilm "$minilm" --shapes minilm:1x16 --memory-shapes minilm:4x64 --corpus-runs 1 --corpus-texts 50 \
   --threads 1 --reps 2 --warmup 1 --cold-runs 1 --out "$smoke/bench" \
-  | grep -E "^\| (minilm|torch|numpybert)" | awk '!seen[$0]++'  # a smoke test: timings on a shared CI box mean little
+  | grep -E "^\| (minilm|torch|numpybert)"  # a smoke test: timings on a shared CI box mean little
 echo "wheel smoke test: ok (${SECONDS} s)"

@@ -29,6 +29,8 @@ from ..util import cosine
 SATURATION = 0.99  # |tanh(z)| above this: the slope 1 - tanh² is < 0.02, the unit is "saturated"
 NEARLY_LINEAR = 0.01  # max |tanh(z) - z| below this: tanh changes no value by more than 0.01
 FLAT = 0.1  # mean slope of tanh at z below this (mean |z| above ~1.8): "near saturation"
+TEXT_SHOWN = 300  # characters of TEXT (and PAIR) printed and put on the page: a 20,000-word text stays readable
+TOKENS_SHOWN = 64  # tokens listed, and the attention maps' size on the page (past ~60 their labels overlap)
 EMBEDDING_ULPS = 64  # the embedding check's tolerance in units of roundoff of its output (measured: 0.45)
 
 
@@ -312,3 +314,17 @@ def initializer_range(model_dir) -> float | None:
     except NumpybertError:
         return None
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def clipped(text: str, limit: int = TEXT_SHOWN) -> str:
+    """repr(text), cut to its first `limit` characters with what was left out said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... (the first {limit} of {len(text)} characters shown)"
+
+
+def clipped_tokens(tokens: list, limit: int = TOKENS_SHOWN) -> tuple:
+    """(the first `limit` tokens, a note saying how many were left out, or "")."""
+    if len(tokens) <= limit:
+        return list(tokens), ""
+    return list(tokens[:limit]), f"... (the first {limit} of {len(tokens)} tokens shown)"

@@ -27,7 +27,7 @@ import pytest
 import numpybert
 from numpybert.apps.encode import quantize_embeddings
 from numpybert.audit import TOLERANCES
-from numpybert.errors import (ConfigError, InputTypeError, InputValueError, MissingWeightsError,
+from numpybert.errors import (ConfigError, InputTypeError, InputValueError,
                               WeightsNotFoundError)
 from numpybert.loading import hub
 
@@ -109,16 +109,6 @@ def test_output_indexing_keys_and_tuple_follow_transformers(minilm, hf_minilm, b
         out["attentions"]
 
 
-def test_output_without_pooler_is_add_pooling_layer_false():
-    model = numpybert.load(CHECKPOINTS / "tiny-no-pooler")
-    out = model(np.array([[2, 5, 7, 3]]), output_attentions=True)
-    assert out.keys() == ("last_hidden_state", "attentions")  # as BertModel(add_pooling_layer=False)
-    assert out[1] is out.attentions and len(out.to_tuple()) == 2
-    for get in (lambda: out.pooler_output, lambda: out["pooler_output"]):
-        with pytest.raises(MissingWeightsError, match="no pooler"):
-            get()
-
-
 # ----------------------------------------------------------------------------- model call conventions
 
 def test_inputs_embeds_matches_transformers(minilm, hf_minilm, batch):
@@ -131,10 +121,10 @@ def test_inputs_embeds_matches_transformers(minilm, hf_minilm, batch):
     np.testing.assert_allclose(ours.pooler_output, ref_p, atol=TOL.real)
     # the word embeddings of input_ids as inputs_embeds give input_ids' answer exactly
     plain = minilm.flat_params["embeddings.word_embeddings.weight"][batch["input_ids"]]
+    kept = plain.copy()
     np.testing.assert_array_equal(minilm(inputs_embeds=plain, attention_mask=mask).last_hidden_state,
                                   minilm(batch["input_ids"], mask).last_hidden_state)
-    assert plain.base is not None or True  # the caller's array is not written to:
-    np.testing.assert_array_equal(plain, minilm.flat_params["embeddings.word_embeddings.weight"][batch["input_ids"]])
+    np.testing.assert_array_equal(plain, kept)  # the caller's array is not written to
 
 
 def test_inputs_embeds_on_the_reference_engine_matches_transformers(minilm_dir, hf_minilm, batch):

@@ -12,6 +12,7 @@ bound is 1e-6 relative to the largest value: `_close`.
 """
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -68,13 +69,20 @@ def test_ray_style_batches_get_an_embedding_column(tiny_dir, texts):
 
 def test_dask_bag_map_partitions_matches_one_process(cluster, tiny_dir, texts):
     import dask.bag as db
+    from distributed import get_task_stream
     _, client = cluster
     embedder = numpybert.Embedder(tiny_dir)
     bag = db.from_sequence(texts, partition_size=WINDOW)
     assert bag.npartitions == 3
-    got = np.stack(bag.map_partitions(embedder).compute(scheduler=client.get))
+    mapped = bag.map_partitions(embedder)
+    with get_task_stream(client) as stream:  # what ran where, as the scheduler saw it
+        got = np.stack(mapped.compute(scheduler=client.get))
     _close(got, embedder(texts))
-    assert len(client.nthreads()) == 2  # it really ran on the two worker processes
+    # the embedding ran in the cluster's worker processes: each partition's task on a worker, none here
+    ran = {t["key"][1]: t["worker"] for t in stream.data if isinstance(t["key"], tuple) and t["key"][0] == mapped.name}
+    pids = client.run(os.getpid)
+    assert sorted(ran) == [0, 1, 2] and set(ran.values()) <= set(pids), (ran, pids)
+    assert len(pids) == 2 and os.getpid() not in pids.values()
 
 
 def test_embed_command_on_a_dask_cluster(cluster, tmp_path, tiny_dir, texts):

@@ -259,16 +259,18 @@ def big_jsonl(tmp_path_factory, tiny_dir):
 
 
 @pytest.mark.parametrize("ext", ["parquet", "jsonl"])
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_kill_then_resume_is_byte_identical(tmp_path, tiny_dir, big_jsonl, ext, sig):
     corpus, references = big_jsonl
     seed = random.randrange(10**6)
     out = tmp_path / f"out.{ext}"
     code, err = kill_mid_run(tiny_dir, corpus, out, sig, random.Random(seed), "--id-field", "id")
-    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
+    assert code == {signal.SIGKILL: -signal.SIGKILL, signal.SIGINT: 130, signal.SIGTERM: 143}[sig], err
     done = rows_done(out)
-    if sig == signal.SIGINT:
+    if sig != signal.SIGKILL:  # Ctrl-C and `kill PID` both say where the rerun resumes (README "Exit codes")
         assert f"the same command resumes at row {done} (input line {done + 1})" in err and "Traceback" not in err
+        assert err.splitlines()[-1] == ("numpybert embed: interrupted" if sig == signal.SIGINT else
+                                        "numpybert embed: terminated (SIGTERM)"), err
     err = run_to_end(tiny_dir, corpus, out, "--id-field", "id")
     assert f"resumed at row {done}" in err and done > 0, f"seed {seed}: {err}"
     assert out.read_bytes() == references[ext], f"seed {seed}: the resumed {ext} differs"
@@ -375,14 +377,3 @@ def test_an_unreachable_dask_scheduler_fails_fast_in_one_line(tmp_path, tiny_dir
     assert time.monotonic() - start < 20  # start-up included; Dask's own default waits 30 s
     assert code == 2
     assert_one_error_line(err, "embed", "cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s")
-
-
-def test_bench_without_torch_names_the_extra(capsys, monkeypatch):
-    import sys
-    import numpybert.audit
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError; the bridge is imported anew
-    monkeypatch.delitem(sys.modules, "numpybert.audit.torch_bridge", raising=False)
-    monkeypatch.delattr(numpybert.audit, "torch_bridge", raising=False)
-    code, _, err = run(capsys, "bench", "--cold-runs", "0")
-    assert code == 2
-    assert_one_error_line(err, "bench", "pip install 'numpybert[golden]'", "--no-torch")

@@ -104,7 +104,9 @@ def test_conventions_change_the_math(minilm):
 
 
 def test_missing_pooler_is_refused_not_random(tmp_path, minilm_dir):
-    """A checkpoint without pooler weights loads, but pooler_output is an error, never random."""
+    """A checkpoint without pooler weights loads, but pooler_output is an error, never random; the
+    output is transformers' BertModel(add_pooling_layer=False): no pooler_output among its keys.
+    (The one test of a missing pooler; tests/checkpoints/tiny-no-pooler runs in test_reference.)"""
     import shutil
     from safetensors.numpy import save_file
     from numpybert.loading.checkpoint import read_safetensors
@@ -114,11 +116,14 @@ def test_missing_pooler_is_refused_not_random(tmp_path, minilm_dir):
     model = numpybert.load(tmp_path)
     assert not model.has_pooler and ("pooler", ) == tuple(g for g, _ in model.manifest.missing if g == "pooler")
     out = model(IDS)
-    assert out.last_hidden_state.shape == (1, IDS.shape[1], 384)
-    with pytest.raises(MissingWeightsError, match="no pooler"):
-        out.pooler_output
-    with pytest.raises(MissingWeightsError, match="no pooler"):
-        out.tfhub()
+    assert out.last_hidden_state.shape == (1, IDS.shape[1], 384) and np.isfinite(out.last_hidden_state).all()
+    np.testing.assert_array_equal(out.last_hidden_state, numpybert.load(minilm_dir)(IDS).last_hidden_state)
+    for get in (lambda: out.pooler_output, lambda: out["pooler_output"], out.tfhub):
+        with pytest.raises(MissingWeightsError, match="no pooler"):
+            get()
+    out = model(IDS, output_attentions=True)
+    assert out.keys() == ("last_hidden_state", "attentions")  # as BertModel(add_pooling_layer=False)
+    assert out[1] is out.attentions and len(out.to_tuple()) == 2 and "pooler_output" not in out
 
 
 def test_tfhub_without_hidden_states_recomputes_them(minilm):

@@ -38,7 +38,11 @@ def serial():
 
 
 def assert_same(a, b, atol):
-    for x, y in zip(a[0] + a[1] + [a[2]], b[0] + b[1] + [b[2]]):
+    """Two forwards' (hidden states, attentions, pooled) are equal within atol, tensor by tensor:
+    the same number of each (a missing layer is a failure, not a shorter comparison)."""
+    assert (len(a[0]), len(a[1])) == (len(b[0]), len(b[1])), "a different number of hidden states or attentions"
+    assert len(a[0]) > 1 and len(a[1]) > 0, "nothing to compare: the forward kept no hidden states or attentions"
+    for x, y in zip(a[0] + a[1] + [a[2]], b[0] + b[1] + [b[2]], strict=True):
         assert x.dtype == y.dtype and x.shape == y.shape
         assert np.abs(x - y).max() <= atol
 

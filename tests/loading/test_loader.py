@@ -8,7 +8,7 @@ import pytest
 
 import numpybert
 from numpybert.loading.checkpoint import canonical_name, read_safetensors
-from numpybert.errors import MissingWeightsError, WeightsError
+from numpybert.errors import WeightsError
 
 from helpers import CHECKPOINTS
 
@@ -66,20 +66,18 @@ def test_bf16_decodes_to_the_float32_with_the_same_top_bits(tmp_path):
 
 
 def test_sharded_checkpoint_reads_every_shard():
+    """tiny-sharded is tiny-bert's tensors split over two files: every tensor read, the same model."""
     model = load("tiny-sharded")
     assert len(model.manifest.files) == 2
     index = json.loads((CHECKPOINTS / "tiny-sharded" / "model.safetensors.index.json").read_text())
     assert set(index["weight_map"]) == set(model.flat_params)
-
-
-def test_checkpoint_without_pooler_refuses_pooled_output():
-    model = load("tiny-no-pooler")
-    assert not model.has_pooler
-    assert "pooler" in dict(model.manifest.missing)
-    out = model(np.array([[2, 5, 7]]))
-    assert np.isfinite(out.last_hidden_state).all()
-    with pytest.raises(MissingWeightsError, match="no pooler"):
-        out.pooler_output
+    assert set(index["weight_map"].values()) == set(model.manifest.files)  # both shards read
+    whole = load("tiny-bert")
+    assert set(whole.flat_params) == set(model.flat_params)
+    for name, value in whole.flat_params.items():
+        np.testing.assert_array_equal(model.flat_params[name], value, err_msg=name)
+    ids = np.array([[2, 5, 7, 3]])
+    np.testing.assert_array_equal(model(ids).pooler_output, whole(ids).pooler_output)
 
 
 def test_manifest_prints_what_happened():

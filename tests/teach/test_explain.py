@@ -373,13 +373,43 @@ def test_page_renders_in_chromium_without_console_errors(page, tmp_path):
     assert f"[CLS] → [CLS]: {np.rint(p[0, 0] * 1000) / 1000:.3f}" in svg
 
 
+def blue_blocks(pixels, gap=50):
+    """Row ranges [first, last] of the runs of rows holding blue pixels (the attention map's colour
+    scale, white to dark blue), runs split where `gap` rows hold none: (ranges, the blue mask)."""
+    r, b = pixels[..., 0].astype(int), pixels[..., 2].astype(int)
+    blue = (b - r > 40) & (b > 100)
+    rows = np.flatnonzero(blue.any(axis=1))
+    cuts = np.flatnonzero(np.diff(rows) > gap)
+    return [(int(run[0]), int(run[-1])) for run in np.split(rows, cuts + 1) if len(run)], blue
+
+
 def test_page_screenshot(page, tmp_path):
-    path, _, _ = page
+    """What Chromium draws: a page as wide and tall as the window, not blank, its title at the top,
+    and at the bottom the attention map of layer 0, head 0: a T × T square of cells of the page
+    script's size (ATTENTION_JS: cell = clamp(560 / T, 12, 34) px) in several shades of blue."""
+    from PIL import Image  # matplotlib's dependency (the plot extra, in the test extra)
+    path, _, e = page
     png = tmp_path / "explain-page.png"
     _, stderr = chromium("--hide-scrollbars", "--window-size=1250,3700", f"--screenshot={png}",
                          f"{path.as_uri()}#layer=0&head=0", cwd=tmp_path)
     assert console_lines(stderr) == []
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels.shape == (3700, 1250, 3)
+    ink = pixels.min(axis=2) < 200  # text, lines, cells
+    assert 0.03 < ink.mean() < 0.5, f"{ink.mean():.3f} of the pixels drawn: blank or a flood"
+    assert ink[:80].sum() > 2000, "no title at the top"
+    content_rows = np.flatnonzero(ink.any(axis=1))
+    assert content_rows[-1] - content_rows[0] > 2500, "the page is shorter than its six sections"
+    blocks, blue = blue_blocks(pixels)
+    top, bottom = blocks[-1]  # the last blue thing on the page: the attention map
+    cols = np.flatnonzero(blue[top:bottom + 1].any(axis=0))
+    T = len(e.tokens)
+    side = T * max(12, min(34, 560 // T))
+    assert abs((bottom - top + 1) - side) <= 3 and abs((cols[-1] - cols[0] + 1) - side) <= 3, \
+        (top, bottom, cols[0], cols[-1], side)
+    assert top > content_rows[-1] - side - 100, "the map is not the last thing on the page"
+    square = pixels[top:bottom + 1, cols[0]:cols[-1] + 1].reshape(-1, 3)
+    assert len(np.unique(square, axis=0)) > T, "the cells are not shaded by their probabilities"
     print(f"screenshot: {png}")
 
 

@@ -30,6 +30,7 @@ import os
 
 import numpy as np
 
+from ..apps.pooling import l2_normalize, pool
 from ..errors import InputValueError, NumpybertError
 from .stats import TOLERANCES, Stats, error_stats, number, real_positions, sci, stats_json, tolerance_scale
 
@@ -344,21 +345,11 @@ def reference_tensors(model, inputs: dict) -> dict:
     return tensors
 
 
-def mean_pool(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """sentence-transformers' mean pooling over real tokens, in float64."""
-    m = mask.astype(np.float64)[:, :, None]  # [B, T] -> [B, T, 1]
-    return (h.astype(np.float64) * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)  # [B, T, H] -> [B, H]
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def sentence_embeddings(outputs: dict, names: dict, mask: np.ndarray) -> np.ndarray:
     """The graph's sentence embeddings: its own output if it has one, else mean pooling."""
     if "sentence_embedding" in names:
         return outputs[names["sentence_embedding"]].astype(np.float64)
-    return mean_pool(outputs[names["last_hidden_state"]], mask)
+    return pool(outputs[names["last_hidden_state"]].astype(np.float64), mask, "mean")
 
 
 # ----------------------------------------------------------------------------- the report
@@ -465,7 +456,7 @@ def check_same_model(graph: Graph, model, outputs: dict, names: dict, ref32: dic
 def ranking_agreement(ref: np.ndarray, got: np.ndarray, k: int = NEIGHBOURS) -> tuple:
     """(top-1 agreement, mean top-k overlap) of cosine nearest neighbours, each text a query."""
     def neighbours(x):
-        x = unit(x)
+        x = l2_normalize(x)
         sims = x @ x.T  # [N, H] @ [H, N] -> [N, N]
         np.fill_diagonal(sims, -np.inf)
         return np.argsort(-sims, axis=1, kind="stable")[:, :k]  # [N, N] -> [N, k]
@@ -483,11 +474,11 @@ def task_report(graph, names, model32, inputs: dict, ranking_inputs: dict, sess=
         outputs = run(graph, batch, sess=sess)
         mask = batch["attention_mask"]
         got = sentence_embeddings(outputs, names, mask)
-        ref = mean_pool(model32(**batch).last_hidden_state, mask)
+        ref = pool(model32(**batch).last_hidden_state.astype(np.float64), mask, "mean")
         refs.append(ref)
         gots.append(got)
     ref, got = np.concatenate(refs), np.concatenate(gots)  # [N, H]
-    cosines = np.sum(unit(ref) * unit(got), axis=1)  # [N, H] -> [N]
+    cosines = np.sum(l2_normalize(ref) * l2_normalize(got), axis=1)  # [N, H] -> [N]
     top1, top5 = ranking_agreement(refs[1], gots[1])
     how = "the graph's sentence embedding" if "sentence_embedding" in names else "mean pooling of last_hidden_state"
     return TaskReport(len(ref), float(cosines.min()), float(cosines.mean()), top1, top5, how)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -193,8 +194,22 @@ class BertTokenizer:
         if not isinstance(text, str) and not kwargs.get("is_split_into_words"):
             raise InputTypeError(f"encode takes one text (str), got {type(text).__name__}; use the tokenizer "
                                  "call for a batch")
+        if kwargs.get("max_length") is None and not kwargs.get("truncation") and not kwargs.get("style"):
+            return self._encode_whole(text, text_pair, add_special_tokens, kwargs.get("is_split_into_words", False))
         out = self(text, text_pair, add_special_tokens=add_special_tokens, padding=False, **kwargs)
         return [int(i) for i in out["input_ids"][0]]
+
+    def _encode_whole(self, text, text_pair, add_special_tokens: bool, is_split_into_words: bool) -> list[int]:
+        """Every id of one text (or pair), as transformers' encode without max_length: a row longer
+        than the model takes is returned whole, with a warning (the model refuses it later)."""
+        a = _as_text_list(text, "text", is_split_into_words)[0]
+        b = None if text_pair is None else _as_text_list(text_pair, "text_pair", is_split_into_words)[0]
+        ids = self._tok.encode(a, b, is_pretokenized=is_split_into_words, add_special_tokens=add_special_tokens).ids
+        if len(ids) > self.model_max_length:
+            warnings.warn(f"Token indices sequence length is longer than the specified maximum sequence length "
+                          f"for this model ({len(ids)} > {self.model_max_length}). Running this sequence through "
+                          "the model will result in indexing errors", UserWarning, stacklevel=3)
+        return ids
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         """Token strings of a 1-D id sequence (e.g. one row of input_ids); one id gives one str."""

@@ -1,6 +1,6 @@
 """`numpybert serve` under load, over real HTTP on loopback (a subprocess, as a user starts it):
 2,000 requests from 32 concurrent clients, mixed lengths, every answer 200 (equal to the offline
-`model.encode`, 1e-6: see tests/test_serve.py) or the documented 429; SIGTERM during load loses
+`model.encode`, 1e-6: see tests/serve/test_serve.py) or the documented 429; SIGTERM during load loses
 no admitted request and exits 0; a client that disconnects frees its slot, its queued inputs are
 dropped, and the others are not disturbed; the event loop stays responsive while a batch computes."""
 

@@ -409,8 +409,7 @@ class BertTokenizer:
         windows and left-side truncation need every token: those texts stay whole."""
         if pretokenized or plan.overflow or plan.cut_side == "left" or self._char_cap is None:
             return list(texts), [False] * len(texts)
-        capped = [self._char_cap(t, plan.budget + 1) for t in texts]
-        return capped, [len(c) < len(t) for c, t in zip(capped, texts)]
+        return self._char_cap.cut(texts, plan.budget + 1)
 
     def _check_items(self, a: list, b: list | None, plan: _Plan, pretokenized: bool, cut: list):
         """Name the item before tokenizers fails the whole batch (only_first / only_second: the whole

@@ -39,6 +39,7 @@ TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "round_ro
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 PADDING_ALIASES = {True: "longest", False: "do_not_pad"}  # transformers' padding=True / False
 STYLES = ("hf", "tfhub")
+CONFIGURED_COPIES = 16  # per-setting copies kept; a new one costs ~75 ms (MiniLM's tokenizer.json)
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,8 @@ class BertTokenizer:
     # --- encoding: tokenizers truncates, adds the special tokens, pads and cuts windows -------------
 
     def _configured_backend(self, plan: _Plan) -> Tokenizer:
-        """A copy of the tokenizer with this plan's truncation and padding, made once per setting."""
+        """A copy of the tokenizer with this plan's truncation and padding, made once per setting (the
+        last CONFIGURED_COPIES settings are kept) and never changed: threads may share it."""
         truncation = None if plan.strategy is None else (plan.limit, plan.stride, plan.strategy, plan.cut_side)
         padding = None
         if plan.padding != "do_not_pad" and self.pad_token_id is not None:
@@ -363,6 +365,8 @@ class BertTokenizer:
                     tok.enable_padding(direction=plan.pad_side, pad_id=self.pad_token_id, pad_type_id=0,
                                        pad_token=self._names["pad_token"], length=plan.pad_to,
                                        pad_to_multiple_of=plan.pad_multiple)
+                if len(self._configured) >= CONFIGURED_COPIES:  # bounded: drop the oldest setting
+                    del self._configured[next(iter(self._configured))]
                 self._configured[key] = tok
             return self._configured[key]
 
@@ -405,8 +409,7 @@ class BertTokenizer:
         windows and left-side truncation need every token: those texts stay whole."""
         if pretokenized or plan.overflow or plan.cut_side == "left" or self._char_cap is None:
             return list(texts), [False] * len(texts)
-        capped = [self._char_cap(t, plan.budget + 1) for t in texts]
-        return capped, [len(c) < len(t) for c, t in zip(capped, texts)]
+        return self._char_cap.cut(texts, plan.budget + 1)
 
     def _check_items(self, a: list, b: list | None, plan: _Plan, pretokenized: bool, cut: list):
         """Name the item before tokenizers fails the whole batch (only_first / only_second: the whole

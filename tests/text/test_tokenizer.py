@@ -661,3 +661,11 @@ def test_threads_with_different_settings_share_one_tokenizer(tok):
         t.join()
     assert errors == []
     assert tok.backend.truncation is None and tok.backend.padding is None
+
+
+def test_configured_copies_are_bounded(tok_dir):
+    """One configured copy per setting, the oldest dropped past CONFIGURED_COPIES (each holds a vocabulary)."""
+    tok = BertTokenizer.from_dir(tok_dir, MAX_POS)
+    for max_length in range(4, 4 + tokmod.CONFIGURED_COPIES + 5):
+        assert len(tok("a b c d e f", max_length=max_length)["input_ids"][0]) == min(max_length, 8)
+    assert len(tok._configured) == tokmod.CONFIGURED_COPIES

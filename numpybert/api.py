@@ -40,7 +40,7 @@ class Engine:
         The fast engine keeps only what is asked (hidden_states is [last_hidden_state] and
         attentions [] when not) and under skip_padding computes real tokens only (padded
         positions 0); the reference computes and returns everything (it is the textbook).
-    mlm_head, nsp_head, classifier_head: the task heads, as in numpybert/reference.py.
+    mlm_head, nsp_head, classifier_head, first_token_classifier: the task heads, as in numpybert/reference.py.
     """
     name: str
     prepare: Callable
@@ -48,6 +48,7 @@ class Engine:
     mlm_head: Callable
     nsp_head: Callable
     classifier_head: Callable
+    first_token_classifier: Callable
 
 
 def choose_engine(name) -> Engine:
@@ -77,9 +78,10 @@ def _reference_bert(input_ids, token_type_ids, position_ids, attention_mask, par
 
 
 ENGINES = {
-    "fast": Engine("fast", M.prepare_params, _fast_bert, M.mlm_head, M.nsp_head, M.classifier_head),
+    "fast": Engine("fast", M.prepare_params, _fast_bert, M.mlm_head, M.nsp_head, M.classifier_head,
+                   M.first_token_classifier),
     "reference": Engine("reference", lambda flat_params: flat_params, _reference_bert, R.mlm_head, R.nsp_head,
-                        R.classifier_head),
+                        R.classifier_head, R.first_token_classifier),
 }
 
 
@@ -254,7 +256,7 @@ class BertModel:
     def tokenizer(self):
         if self._tokenizer is None:
             from .text.tokenizer import BertTokenizer
-            self._tokenizer = BertTokenizer.from_dir(self.model_dir, self.config.max_position_embeddings)
+            self._tokenizer = BertTokenizer.from_dir(self.model_dir, self.config.max_length)
         return self._tokenizer
 
     def tokenize(self, texts, text_pairs=None, **kwargs) -> dict:
@@ -278,7 +280,7 @@ class BertModel:
 
     def _encode_settings(self):
         from .apps.encode import read_settings
-        return read_settings(self.model_dir, self.config.max_position_embeddings)
+        return read_settings(self.model_dir, self.config.max_length)
 
     @property
     def max_seq_length(self) -> int:
@@ -291,9 +293,9 @@ class BertModel:
     def max_seq_length(self, value):
         from .apps.encode import positive_int
         value = positive_int("max_seq_length", value)
-        if not 2 <= value <= self.config.max_position_embeddings:
+        if not 2 <= value <= self.config.max_length:
             raise InputValueError(f"max_seq_length={value}: expected 2 to max_position_embeddings="
-                                  f"{self.config.max_position_embeddings}")
+                                  f"{self.config.max_length}")
         self._max_seq_length = value
 
     @property

@@ -536,12 +536,12 @@ def embed_texts(model, texts, settings: EncodeSettings, batch_size: int = 32, wi
 
 def encode_settings(model_dir, config, pooling=None, normalize=None, max_seq_length=None) -> EncodeSettings:
     """The model directory's defaults (`read_settings`) with the caller's overrides, checked."""
-    settings = read_settings(model_dir, config.max_position_embeddings)
+    settings = read_settings(model_dir, config.max_length)
     if max_seq_length is not None:
         max_seq_length = positive_int("max_seq_length", max_seq_length)
-        if not 2 <= max_seq_length <= config.max_position_embeddings:
+        if not 2 <= max_seq_length <= config.max_length:
             raise InputValueError(f"max_seq_length={max_seq_length}: expected 2 to max_position_embeddings="
-                                  f"{config.max_position_embeddings}")
+                                  f"{config.max_length}")
     return settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
 
 

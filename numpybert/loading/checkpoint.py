@@ -409,7 +409,7 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
                 release_pages([array])
     absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
     problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
-    problems += _check_groups(params, groups, seen, manifest)
+    problems += _check_groups(params, groups, seen, manifest, config.model_type)
     _tie(params, manifest)
     if problems and (strict or absent):
         raise WeightsError(_one_line(model_dir, problems))
@@ -431,7 +431,7 @@ def _mapping_of(array):
     return None if array is None else array._mmap
 
 
-def _check_groups(params, groups, seen, manifest):
+def _check_groups(params, groups, seen, manifest, config_type="bert"):
     """Each optional group (pooler, heads) is all-or-nothing. An absent group is noted in the
     manifest; an incomplete one is a problem, and its loaded tensors are dropped, so that
     strict=False never leaves half a head behind."""
@@ -440,7 +440,10 @@ def _check_groups(params, groups, seen, manifest):
         loaded = [n for n in names if n in params]
         if len(loaded) == len(names):
             continue
-        manifest.missing.append((group, _MISSING_GROUP[group]))
+        why = _MISSING_GROUP[group]
+        if group == "pooler" and config_type in ("distilbert", "electra"):
+            why = f"{config_type} has no pooler: pooler_output is refused"
+        manifest.missing.append((group, why))
         if loaded:  # tensors in the file but refused (shape) are already reported
             problems += [f"missing tensor {n!r} (the {group} is incomplete)" for n in names if n not in seen]
         for n in loaded:

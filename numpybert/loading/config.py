@@ -219,7 +219,7 @@ def family_fields(d: dict, source: str) -> dict:
     DistilBERT's dim/n_layers/n_heads/hidden_dim/activation, its fixed LayerNorm eps 1e-12 and no
     token types; ELECTRA's embedding_size (transformers' default 128); RoBERTa's as BERT's."""
     model_type = d.get("model_type", "bert")
-    if model_type in FAMILY:
+    if isinstance(model_type, str) and model_type in FAMILY:
         pass
     elif isinstance(model_type, str) and model_type in NOT_SUPPORTED:
         raise ConfigError(f"{source}: model_type {model_type!r} is not supported: {NOT_SUPPORTED[model_type]} "

@@ -213,14 +213,21 @@ def test_missing_dir_and_missing_files(tmp_path):
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_non_bert_post_processor_is_config_error(tok_dir, tmp_path):
+def test_the_files_own_post_processor_places_the_special_tokens(tok_dir, tmp_path):
+    """Another template in tokenizer.json (here [CLS] A / [CLS] A B) is followed, as transformers
+    follows it (RoBERTa's <s> A </s></s> B </s> is tests/test_family_text.py)."""
     from tokenizers import processors
     t = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
     t.post_processor = processors.TemplateProcessing(single="[CLS] $A", pair="[CLS] $A $B:1",
                                                      special_tokens=[("[CLS]", 101)])
     t.save(str(tmp_path / "tokenizer.json"))
-    with pytest.raises(ConfigError, match=r"\[CLS\] A \[SEP\] B \[SEP\]"):
-        BertTokenizer.from_dir(tmp_path, MAX_POS)
+    tok = BertTokenizer.from_dir(tmp_path, MAX_POS)
+    out = tok(["hello world"], ["the cat"], padding=False)
+    t.no_padding()
+    t.no_truncation()
+    expected = t.encode("hello world", "the cat")
+    assert out["input_ids"][0].tolist() == expected.ids and out["token_type_ids"][0].tolist() == expected.type_ids
+    assert tok("hello world")["input_ids"][0].tolist() == t.encode("hello world").ids
 
 
 def test_bad_tokenizer_config_is_config_error(tok_dir, tmp_path):

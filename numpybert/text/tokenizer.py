@@ -101,7 +101,7 @@ class BertTokenizer:
         valid = isinstance(model_max_length, int) and model_max_length > 0
         self._model_max_length = model_max_length if valid else None
         self._char_cap = _CharCap.for_tokenizer(tokenizer)
-        _check_bert_template(tokenizer, self._ids, source)
+        self._template = _template(tokenizer, self._ids)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class BertTokenizer:
               add_special_tokens: bool = True, stride: Any = 0, overflow: bool = False, padding_side: Any = None,
               truncation_side: Any = None, pad_to_multiple_of: Any = None) -> _Plan:
         """Validate the keyword arguments into a `_Plan`."""
-        n_special = (3 if pair else 2) if add_special_tokens else 0
+        n_special = self._template.n_special(pair) if add_special_tokens else 0
         if style not in STYLES:
             raise InputValueError(f"style must be one of {STYLES}, got {style!r}")
         padding = PADDING_ALIASES.get(padding, padding) if isinstance(padding, (str, bool)) else padding
@@ -358,7 +358,7 @@ class BertTokenizer:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise InputTypeError(f"{name} must be an int, got {type(value).__name__}")
         if value < n_special:
-            what = "a pair" if n_special == 3 else "a single text"
+            what = "a pair" if n_special >= 3 else "a single text"
             raise InputValueError(f"{name}={value} is less than the {n_special} special tokens of {what}")
         if value > self.max_position_embeddings:
             raise InputValueError(f"{name}={value} is more than max_position_embeddings="
@@ -428,16 +428,20 @@ class BertTokenizer:
         return [self._row(a, b.window(s, e), plan) for s, e in _windows(n_b, keep_b, plan.stride, plan.cut_side, i)]
 
     def _row(self, a: _Segment, b: _Segment | None, plan: _Plan) -> _Row:
-        """[CLS] A [SEP] (B [SEP]): ids, type ids, special-token mask and offsets of one row."""
-        s = 1 if plan.add_special else 0
-        cls, sep = [self.cls_token_id] * s, [self.sep_token_id] * s
-        ids, types, special = [*cls, *a.ids, *sep], [0] * (len(a.ids) + 2 * s), [1] * s + [0] * len(a.ids) + [1] * s
-        offsets = None if a.offsets is None else [(0, 0)] * s + list(a.offsets) + [(0, 0)] * s
-        if b is not None:
-            ids += [*b.ids, *sep]
-            types += [1] * (len(b.ids) + s)
-            special += [0] * len(b.ids) + [1] * s
-            offsets = None if offsets is None else offsets + list(b.offsets) + [(0, 0)] * s
+        """The post-processor's template around the segments (`_template`): BERT's [CLS] A [SEP] (B [SEP]),
+        RoBERTa's <s> A </s> (</s> B </s>): ids, type ids, special-token mask and offsets of one row."""
+        pieces = self._template.pair if b is not None else self._template.single
+        if not plan.add_special:
+            pieces = [p for p in pieces if p[0] in ("A", "B")]
+        ids, types, special, offsets = [], [], [], None if a.offsets is None else []
+        for piece, type_id in pieces:
+            segment = {"A": a, "B": b}.get(piece) if isinstance(piece, str) else None
+            n = 1 if segment is None else len(segment.ids)
+            ids += [piece] if segment is None else list(segment.ids)
+            types += [type_id] * n
+            special += [int(segment is None)] * n
+            if offsets is not None:
+                offsets += [(0, 0)] if segment is None else list(segment.offsets)
         return _Row(ids, types, special, offsets)
 
     # --- arrays ---------------------------------------------------------------------------------------
@@ -765,15 +769,32 @@ def _wordpiece_from_vocab(vocab_txt: Path, config: dict, special: dict[str, str]
     return tokenizer
 
 
-def _check_bert_template(tokenizer: Tokenizer, ids: dict[str, int], source: str) -> None:
-    """We add [CLS]/[SEP] ourselves; make sure that is what the file's own post-processor does."""
+@dataclass(frozen=True)
+class _Template:
+    """Where the special tokens go, as the tokenizer's post-processor builds a row: pieces
+    ("A" or "B", type id) for a segment and (token id, type id) for a special token. BERT:
+    [CLS] A [SEP] / [CLS] A [SEP] B [SEP], types 0.. 1..; RoBERTa / XLM-R: <s> A </s> /
+    <s> A </s> </s> B </s>, types all 0 (tokenizer.json's RobertaProcessing or TemplateProcessing)."""
+    single: tuple
+    pair: tuple
+
+    def n_special(self, pair: bool) -> int:
+        return sum(not isinstance(p, str) for p, _ in (self.pair if pair else self.single))
+
+
+def _template(tokenizer: Tokenizer, ids: dict[str, int]) -> _Template:
+    """The row template of the file's own post-processor (read off by encoding "a" and ("a", "b")),
+    or BERT's [CLS]/[SEP] template when it has none."""
     if tokenizer.post_processor is None:
-        return
-    a = tokenizer.encode("a", add_special_tokens=False).ids
-    b = tokenizer.encode("b", add_special_tokens=False).ids
-    pair = tokenizer.encode("a", "b")
-    want = [ids["cls_token"], *a, ids["sep_token"], *b, ids["sep_token"]]
-    want_types = [0] * (len(a) + 2) + [1] * (len(b) + 1)
-    if pair.ids != want or pair.type_ids != want_types:
-        raise ConfigError(f"{source}: the post-processor does not build BERT's [CLS] A [SEP] B [SEP] "
-                          f"template (got ids {pair.ids}, type ids {pair.type_ids})")
+        cls, sep = ids["cls_token"], ids["sep_token"]
+        return _Template(((cls, 0), ("A", 0), (sep, 0)), ((cls, 0), ("A", 0), (sep, 0), ("B", 1), (sep, 1)))
+    return _Template(_pieces(tokenizer.encode("a")), _pieces(tokenizer.encode("a", "b")))
+
+
+def _pieces(encoding) -> tuple:
+    pieces = []
+    for token_id, type_id, sequence in zip(encoding.ids, encoding.type_ids, encoding.sequence_ids):
+        piece = (token_id, type_id) if sequence is None else ("AB"[sequence], type_id)
+        if sequence is None or not pieces or pieces[-1] != piece:
+            pieces.append(piece)
+    return tuple(pieces)

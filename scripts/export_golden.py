@@ -132,13 +132,17 @@ LEFT_PADDED = ("roberta", "xlm-roberta")  # positions from the ids: left padding
 
 def model_cases(name):
     """The golden cases of one tiny model: every case for the base models (and left padding where
-    positions come from the ids), the padded batch only for the family's task heads (their logits)."""
+    positions come from the ids), the padded batch only for the family's task heads (their logits).
+    (tests/golden + tests/checkpoints must stay under 20 MB: tests/test_golden.py; so the family's
+    masking cases are float32 only, see `tiny_targets`.)"""
     spec = TINY_MODELS[name]
     family = spec.get("family")
     if family is None:
         return CASES
     if "arch" in spec:
         return ["padded_batch"]
+    if family == "xlm-roberta":  # RoBERTa's math under another model_type: two cases keep the goldens small
+        return ["one_sentence", "left_padded"]
     return CASES + (["left_padded"] if family in LEFT_PADDED else [])
 DESCRIPTIONS = {
     "one_sentence": "one unpadded sequence (B=1); the only case with trace.* sub-operation tensors "
@@ -406,7 +410,8 @@ def export_sentences(path, minilm_dir):
 def tiny_targets():
     """Ids of the tiny checkpoints and their goldens (checkpoints first)."""
     return ([f"checkpoints/{n}" for n in TINY_MODELS]
-            + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in model_cases(n) for d in DTYPES])
+            + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in model_cases(n) for d in DTYPES
+               if d == "float32" or n not in FAMILY_MODELS or c not in ("masked_first", "fully_masked")])
 
 
 def minilm_targets():

@@ -89,25 +89,12 @@ def softmax(x):
 
 # ----------------------------------------------------------------------------- the model
 
-def default_position_ids(input_ids, shape, padding_idx=None):
-    """Each token's position: 0, 1, ..., T-1 (BERT, DistilBERT, ELECTRA). RoBERTa / XLM-R
-    (padding_idx = pad_token_id) count real tokens from padding_idx + 1 and give padding padding_idx
-    (fairseq's make_positions); without input_ids (inputs_embeds) they are sequential from padding_idx + 1."""
-    if padding_idx is None or input_ids is None:
-        start = 0 if padding_idx is None else padding_idx + 1
-        return np.broadcast_to(np.arange(start, start + shape[1]), shape)  # [T] -> [B, T]
-    real = input_ids != padding_idx  # [B, T]
-    return np.cumsum(real, axis=1) * real + padding_idx  # [B, T]: p+1, p+2, ... on real tokens, p on padding
-
-
 def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings, LayerNorm, eps,
                token_type_embeddings=None, inputs_embeds=None, record=None):
-    """Token + segment + position embeddings, summed in HF's order, then LayerNorm.
-    `inputs_embeds` [B, T, H], when given, stands in for the word embeddings (as in transformers).
-    DistilBERT has no segments (no token_type_embeddings): token + position only."""
+    """Token + segment (none in DistilBERT) + position embeddings, summed in HF's order, then LayerNorm.
+    `inputs_embeds` [B, T, H], when given, stands in for the word embeddings (as in transformers)."""
     x = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
-    if token_type_embeddings is not None:
-        x = x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]: each token's segment
+    x = x if token_type_embeddings is None else x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]
     x = x + position_embeddings["weight"][position_ids]  # [B, T] -> [B, T, H]: each token's position
     y = layer_norm(x, **LayerNorm, eps=eps)
     rec(record, {"sum": x, "output": y}, at="embeddings.")
@@ -190,6 +177,17 @@ def pooler(last_hidden_state, dense, record=None):
     pooled = np.tanh(pre_tanh)
     rec(record, {"cls_vector": cls_vector, "pooler.pre_tanh": pre_tanh, "pooled_output": pooled})
     return pooled
+
+
+def default_position_ids(input_ids, shape, padding_idx=None):
+    """Each token's position: 0, 1, ..., T-1 (BERT, DistilBERT, ELECTRA). RoBERTa / XLM-R
+    (padding_idx = pad_token_id) count real tokens from padding_idx + 1 and give padding padding_idx
+    (fairseq's make_positions); without input_ids (inputs_embeds) they are sequential from padding_idx + 1."""
+    if padding_idx is None or input_ids is None:
+        start = 0 if padding_idx is None else padding_idx + 1
+        return np.broadcast_to(np.arange(start, start + shape[1]), shape)  # [T] -> [B, T]
+    real = input_ids != padding_idx  # [B, T]
+    return np.cumsum(real, axis=1) * real + padding_idx  # [B, T]: p+1, p+2, ... on real tokens, p on padding
 
 
 def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value="finfo-min",

@@ -92,3 +92,22 @@ def test_embed_cli_equals_sentence_transformers(name, peers, tmp_path):
     out = tmp_path / "out.npy"
     assert cli.main(["embed", str(corpus), "--out", str(out), "--model", str(CHECKPOINTS / name), "--no-progress"]) == 0
     assert np.abs(np.load(out) - peers[name][1].encode(items)).max() <= TOL
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_explain_checks_the_family_embedding_row_from_the_file(name):
+    """The independent check of hidden_states[0][0, 0] knows RoBERTa's position padding_idx + 1 and
+    DistilBERT's missing token types (a wrong position or a stray segment row would not agree)."""
+    from numpybert.teach.explain import explain
+    e = explain(numpybert.load(CHECKPOINTS / name), "Hello world")
+    assert not e.not_checked and e.embedding_check.agrees, e.embedding_check
+    assert ("position[2]" in e.embedding_check.expression) == ("roberta" in name)
+    assert ("token_type" in e.embedding_check.expression) == ("distilbert" not in name)
+
+
+def test_explain_on_a_model_without_pooler_says_what_the_family_uses_instead(capsys):
+    assert cli.main(["explain", "--model", str(CHECKPOINTS / "st-tiny-distilbert"), "Hello world"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the pooler is ABSENT" in out and "distilbert has no pooler" in out
+    assert "what distilbert uses instead: DistilBERT has no pooler by design" in out
+    assert "pre_classifier -> ReLU -> classifier" in out

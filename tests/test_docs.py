@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT, require_minilm
 
-DOCS = [ROOT / "docs" / "pooled-vs-cls.md"]
+DOCS = [ROOT / "docs" / "pooled-vs-cls.md", ROOT / "docs" / "bert-family.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
 
 

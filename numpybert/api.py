@@ -406,7 +406,7 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     (numpybert/loading/locate.py says where).
 
     engine="fast" (default) runs numpybert/engine/; engine="reference" runs numpybert/reference.py,
-    the plain textbook model: same API, same outputs within float noise (tests/test_reference.py),
+    the plain textbook model: same API, same outputs within float noise (tests/engine/test_reference.py),
     as fast on one short text but ~4-5x slower on batches (mostly its per-element erf).
 
     mmap=False (default) copies the weights into memory numpybert owns: nothing done to the file
@@ -415,7 +415,7 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     or rewritten while the model is in use (the process would die of SIGBUS)."""
     if name_or_path is None:
         from .loading.locate import resolve_model
-        name_or_path = resolve_model()
+        name_or_path = resolve_model(cli=False)
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
     model_dir = resolve_model_dir(name_or_path, revision)
@@ -440,6 +440,6 @@ def resolve_model_dir(name_or_path, revision=None) -> str:
         return model_dir
     if hub.looks_like_hub_name(model_dir):
         return hub.resolve(model_dir, revision)
-    hint = " (run `numpybert fetch` to get the default model)" if "all-MiniLM-L6-v2" in model_dir else ""
-    raise WeightsNotFoundError(f"model directory not found: {model_dir}{hint}; numpybert reads local "
+    from .loading.locate import not_found_hint
+    raise WeightsNotFoundError(f"model directory not found: {model_dir}{not_found_hint(model_dir)}; numpybert reads local "
                                "directories and the local Hugging Face cache only (no hub downloads)")

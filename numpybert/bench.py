@@ -408,6 +408,7 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
               memory_shapes=MEMORY_SHAPES, memory_runs: int = 1, corpus_texts: int = CORPUS_TEXTS,
               corpus_runs: int = 0, onnx: dict | None = None) -> dict:
     """Run every shape (models: {"minilm": dir, "base": dir}; a missing key skips its shapes).
+    `log` gets one short progress line per measurement (the tables are `markdown(results)`, printed once).
     `with_torch`: also time torch eager and sentence-transformers (the corpus), in torch_bridge's
     workers (needs the golden extra); `onnx`: {"minilm": FILE.onnx, ...} adds ONNX Runtime."""
     env = worker_env(threads, keep_env)
@@ -422,14 +423,17 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
         for back_to_back in (False, True) if B == 1 else (False,):  # small shapes depend on the protocol: both
             run = run_shape(commands, dict(env, **{PADDED_ENV: "1" if len(shape) > 3 else "0"}), reps, back_to_back)
             results["shapes"].append(_shape_result(shape, models[name], run) | {"back_to_back": back_to_back})
-            log("\n".join(markdown({"shapes": results["shapes"][-1:]}).splitlines()[-len(commands):]))
+            r = results["shapes"][-1]
+            log(f"timed {name} {B} × {T}{' padded' if len(shape) > 3 else ''}{' back-to-back' if back_to_back else ''}: "
+                + ", ".join(f"{engine} {row['median_ms']:.1f} ms" for engine, row in r["engines"].items()))
     for name, B, T in memory_shapes:
         if name in models:
             results["memory"].append(memory(name, B, T, models[name], threads, env, with_torch, memory_runs))
-            log(markdown({"shapes": [], "memory": results["memory"][-1:]}).splitlines()[-1])
+            log(f"memory {name} {B} × {T}: "
+                + ", ".join(f"{engine} {mb:.0f} MB" for engine, mb in results["memory"][-1]["growth_mb"].items()))
     if corpus_runs > 0 and "minilm" in models:
         results["corpus"] = corpus(models["minilm"], corpus_texts, threads, env, with_torch, corpus_runs)
-        log(markdown({"shapes": [], "corpus": results["corpus"]}).splitlines()[-1])
+        log("corpus: " + ", ".join(f"{engine} {v:.0f} texts/s" for engine, v in results["corpus"]["texts_per_s"].items()))
     results["cold_start"] = cold_starts(models.get("minilm"), env, with_torch, cold_runs)
     return results
 

@@ -5,7 +5,7 @@ softmax), then embeddings -> self-attention -> encoder layer -> encoder -> poole
 then the three task heads. The semantics are HuggingFace's `BertModel` with eager attention,
 at inference (dropout is the identity). Every function is a plain expression over arrays:
 no buffers, no blocks, no threads. This file is also the float64 oracle of the parity audit;
-the fast engine (numpybert/engine/) must give the same numbers (tests/test_reference.py).
+the fast engine (numpybert/engine/) must give the same numbers (tests/engine/test_reference.py).
 
 Dimension legend (as in google-research/bert `modeling.py`):
     B  batch size               T  sequence length (tokens)

@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite: the README's test command.
-# Needs only python3 >= 3.10 with venv, and access to the package index (pip).
+# The README's test command, and CI's (.ci/run runs exactly this): set up everything the suite uses,
+# then run it. Idempotent; on a fresh machine it needs python3 >= 3.10 with venv, the package index,
+# and, for the browser test, root with apt (Debian's chromium) or Chromium already installed.
+#   bash scripts/test.sh [PYTEST ARGS]       e.g. bash scripts/test.sh tests/engine/test_math.py -q
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# 1. Chromium: tests/teach/test_explain.py renders `numpybert explain --html` in a real headless browser.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing Debian's chromium (the browser test of numpybert explain --html)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "scripts/test.sh: Chromium is missing and cannot be installed here (needs root and apt): install it (Debian/Ubuntu: sudo apt-get install chromium) and run again" >&2
+    exit 1
+  fi
+fi
+
+# 2. The venv: numpybert with the test extra, which brings every other extra, torch (pinned to the
+#    CPU wheel, 2.13.0), transformers and sentence-transformers (tests/project/test_setup.py checks that every
+#    third-party import of the package, tests and scripts comes from this one install).
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -qq --disable-pip-version-check -e ".[test]"
-.venv/bin/numpybert fetch          # the real all-MiniLM-L6-v2 into weights/ (pinned sha256); tests need it
+
+# 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
+.venv/bin/numpybert fetch
+
+# 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,
+#    the stale-golden check, and the built wheel in fresh venvs (tests/project/test_wheel.py).
 .venv/bin/python -m pytest "$@"

@@ -1,26 +1,11 @@
-"""Shared test fixtures: where the real weights, tiny checkpoints and goldens live."""
+"""Shared test fixtures (the helpers they use live in tests/helpers.py)."""
 
 import os
 import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-MINILM = ROOT / "weights" / "all-MiniLM-L6-v2"
-CHECKPOINTS = ROOT / "tests" / "checkpoints"
-GOLDEN = ROOT / "tests" / "golden"
-
-
-def model_dir(name: str) -> pathlib.Path:
-    """The checkpoint a golden file's `model` names: the real MiniLM or a committed tiny one."""
-    return MINILM if name == "all-MiniLM-L6-v2" else CHECKPOINTS / name
-
-
-def require_minilm() -> pathlib.Path:
-    """The real weights are a prerequisite, not an option: missing means FAIL, never skip."""
-    if not (MINILM / "model.safetensors").is_file():
-        pytest.fail(f"real weights missing at {MINILM}; run: numpybert fetch", pytrace=False)
-    return MINILM
+from helpers import ROOT, make_text_model, require_minilm
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +21,8 @@ def minilm(minilm_dir):
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> pathlib.Path:
-    """A committed tiny checkpoint with a vocabulary, so it takes text (tiny_bert.make_text_model);
+    """A committed tiny checkpoint with a vocabulary, so it takes text (helpers.make_text_model);
     shared read-only by the encode, corpus and Dask tests."""
-    from tiny_bert import make_text_model
     return make_text_model(tmp_path_factory.mktemp("tiny-text") / "tiny-text")
 
 

@@ -50,6 +50,7 @@ STATE_FORMAT = "numpybert-embed-state"
 STATE_VERSION = 2
 FORMATS = ("text", "jsonl")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1  # integer ids: an int64 column in .parquet (and in pandas/NumPy readers)
 SCAN_BATCH = 1024  # texts tokenized together by the scan (token counts)
 MODEL_FILES = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "vocab.txt",
                "tokenizer_config.json", "special_tokens_map.json")  # what the numbers depend on
@@ -99,6 +100,9 @@ class CorpusJob:
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
         check_output_path(self.out, "--out")
+        if _same_file(self.input, self.out):
+            raise InputValueError(f"--out {self.out} is the input {self.input}; numpybert never writes over its "
+                                  "input (even with --overwrite): name another output file")
         self.out_format = output_format(self.out)  # refuses an unknown extension now
         name = self.input.lower().removesuffix(".gz")
         if self.format == "auto":
@@ -127,6 +131,16 @@ class CorpusJob:
     @property
     def report_path(self) -> str:
         return self.out + ".skipped.jsonl"
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same path spelled differently, via a symlink, or a hard link."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 # ----------------------------------------------------------------------------- reading lines
@@ -161,6 +175,9 @@ def _parse_json_line(line: str, text_field: str, id_field: str | None):
     key = record.get(id_field) if id_field is not None else None
     if id_field is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
         return None, None, f"id field {id_field!r} is {type(key).__name__}, expected a string or an integer"
+    if isinstance(key, int) and not INT64_MIN <= key <= INT64_MAX:
+        return None, None, (f"id field {id_field!r} is {key}, outside the 64-bit integer range of the id column; "
+                            "write such ids as strings")
     try:
         return check_text(record[text_field], f"field {text_field!r}"), key, None
     except NumpybertError as e:

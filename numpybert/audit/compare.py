@@ -45,7 +45,7 @@ class Tolerance:
         return Tolerance(self.real * scale, self.all * scale)
 
 
-# Measured on this machine (the same bounds as tests/test_golden.py):
+# Measured on this machine (the same bounds as tests/engine/test_golden.py):
 # - float32, real tokens 1e-5: two correct fp32 implementations differ by a few 1e-6 after the
 #   layers (worst measured ~5e-6 on MiniLM hidden states; torch sdpa vs torch eager: 2.7e-6).
 # - float32, all positions 1e-4: padded positions carry more rounding noise (~9e-5 worst on

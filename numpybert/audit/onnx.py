@@ -50,7 +50,7 @@ ELEMENTWISE = ("Add", "Mul", "Div")  # the ops of an exported exact GELU after i
 # Cosine of the graph's last_hidden_state to numpybert's at real tokens, measured: a float32
 # export 1 - 4e-13, float16 1 - 4e-7, quantize_dynamic's int8 0.955 (MiniLM, QInt8: its default
 # also quantizes the embedding tables); another checkpoint of the same shape ~0 (tiny-bert
-# against a re-seeded twin: see tests/test_audit_onnx.py). Below this it is another model.
+# against a re-seeded twin: see tests/audit/test_audit_onnx.py). Below this it is another model.
 SAME_MODEL_MIN_COSINE = 0.5
 NEIGHBOURS = 5  # top-k of the ranking agreement
 RANDOM_LENGTHS = (3, 5, 6, 8, 9, 11, 12, 14, 16, 17, 19, 20)  # ranking rows of a model without a tokenizer

@@ -3,15 +3,20 @@
 
 Exit codes (README "Exit codes"): 0 success; 1 a check that ran and failed (`audit`); 2 a usage
 error or input numpybert refuses (bad option, bad line, an output that exists); 3 a missing file
-or model, and other operating-system errors (disk full, permission); 130 interrupted (Ctrl-C).
+or model, and other operating-system errors (disk full, permission); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM: raised as a `Terminated` where the command stands, so `embed` says where
+it stopped, as for Ctrl-C).
 Errors are one line on stderr, never a traceback.
 
 The model: `--model DIR`, else $NUMPYBERT_MODEL, else the fetched default (numpybert/loading/locate.py).
 """
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import NumpybertError
@@ -19,6 +24,28 @@ from ..loading.locate import ENV_VAR, resolve_model
 
 
 COMMANDS = ("attention", "audit", "bench", "classify", "embed", "encode", "explain", "fetch", "fill_mask", "info", "nsp")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, a job scheduler, systemd), raised like Ctrl-C's KeyboardInterrupt so a
+    command stops the same way: `embed` says which row the rerun resumes at; exit code 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises Terminated while a command runs (in the main thread; signals go nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def add_model_argument(parser):
@@ -69,7 +96,8 @@ def main(argv=None):
     try:
         if "model" in vars(args) and getattr(args, "model_dir", None) is None:  # `info MODEL` resolves its own
             args.model = resolve_model(args.model)
-        return args.run(args) or 0
+        with _sigterm_raises():
+            return args.run(args) or 0
     except BrokenPipeError:  # `numpybert encode ... | head`
         return 0
     except FileNotFoundError as e:
@@ -81,6 +109,9 @@ def main(argv=None):
     except OSError as e:  # what the checks cannot foresee: a disk that fills up, a file removed mid-run
         print(f"numpybert {args.command}: error: {e}", file=sys.stderr)
         return 3
+    except Terminated:
+        print(f"numpybert {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"numpybert {args.command}: interrupted", file=sys.stderr)
         return 130

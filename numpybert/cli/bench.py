@@ -3,6 +3,7 @@ without it), same inputs and threads, interleaved runs in worker processes; writ
 and bench.md."""
 
 import os
+import sys
 
 from ..audit import require_torch_bridge
 from ..errors import InputValueError, MissingExtraError
@@ -10,8 +11,13 @@ from ..util import positive_int
 
 
 def register(subparsers):
-    p = subparsers.add_parser("bench", help="time numpybert against torch eager on the issue's shapes",
-                              description="Benchmark numpybert vs torch eager (see numpybert/bench.py).")
+    p = subparsers.add_parser("bench", help="time numpybert against torch eager (MiniLM and bert-base shapes)",
+                              description="Time numpybert against torch eager (and ONNX Runtime when given an "
+                                          "export) on the same inputs and threads, interleaved in worker processes: "
+                                          "MiniLM and bert-base batch shapes, peak memory of one forward, a "
+                                          "mixed-length corpus against sentence-transformers, and the cold start. "
+                                          "Progress goes to stderr, the tables to stdout and OUT/bench.md, "
+                                          "the numbers to OUT/bench.json.")
     add_arguments(p)
     p.set_defaults(run=run)
 
@@ -27,8 +33,8 @@ def add_arguments(p):
     p.add_argument("--reps", type=int, default=10, help="timed runs per engine and shape (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--shapes", default=None, metavar="LIST",
-                   help="timed shapes, e.g. minilm:1x16,minilm:32x128:padded,base:8x128 (default: the issue's; "
-                        "'none' skips timing)")
+                   help="timed shapes, e.g. minilm:1x16,minilm:32x128:padded,base:8x128 (default: "
+                        "minilm:1x16,1x128,32x128,32x128:padded and base:8x128,1x512; 'none' skips timing)")
     p.add_argument("--memory-shapes", default=None, metavar="LIST",
                    help="shapes whose peak memory growth of one forward is measured in fresh processes "
                         "(default: minilm:32x512,minilm:128x256,base:32x512; 'none' skips)")
@@ -96,7 +102,8 @@ def run(args):
                               not args.no_torch, args.keep_env, args.cold_runs,
                               memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
                               memory_runs=args.memory_runs, corpus_texts=args.corpus_texts,
-                              corpus_runs=args.corpus_runs, onnx=onnx)
+                              corpus_runs=args.corpus_runs, onnx=onnx,
+                              log=lambda line: print(f"numpybert bench: {line}", file=sys.stderr, flush=True))
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))
     print("wrote " + ", ".join(paths))

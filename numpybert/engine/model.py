@@ -121,7 +121,7 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
 # with k a degree-6 polynomial on x² ∈ [0, 30] (beyond, Φ is 0 or 1 in float32) fitted by
 # scripts/fit_gelu.py: GELU error 6.8e-8 in exact arithmetic. Unlike 1 + erf(x/√2), which rounds
 # near 1, the logistic keeps its accuracy where Φ → 1, and it costs ~17 passes, not ~30.
-# erf(u) = 2Φ(u√2) - 1 = tanh(-y/2) with y = x·k(x²), x = u√2; max abs error 2e-7 (tests/test_math.py).
+# erf(u) = 2Φ(u√2) - 1 = tanh(-y/2) with y = x·k(x²), x = u√2; max abs error 2e-7 (tests/engine/test_math.py).
 _GELU32_K = (-3.618784290172468e-09, 2.672962725281572e-07, -7.946266351579506e-06, 1.1055616099221148e-04,
              6.590868691289205e-05, -7.266782186354083e-02, -1.5957689852555348)
 

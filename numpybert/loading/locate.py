@@ -44,9 +44,10 @@ def default_model_dir() -> pathlib.Path:
     return root / "weights" / DEFAULT_NAME if root is not None else data_dir() / DEFAULT_NAME
 
 
-def resolve_model(model_dir=None) -> str:
+def resolve_model(model_dir=None, cli=True) -> str:
     """The model directory to load: `model_dir` when given, else $NUMPYBERT_MODEL, else the
-    fetched default. A missing default is a WeightsNotFoundError listing the places looked."""
+    fetched default. A missing default is a WeightsNotFoundError listing the places looked, in the
+    caller's words: the command line's (--model DIR) or Python's (`cli=False`: numpybert.load(DIR))."""
     if model_dir is not None:
         return os.fsdecode(model_dir)
     env = os.environ.get(ENV_VAR)
@@ -56,10 +57,30 @@ def resolve_model(model_dir=None) -> str:
         return env
     default = default_model_dir()
     if not (default / "config.json").is_file():
-        raise WeightsNotFoundError(f"no model given and none found: looked at --model (not given), ${ENV_VAR} "
-                                   f"(not set), {default} (empty); run `numpybert fetch` to put "
-                                   f"{DEFAULT_NAME} there, or pass --model DIR")
+        given, other = ("--model (not given), ", "pass --model DIR") if cli else ("", "pass a directory: numpybert.load(DIR)")
+        raise WeightsNotFoundError(f"no model given and none found: looked at {given}${ENV_VAR} (not set), "
+                                   f"{default} (empty); run `numpybert fetch` in a shell to put {DEFAULT_NAME} "
+                                   f"there, or {other}")
     return _short(default)
+
+
+def fetched_default() -> str | None:
+    """The default model's directory when `numpybert fetch` put it in place, else None."""
+    default = default_model_dir()
+    return _short(default) if (default / "config.json").is_file() else None
+
+
+def not_found_hint(path: str) -> str:
+    """For a missing model directory naming the default model (the README's weights/all-MiniLM-L6-v2
+    from another directory, or a wheel's user: fetch puts it in the data directory): where
+    `numpybert fetch` put it, or where it would."""
+    if DEFAULT_NAME.lower() not in path.lower():
+        return ""
+    fetched = fetched_default()
+    if fetched is not None:
+        return (f" (`numpybert fetch` put {DEFAULT_NAME} in {fetched}: load that directory, or give no model "
+                "and the default is found there)")
+    return f" (run `numpybert fetch` in a shell: it puts {DEFAULT_NAME} in {default_model_dir()}, the default)"
 
 
 def _short(path: pathlib.Path) -> str:

@@ -9,7 +9,7 @@
 `record=True`) and then checks two steps of it *independently* of numpybert's model code: the
 tensors are read from the checkpoint file with the `safetensors` library, and the arithmetic is
 written out below in plain NumPy, in float64. A check can fail: `max_abs_diff` is compared with a
-rounding bound, and a pooler perturbed by 1e-4 fails it (tests/test_explain.py). Things that hold
+rounding bound, and a pooler perturbed by 1e-4 fails it (tests/teach/test_explain.py). Things that hold
 by construction of numpybert's API (`default` is `pooled_output`, L + 1 hidden states) are
 reported as facts of the API, not as evidence. Printing is the command's job (numpybert/cli/explain.py).
 """
@@ -29,6 +29,8 @@ from ..util import cosine
 SATURATION = 0.99  # |tanh(z)| above this: the slope 1 - tanh² is < 0.02, the unit is "saturated"
 NEARLY_LINEAR = 0.01  # max |tanh(z) - z| below this: tanh changes no value by more than 0.01
 FLAT = 0.1  # mean slope of tanh at z below this (mean |z| above ~1.8): "near saturation"
+TEXT_SHOWN = 300  # characters of TEXT (and PAIR) printed and put on the page: a 20,000-word text stays readable
+TOKENS_SHOWN = 64  # tokens listed, and the attention maps' size on the page (past ~60 their labels overlap)
 EMBEDDING_ULPS = 64  # the embedding check's tolerance in units of roundoff of its output (measured: 0.45)
 
 
@@ -306,7 +308,7 @@ def _nsp_is_next(model, text, pair) -> float | None:
 
 # ----------------------------------------------------------------------------- point at the code
 
-# transformers' BertPooler, copied from the installed transformers (tests/test_explain.py compares this
+# transformers' BertPooler, copied from the installed transformers (tests/teach/test_explain.py compares this
 # copy with `inspect.getsourcelines(transformers.models.bert.modeling_bert.BertPooler)`).
 TRANSFORMERS_POOLER = {
     "version": "5.23.0",
@@ -350,3 +352,17 @@ def initializer_range(model_dir) -> float | None:
     except NumpybertError:
         return None
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def clipped(text: str, limit: int = TEXT_SHOWN) -> str:
+    """repr(text), cut to its first `limit` characters with what was left out said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... (the first {limit} of {len(text)} characters shown)"
+
+
+def clipped_tokens(tokens: list, limit: int = TOKENS_SHOWN) -> tuple:
+    """(the first `limit` tokens, a note saying how many were left out, or "")."""
+    if len(tokens) <= limit:
+        return list(tokens), ""
+    return list(tokens[:limit]), f"... (the first {limit} of {len(tokens)} tokens shown)"

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputValueError, OutputError
 from ..loading.files import check_output_path
-from .explain import SATURATION, TRANSFORMERS_POOLER, reference_pooler_source
+from .explain import SATURATION, TOKENS_SHOWN, TRANSFORMERS_POOLER, clipped, clipped_tokens, reference_pooler_source
 
 SHOWN = 4  # leading values of each [CLS] row shown in the table of steps
 
@@ -46,13 +46,16 @@ def write_html(e, model, path: str) -> int:
 def render(e, model) -> str:
     """The whole page as a string."""
     c = model.config
-    title = f"numpybert explain: {e.text!r}" + ("" if e.pair is None else f" + {e.pair!r}")
+    title = f"numpybert explain: {clipped(e.text, 80)}" + ("" if e.pair is None else f" + {clipped(e.pair, 80)}")
+    shown, more = clipped_tokens(e.tokens)
     body = [
         f"<h1>From h<sub>[CLS]</sub> to pooled_output</h1>",
         _p(f"model <code>{_x(model.model_dir)}</code>: L = {c.num_hidden_layers} layers, H = {c.hidden_size}, "
            f"N = {c.num_attention_heads} heads ({model.dtype.name})"),
-        _p(f"text <code>{_x(repr(e.text))}</code>" + ("" if e.pair is None else f", pair <code>{_x(repr(e.pair))}</code>")),
-        _p(f"{len(e.tokens)} tokens: " + " ".join(f"<code class='tok'>{_x(t)}</code>" for t in e.tokens)),
+        _p(f"text <code>{_x(clipped(e.text))}</code>"
+           + ("" if e.pair is None else f", pair <code>{_x(clipped(e.pair))}</code>")),
+        _p(f"{len(e.tokens)} tokens: " + " ".join(f"<code class='tok'>{_x(t)}</code>" for t in shown)
+           + (f" {_x(more)}" if more else "")),
         "<h2>1. The data flow, with this input's shapes</h2>", _diagram(e, model),
         "<h2>2. The numbers at each step</h2>", _steps_table(e),
         "<h2>3. The pooler on this input</h2>", _lesson(e),
@@ -243,13 +246,18 @@ def _listing(caption, first, lines) -> str:
 
 def _attention_section(e) -> str:
     """A select box per layer and head; the data (per-mille integers) is drawn by ATTENTION_JS."""
-    data = {"tokens": e.tokens,
-            "maps": [[np.rint(head * 1000).astype(int).tolist() for head in layer] for layer in e.attentions]}
+    n = min(len(e.tokens), TOKENS_SHOWN)  # past ~60 tokens the labels overlap (and T² values per map weigh MBs)
+    data = {"tokens": e.tokens[:n],
+            "maps": [[np.rint(head[:n, :n] * 1000).astype(int).tolist() for head in layer] for layer in e.attentions]}
     layers = "".join(f"<option value='{i}'>layer {i}</option>" for i in range(e.num_layers))
     heads = "".join(f"<option value='{j}'>head {j}</option>" for j in range(e.num_heads))
+    cut = ("" if n == len(e.tokens) else
+           f" Shown: the first {n} of {len(e.tokens)} tokens, as queries and keys (past ~{TOKENS_SHOWN} tokens the "
+           "labels overlap), so a row sums to 1 only over all keys; every map whole: "
+           "<code>model(..., output_attentions=True).attentions</code>.")
     return (_p("attentions[layer][0, head]: rows are queries (attending), columns are keys (attended to); "
                "each row sums to 1. Colour: square root of the probability (white 0, dark blue 1); hover a cell for "
-               "its value, in thousandths.")
+               "its value, in thousandths." + cut)
             + f"<label>layer <select id='layer'>{layers}</select></label> "
             + f"<label>head <select id='head'>{heads}</select></label>"
             + f'<div id="attention-map"></div>'

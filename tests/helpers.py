@@ -1,0 +1,292 @@
+"""Shared test helpers (not tests): where the real weights, tiny checkpoints and goldens live; a tiny
+random BERT checkpoint built inside a test, raw safetensors bytes to corrupt, `make_text_model` (a
+committed tiny checkpoint plus a vocabulary, so it takes text); running the CLI in-process and as a
+subprocess; the docs harness. Every test module imports what it shares from here, never from another
+test module.
+
+The hostile-input tests build every bad file from the valid tiny one, in pytest's tmp_path, so they
+depend on nothing but numpy and safetensors' writer (never on another test's files). Tiny sizes:
+vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37, 64 positions, 2 types.
+"""
+
+import contextlib
+import dataclasses
+import io
+import json
+import pathlib
+import random
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+from numpybert import cli
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MINILM = ROOT / "weights" / "all-MiniLM-L6-v2"
+CHECKPOINTS = ROOT / "tests" / "checkpoints"
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def model_dir(name: str) -> pathlib.Path:
+    """The checkpoint a golden file's `model` names: the real MiniLM or a committed tiny one."""
+    return MINILM if name == "all-MiniLM-L6-v2" else CHECKPOINTS / name
+
+
+def require_minilm() -> pathlib.Path:
+    """The real weights are a prerequisite, not an option: missing means FAIL, never skip."""
+    if not (MINILM / "model.safetensors").is_file():
+        pytest.fail(f"real weights missing at {MINILM}; run: numpybert fetch", pytrace=False)
+    return MINILM
+
+
+TINY_CONFIG = {
+    "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12, "max_position_embeddings": 64, "type_vocab_size": 2, "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+}
+
+
+def tiny_tensors(config=TINY_CONFIG, seed=0, pooler=True):
+    """HF BertModel key names -> random float32 weights (scale 0.2: outputs vary visibly). The
+    names and shapes are written out here, not taken from numpybert.loading.checkpoint.expected_shapes,
+    so that a mistake in the loader's table cannot hide in the tests too."""
+    rng = np.random.default_rng(seed)
+    H, I = config["hidden_size"], config["intermediate_size"]
+    shapes = {"embeddings.word_embeddings.weight": (config["vocab_size"], H),
+              "embeddings.position_embeddings.weight": (config["max_position_embeddings"], H),
+              "embeddings.token_type_embeddings.weight": (config["type_vocab_size"], H),
+              "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H, H), (H,)
+        shapes[p + "intermediate.dense.weight"], shapes[p + "intermediate.dense.bias"] = (I, H), (I,)
+        shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (H, I), (H,)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H,), (H,)
+    if pooler:
+        shapes["pooler.dense.weight"], shapes["pooler.dense.bias"] = (H, H), (H,)
+    tensors = {name: (0.2 * rng.standard_normal(shape)).astype(np.float32) for name, shape in shapes.items()}
+    for name in tensors:  # LayerNorm scales near 1, as a trained model's
+        if name.endswith("LayerNorm.weight"):
+            tensors[name] += 1.0
+    return tensors
+
+
+def write_model(folder, tensors=None, config=None, metadata=None):
+    """A model directory: config.json + model.safetensors. Returns the folder as a Path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIG if config is None else config))
+    tensors = tiny_tensors() if tensors is None else tensors
+    safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"), metadata=metadata or {"format": "pt"})
+    return folder
+
+
+def split(raw: bytes):
+    """safetensors bytes -> (header dict, data section bytes)."""
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def join(header, data: bytes = b"") -> bytes:
+    """(header dict or raw header bytes, data) -> safetensors bytes, with a correct header length."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+# ----------------------------------------------------------------------------- a tiny model that takes text
+
+# A WordPiece vocabulary for the tiny checkpoints (vocab_size 99): letters and ##letters spell any
+# lowercase word, so no test text becomes [UNK].
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+WORDS = ("the is of and to in man dog cat paris france capital city music guitar river plays runs book "
+         "reads bright dark house").split()
+VOCAB = SPECIALS + LETTERS + ["##" + c for c in LETTERS] + list("0123456789") + list(".,!?'-") + WORDS
+
+
+def make_text_model(dest, checkpoint="tiny-bert", sentence_transformers=None):
+    """A committed tiny checkpoint plus a vocab.txt, so it takes text. `sentence_transformers`:
+    {"pooling": {...Pooling config.json...}, "normalize": bool, "max_seq_length": int, "modules": [...]}."""
+    shutil.copytree(CHECKPOINTS / checkpoint, dest)
+    assert len(set(VOCAB)) == len(VOCAB) <= 99, "unique tokens; the tiny checkpoints have vocab_size 99"
+    (dest / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    (dest / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    if sentence_transformers is not None:
+        _write_st_files(dest, **sentence_transformers)
+    return dest
+
+
+def _write_st_files(dest, pooling=None, normalize=False, max_seq_length=None, modules=None, do_lower_case=False):
+    kinds = modules or (["Transformer", "Pooling"] + (["Normalize"] if normalize else []))
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    (dest / "modules.json").write_text(json.dumps([
+        {"idx": i, "name": str(i), "path": paths.get(k, f"{i}_{k}"), "type": f"sentence_transformers.models.{k}"}
+        for i, k in enumerate(kinds)]))
+    (dest / "1_Pooling").mkdir()
+    (dest / "1_Pooling" / "config.json").write_text(json.dumps(pooling or {"pooling_mode_mean_tokens": True}))
+    config = {"do_lower_case": do_lower_case} | ({"max_seq_length": max_seq_length} if max_seq_length else {})
+    (dest / "sentence_bert_config.json").write_text(json.dumps(config))
+
+
+def random_sentences(n, seed=0):
+    """n seeded texts of 0 to 30 words of WORDS (every one spelled by VOCAB, so no [UNK])."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------- the CLI, in-process
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of `numpybert ARGV`."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(err: str, command: str, *fragments: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one error line, got:\n{err}"
+    assert lines[0].startswith(f"numpybert {command}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def squash(text: str) -> str:
+    """Whitespace-insensitive form, for prose that the command wraps."""
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------- tiny checkpoints with a word vocabulary (explain, cli)
+
+SENTENCE = "A man is playing a guitar on the stage."
+TINY_WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", ".", "?", "how", "old", "are", "you", "i", "am"]
+
+
+def tiny_model_dir(tmp_path, name: str):
+    """A copy of a committed tiny checkpoint with a vocab.txt of its vocab_size, so text goes in.
+    (The real tokenizer cannot be used: its 30522 ids are outside a tiny model's vocabulary.)"""
+    dest = tmp_path / name
+    shutil.copytree(CHECKPOINTS / name, dest)
+    vocab_size = json.loads((dest / "config.json").read_text())["vocab_size"]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS
+    tokens += [f"w{i}" for i in range(vocab_size - len(tokens))]
+    (dest / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    return dest
+
+
+# ----------------------------------------------------------------------------- the docs harness: executable markdown blocks
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+@dataclasses.dataclass
+class Block:
+    kind: str  # "python" or "console"
+    code: str  # the Python source, or the command line without "$ "
+    expected: str  # what it must print
+    line: int  # where the block starts in the file, for messages
+
+
+def parse(markdown: str) -> list:
+    """The executable blocks of a markdown text, each with its expected output."""
+    fences = [(m.group(1), m.group(2), markdown.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(markdown)]
+    blocks = []
+    for k, (lang, body, line) in enumerate(fences):
+        if lang == "python":
+            if k + 1 >= len(fences) or fences[k + 1][0] != "text":
+                raise ValueError(f"line {line}: a python block must be followed by a text block with its output")
+            blocks.append(Block("python", body, fences[k + 1][1], line))
+        elif lang == "console":
+            command, _, output = body.partition("\n")
+            if not command.startswith("$ numpybert "):
+                raise ValueError(f"line {line}: a console block must start with '$ numpybert '")
+            blocks.append(Block("console", command[2:], output, line))
+    return blocks
+
+
+def run_block(block: Block, namespace: dict) -> str:
+    """Execute one block; returns what it printed (an exception's traceback is the output)."""
+    from numpybert import cli
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        try:
+            if block.kind == "python":
+                exec(compile(block.code, f"<doc line {block.line}>", "exec"), namespace)
+            else:
+                code = cli.main(shlex.split(block.code)[1:])
+                if code:
+                    print(f"[exit code {code}]")
+        except Exception:  # the doc must show what failed, not stop the other blocks
+            print(traceback.format_exc())
+    return stdout.getvalue()
+
+
+def same_output(actual: str, expected: str) -> bool:
+    """Exact comparison; only trailing newlines at the very end are ignored."""
+    return actual.rstrip("\n") == expected.rstrip("\n")
+
+
+# ----------------------------------------------------------------------------- `numpybert embed` in a subprocess: spawn, kill, resume
+
+WINDOW = 1024  # --window: smaller than the default 4096, so a short corpus has many windows
+N_LINES = 12 * WINDOW + 300  # 13 windows of ~0.1 s (idle machine): room to be killed in the middle
+
+
+def leftovers(out):
+    return [p for p in out.parent.iterdir() if p.name.startswith(out.name) and p != out]
+
+
+def spawn_embed(tiny_dir, corpus, out, *extra):
+    cmd = [sys.executable, "-m", "numpybert.cli", "embed", str(corpus), "--out", str(out), "--model", str(tiny_dir),
+           "--window", str(WINDOW), "--no-progress", *map(str, extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def rows_done(out):
+    try:
+        return json.loads((out.parent / (out.name + ".partial.json")).read_text())["position"]["row"]
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_for_rows(proc, out, rows, timeout=120):
+    deadline = time.monotonic() + timeout
+    while rows_done(out) < rows:
+        assert proc.poll() is None, f"the run ended before row {rows}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no progress past row {rows_done(out)}"
+        time.sleep(0.01)
+
+
+def run_to_end(tiny_dir, corpus, out, *extra):
+    proc = spawn_embed(tiny_dir, corpus, out, *extra)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
+
+
+def kill_mid_run(tiny_dir, corpus, out, sig, rng, *extra):
+    """Start a run, let it pass a random window, wait a random moment more, send `sig`."""
+    proc = spawn_embed(tiny_dir, corpus, out, *extra)
+    wait_for_rows(proc, out, rng.randrange(1, N_LINES // WINDOW - 4) * WINDOW)  # >= 4 windows left
+    time.sleep(rng.uniform(0, 0.1))  # anywhere inside the next window
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert not out.exists(), "the run finished before it was killed: the test proved nothing"
+    return proc.returncode, err

@@ -13,7 +13,7 @@ model from `numpybert/engine/`, tuned for speed and tested to give the same numb
 
 from .api import BertModel, BertOutput, load
 from .loading.config import BertConfig
-from .apps.embedder import Embedder
+from .embedder import Embedder
 from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, MissingExtraError,
                      MissingWeightsError, NumpybertError, OutputError, WeightsError, WeightsNotFoundError)
 from .engine.threads import set_threads

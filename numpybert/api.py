@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import apps  # what BERT is used for; this face (numpybert/apps/__init__.py) is api's one door into it
 from . import reference as R
 from .engine import model as M
 from .engine.blocks import sharing
@@ -175,9 +176,6 @@ class BertModel:
         self.dtype = np.dtype(dtype)
         self.mask_value = mask_value
         self.model_dir = model_dir
-        self._tokenizer = None
-        self._max_seq_length = None  # encode's; None: the model directory's (sentence_bert_config.json)
-        self._similarity_fn_name = None
 
     def __repr__(self):
         return (f"BertModel({self.model_dir!r}, dtype={self.dtype.name}, engine={self.engine.name}; "
@@ -249,97 +247,80 @@ class BertModel:
                     skip_padding=skip_padding).hidden_states[1:]
 
     # -- text in -------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def tokenizer(self):
-        if self._tokenizer is None:
-            from .text.tokenizer import BertTokenizer
-            self._tokenizer = BertTokenizer.from_dir(self.model_dir, self.config.max_length)
-        return self._tokenizer
+        """The model directory's tokenizer (`numpybert.text.tokenizer.BertTokenizer`), read on first use."""
+        from .text.tokenizer import BertTokenizer
+        return BertTokenizer.from_dir(self.model_dir, self.config.max_length)
 
     def tokenize(self, texts, text_pairs=None, **kwargs) -> dict:
         """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
         return self.tokenizer(texts, text_pairs, **kwargs)
 
-    # -- what BERT is used for: sentence embeddings and task heads (numpybert/apps/encode.py, heads.py) --
+    # -- what BERT is used for (numpybert/apps/): sentence embeddings and task heads ----------------
+    @functools.cached_property
+    def sentence(self):
+        """The sentence-transformers side of this model (`numpybert.apps.encode.SentenceEncoder`): its
+        settings (modules.json, Pooling, sentence_bert_config.json, prompts, ...) are read once, here,
+        on first use; `encode`, `similarity`, `max_seq_length`, ... below hand over to it."""
+        return apps.SentenceEncoder(self)
+
     def encode(self, sentences, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
                output_value="sentence_embedding", precision="float32", convert_to_numpy=True,
                convert_to_tensor=False, device=None, normalize_embeddings=False, truncate_dim=None,
                *, pooling=None, normalize=None, max_seq_length=None, window=None, long="truncate", stride=None,
                max_batch_tokens=None):
         """Sentence embeddings [N, D], as `SentenceTransformer.encode` (same arguments, same meaning);
-        see `numpybert.apps.encode.encode` for numpybert's keyword-only additions."""
-        from .apps.encode import MAX_BATCH_TOKENS, WINDOW, encode
-        return encode(self, sentences, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
-                      convert_to_numpy, convert_to_tensor, device, normalize_embeddings, truncate_dim,
-                      pooling=pooling, normalize=normalize, max_seq_length=max_seq_length, window=window or WINDOW,
-                      long=long, stride=stride,
-                      max_batch_tokens=MAX_BATCH_TOKENS if max_batch_tokens is None else max_batch_tokens)
-
-    def _encode_settings(self):
-        from .apps.encode import read_settings
-        return read_settings(self.model_dir, self.config.max_length)
+        numpybert's keyword-only additions: `numpybert.apps.encode.SentenceEncoder.encode`."""
+        return self.sentence.encode(sentences, prompt_name, prompt, batch_size, show_progress_bar, output_value,
+                                    precision, convert_to_numpy, convert_to_tensor, device, normalize_embeddings,
+                                    truncate_dim, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length,
+                                    window=window, long=long, stride=stride, max_batch_tokens=max_batch_tokens)
 
     @property
     def max_seq_length(self) -> int:
         """Tokens per text in `encode` ([CLS]/[SEP] included); settable, as SentenceTransformer's."""
-        if self._max_seq_length is None:
-            self._max_seq_length = self._encode_settings().max_seq_length
-        return self._max_seq_length
+        return self.sentence.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value):
-        from .apps.encode import positive_int
-        value = positive_int("max_seq_length", value)
-        if not 2 <= value <= self.config.max_length:
-            raise InputValueError(f"max_seq_length={value}: expected 2 to max_position_embeddings="
-                                  f"{self.config.max_length}")
-        self._max_seq_length = value
+        self.sentence.max_seq_length = value
 
     @property
     def similarity_fn_name(self) -> str:
         """"cosine" | "dot" | "euclidean" | "manhattan": the model's (config_sentence_transformers.json,
         cosine by default), settable, as SentenceTransformer's."""
-        if self._similarity_fn_name is None:
-            self._similarity_fn_name = self._encode_settings().similarity_fn_name
-        return self._similarity_fn_name
+        return self.sentence.similarity_fn_name
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, value):
-        from .apps.encode import SIMILARITY_FN_NAMES
-        if value not in SIMILARITY_FN_NAMES:
-            raise InputValueError(f"similarity_fn_name={value!r}: expected one of {SIMILARITY_FN_NAMES}")
-        self._similarity_fn_name = value
+        self.sentence.similarity_fn_name = value
 
     def similarity(self, embeddings1, embeddings2) -> np.ndarray:
         """Scores [N, M] between all embeddings, with `similarity_fn_name`, as SentenceTransformer.similarity."""
-        from .apps.encode import similarity
-        return similarity(embeddings1, embeddings2, self.similarity_fn_name)
+        return self.sentence.similarity(embeddings1, embeddings2)
 
     def similarity_pairwise(self, embeddings1, embeddings2) -> np.ndarray:
         """Scores [N] between embeddings1[i] and embeddings2[i], as SentenceTransformer.similarity_pairwise."""
-        from .apps.encode import similarity_pairwise
-        return similarity_pairwise(embeddings1, embeddings2, self.similarity_fn_name)
+        return self.sentence.similarity_pairwise(embeddings1, embeddings2)
 
     def get_sentence_embedding_dimension(self) -> int:
         """D of `encode`'s vectors: hidden_size times the number of pooling modes."""
-        return self.config.hidden_size * len(self._encode_settings().pooling)
+        return self.sentence.dimension
 
     get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's newer name
 
     def fill_mask(self, text, top_k=5) -> list:
         """Top-k tokens for each [MASK] (masked-LM head); see `numpybert.apps.heads.fill_mask`."""
-        from .apps.heads import fill_mask
-        return fill_mask(self, text, top_k)
+        return apps.fill_mask(self, text, top_k)
 
     def next_sentence(self, text_a, text_b) -> dict:
         """P(text_b follows text_a) (next-sentence head); see `numpybert.apps.heads.next_sentence`."""
-        from .apps.heads import next_sentence
-        return next_sentence(self, text_a, text_b)
+        return apps.next_sentence(self, text_a, text_b)
 
     def classify(self, texts, text_pairs=None) -> list:
         """Label probabilities (classifier head); see `numpybert.apps.heads.classify`."""
-        from .apps.heads import classify
-        return classify(self, texts, text_pairs)
+        return apps.classify(self, texts, text_pairs)
 
 
 NO_POOLER = {"distilbert": "DistilBertModel", "electra": "ElectraModel"}  # the family members without one

@@ -59,11 +59,11 @@ embedder = Embedder(model, batch_size=32)
 embedder(["warm up"])                       # load the weights before the clock starts
 runner = None
 if int(workers) > 1:
-    from numpybert.apps.embedder import process_runner
+    from numpybert.embedder import process_runner
     runner = process_runner(embedder, int(workers))   # its workers load the weights on their first window
 if address != "-":
     from distributed import Client
-    from numpybert.apps.embedder import dask_runner
+    from numpybert.embedder import dask_runner
     with Client(address) as c:
         c.run(lambda: Embedder(model)(["warm up"]))   # load the weights on every worker
     runner = dask_runner(embedder, address)
@@ -101,7 +101,8 @@ def token_stats(corpus: Path, model: str) -> str:
     by character length over the whole list), both in batches of 32."""
     import numpy as np
     import numpybert
-    from numpybert.apps.encode import WINDOW, length_sorted_batches, read_settings
+    from numpybert.apps.batching import WINDOW, length_sorted_batches
+    from numpybert.apps.st_config import read_settings
     m = numpybert.load(model)
     max_len = read_settings(model, m.config.max_position_embeddings).max_seq_length
     lines = corpus.read_text(encoding="utf-8").splitlines()

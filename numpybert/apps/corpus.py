@@ -18,7 +18,7 @@ How it runs, and why nothing is lost:
    hash, model files, settings) and the position reached.
 3. Embed: INPUT is read again lazily, a window of good texts at a time (the embedder's window,
    4096 by default); each window is embedded
-   (sorted by length inside, see numpybert/apps/encode.py), written to its rows, flushed, and only
+   (sorted by length inside, see numpybert/apps/batching.py), written to its rows, flushed, and only
    then is the position in OUT.partial.json advanced (written to a temporary file, fsynced,
    renamed: atomic). Memory holds one window, whatever the corpus size.
 4. Done: OUT.partial is renamed to OUT and the state file removed.

@@ -16,18 +16,19 @@ model normalizes). The document vector is the mean of its windows' embeddings we
 window's token count (specials included: what the model read), renormalized when the model
 normalizes. sentence-transformers has no such mode (issues 2669, 2268, 2876 ask for it); this is
 the recipe its maintainers suggest there. Texts within the limit are embedded as in truncate.
+
+This module holds the token arithmetic (no model); numpybert/apps/batching.py runs the windows.
 """
 
 import numpy as np
 
-from .encode import embed_batch, embed_window, l2_normalize, length_sorted_batches
+from ..errors import InputValueError
 
 LONG_MODES = ("truncate", "chunk")
 
 
 def check_long(long, stride, max_seq_length: int) -> int:
     """Validate long / stride; returns the overlap in tokens (default: an eighth of a window)."""
-    from ..errors import InputValueError
     if long not in LONG_MODES:
         raise InputValueError(f"long={long!r}: expected one of {LONG_MODES}")
     size = max_seq_length - 2
@@ -68,59 +69,19 @@ def token_counts(tokenizer, texts: list, settings, long: str, stride: int):
     return lengths + 2 * n_windows + (n_windows - 1) * stride, over  # overlaps are read twice
 
 
-def embed_long(model, texts: list, settings, batch_size: int, stride: int, on_batch=None):
-    """Embed one window of texts with long="chunk" -> [n, D] in input order."""
-    size = settings.max_seq_length - 2
-    ids = content_ids(model.tokenizer, texts, settings)
-    short = [i for i, x in enumerate(ids) if len(x) <= size]
-    long_rows = [i for i, x in enumerate(ids) if len(x) > size]
-    parts = {}
-    if short:
-        parts.update(zip(short, embed_window(model, [texts[i] for i in short], settings, batch_size, on_batch)))
-    if long_rows:
-        parts.update(zip(long_rows, chunked_vectors(model, [ids[i] for i in long_rows], settings, batch_size,
-                                                    stride)))
-        if on_batch is not None:
-            on_batch(len(long_rows))
-    if not parts:
-        return np.empty((0, model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)
-    return np.stack([parts[i] for i in range(len(texts))])
-
-
-def chunked_vectors(model, docs: list, settings, batch_size: int, stride: int) -> np.ndarray:
-    """Token-id lists over the limit -> one vector each: the token-count-weighted mean of the
-    embeddings of their windows, renormalized when the model normalizes."""
-    size = settings.max_seq_length - 2
-    tok = model.tokenizer
+def window_rows(docs: list, size: int, stride: int, cls_id: int, sep_id: int) -> tuple:
+    """Token-id lists over the limit -> (rows: [CLS] window [SEP] id lists, owner: the doc of each row)."""
     rows, owner = [], []
     for d, ids in enumerate(docs):
         for w in token_windows(ids, size, stride):
-            rows.append([tok.cls_token_id, *w, tok.sep_token_id])
+            rows.append([cls_id, *w, sep_id])
             owner.append(d)
-    lengths = np.array([len(r) for r in rows])
-    vectors = None
-    for batch_rows in length_sorted_batches(lengths, batch_size):
-        width = int(lengths[batch_rows].max())
-        ids = np.full((len(batch_rows), width), tok.pad_token_id, dtype=np.int64)  # [b, T]
-        mask = np.zeros((len(batch_rows), width), dtype=np.int64)  # [b, T]
-        for j, r in enumerate(batch_rows):
-            ids[j, :lengths[r]], mask[j, :lengths[r]] = rows[r], 1
-        batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        out = embed_batch(model, batch, settings)  # [b, D]
-        if vectors is None:
-            vectors = np.empty((len(rows), out.shape[1]), dtype=out.dtype)
-        vectors[batch_rows] = out
-    owner = np.array(owner)
-    weights = lengths.astype(vectors.dtype)  # [W]: tokens per window, specials included
-    result = np.stack([(weights[owner == d] @ vectors[owner == d]) / weights[owner == d].sum()
-                       for d in range(len(docs))])  # [W_d] @ [W_d, D] -> [D], per document
-    return l2_normalize(result) if settings.normalize else result
+    return rows, np.array(owner)
 
 
-def embed_texts_long(model, texts: list, settings, batch_size: int, window: int, stride: int, on_batch=None):
-    """`encode.embed_texts` with long="chunk": consecutive windows of `window` texts, each by `embed_long`."""
-    parts = [embed_long(model, texts[i:i + window], settings, batch_size, stride, on_batch)
-             for i in range(0, len(texts), window)]
-    if not parts:
-        return np.empty((0, model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)
-    return np.concatenate(parts)
+def weighted_mean(vectors: np.ndarray, rows: list, owner: np.ndarray, n_docs: int) -> np.ndarray:
+    """Window embeddings [W, D] -> one vector per document [n_docs, D]: the mean of its windows'
+    vectors weighted by each window's token count (specials included: what the model read)."""
+    weights = np.array([len(r) for r in rows]).astype(vectors.dtype)  # [W]
+    return np.stack([(weights[owner == d] @ vectors[owner == d]) / weights[owner == d].sum()
+                     for d in range(n_docs)])  # [W_d] @ [W_d, D] -> [D], per document

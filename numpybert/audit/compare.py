@@ -21,7 +21,6 @@ when asked for.
 """
 
 import dataclasses
-import math
 import re
 
 import numpy as np
@@ -29,81 +28,10 @@ import numpy as np
 from .. import __version__
 from ..loading.checkpoint import weights_sha256
 from ..errors import GoldenError, InputValueError
-from ..util import cosine
 from .golden import Golden
-
-# ----------------------------------------------------------------------------- tolerances
-
-
-@dataclasses.dataclass(frozen=True)
-class Tolerance:
-    """Max abs error allowed between numpybert and the reference."""
-    real: float  # at real-token positions
-    all: float  # at every position, padding included
-
-    def scaled(self, scale: float) -> "Tolerance":
-        return Tolerance(self.real * scale, self.all * scale)
-
-
-# Measured on this machine (the same bounds as tests/engine/test_golden.py):
-# - float32, real tokens 1e-5: two correct fp32 implementations differ by a few 1e-6 after the
-#   layers (worst measured ~5e-6 on MiniLM hidden states; torch sdpa vs torch eager: 2.7e-6).
-# - float32, all positions 1e-4: padded positions carry more rounding noise (~9e-5 worst on
-#   MiniLM's padded rows, whose LayerNorm inputs are larger); nothing downstream uses them.
-# - float64 1e-10: measured <= 1.5e-13.
-TOLERANCES = {"float32": Tolerance(real=1e-5, all=1e-4), "float64": Tolerance(real=1e-10, all=1e-10)}
-# Intermediates reach ~50 (scores, pre-activations), so a trace tensor's bound is the tolerance
-# times max(1, max|ref|). Entries this large are additive-mask values (finfo.min, -10000), not
-# activations, and do not count towards the scale.
-MASK_MAGNITUDE = 1e4
-REL_FLOOR = 1e-3  # max rel error is taken over elements with |ref| > REL_FLOOR only
-
-
-def tolerance_scale(ref: np.ndarray) -> float:
-    """max(1, max|ref|) over the activations in `ref` (additive-mask entries excluded)."""
-    a = np.abs(ref.astype(np.float64)).ravel()
-    a = a[a < MASK_MAGNITUDE]  # also drops inf and NaN
-    return max(1.0, float(a.max())) if a.size else 1.0
-
-
-# ----------------------------------------------------------------------------- error statistics
-
-@dataclasses.dataclass(frozen=True)
-class Stats:
-    """How far one tensor is from its reference over a set of positions."""
-    max_abs: float
-    max_rel: float | None  # over elements with |ref| > REL_FLOOR; None when there are none
-    mean_abs: float
-    cosine: float  # of the two tensors flattened
-    count: int  # elements compared
-
-
-def real_positions(attention_mask: np.ndarray, shape: tuple) -> np.ndarray:
-    """Boolean index of the real (unpadded) token positions, broadcast to a tensor's shape."""
-    real = attention_mask.astype(bool)  # [B, T]
-    if len(shape) == 2:  # [B, H]: cls_vector / pooled output come from position 0
-        return np.broadcast_to(real[:, :1], shape)
-    if len(shape) == 3:  # [B, T, H] or [B, T, I]
-        return np.broadcast_to(real[:, :, None], shape)
-    if len(shape) == 4:  # [B, N, T, D] or [B, N, T, T]: the (query) token axis is 2
-        return np.broadcast_to(real[:, None, :, None], shape)
-    raise GoldenError(f"cannot tell token positions in a tensor of shape {shape}")
-
-
-def error_stats(ours: np.ndarray, ref: np.ndarray, where=...) -> Stats:
-    """Errors of `ours` against `ref` at the positions `where` (a boolean index), in float64.
-    Equal values (equal infinities, NaN against NaN) count as no error; any other NaN makes
-    max_abs NaN, which fails every tolerance."""
-    a, b = ours.astype(np.float64)[where].ravel(), ref.astype(np.float64)[where].ravel()
-    if a.size == 0:
-        return Stats(0.0, None, 0.0, 1.0, 0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(a - b)
-        diff[(a == b) | (np.isnan(a) & np.isnan(b))] = 0.0
-        big = np.abs(b) > REL_FLOOR
-        max_rel = float((diff[big] / np.abs(b[big])).max()) if big.any() else None
-        return Stats(float(diff.max()), max_rel, float(diff.mean()), cosine(a, b), int(a.size))
-
+from ..util import cosine
+from .stats import (MASK_MAGNITUDE, STATS_HEAD, TOLERANCES, Stats, Tolerance, cos_cell, error_stats, number,
+                    real_positions, sci, stats_cells, stats_json, tolerance_scale)
 
 # ----------------------------------------------------------------------------- comparing
 
@@ -423,20 +351,9 @@ def compare_conventions(model, inputs: dict) -> list:
 
 # ----------------------------------------------------------------------------- JSON
 
-def _number(x):
-    """JSON has no NaN or infinity: those become the strings "nan", "inf", "-inf"."""
-    if x is None or isinstance(x, int) or math.isfinite(x):
-        return x
-    return str(x)
-
-
-def _stats_json(s: Stats | None) -> dict | None:
-    return None if s is None else {k: _number(v) for k, v in dataclasses.asdict(s).items()}
-
-
 def tensor_json(row: TensorReport) -> dict:
     return {"name": row.name, "shape": list(row.shape), "passed": row.passed, "problem": row.problem or None,
-            "tolerance": dataclasses.asdict(row.tolerance), "real": _stats_json(row.real), "all": _stats_json(row.all)}
+            "tolerance": dataclasses.asdict(row.tolerance), "real": stats_json(row.real), "all": stats_json(row.all)}
 
 
 def oracle_json(rows: list) -> dict:
@@ -445,8 +362,8 @@ def oracle_json(rows: list) -> dict:
         within, total = hidden_states_within_torch(rows, statistic)
         summary[statistic] = {"hidden_states": total, "numpybert_within_torch": within, "all": within == total}
     return {"reference": "numpybert reference float64", "positions": "real tokens", "hidden_states": summary,
-            "tensors": [{"name": r.name, "hidden_state": r.hidden_state, "numpybert_fp32": _stats_json(r.numpybert),
-                         "torch_fp32": _stats_json(r.torch), "numpybert_within_torch": r.numpybert_within_torch()}
+            "tensors": [{"name": r.name, "hidden_state": r.hidden_state, "numpybert_fp32": stats_json(r.numpybert),
+                         "torch_fp32": stats_json(r.torch), "numpybert_within_torch": r.numpybert_within_torch()}
                         for r in rows]}
 
 
@@ -472,33 +389,12 @@ def conventions_json(model, inputs: dict, rows: list) -> dict:
     return {"numpybert_version": __version__, "model": str(model.model_dir), "dtype": model.dtype.name,
             "engine": model.engine.name, "base": model_conventions(model), "inputs": {k: v.tolist() for k, v in inputs.items()},
             "switches": [{"switch": r.switch, "explanation": r.explanation,
-                          "changes": {k: None if c is None else {"max_abs": _number(c.max_abs),
-                                                                 "min_cosine": _number(c.min_cosine)}
+                          "changes": {k: None if c is None else {"max_abs": number(c.max_abs),
+                                                                 "min_cosine": number(c.min_cosine)}
                                       for k, c in r.changes.items()}} for r in rows]}
 
 
 # ----------------------------------------------------------------------------- tables
-
-def _e(x) -> str:
-    """A number in a table cell: 0, 3.1e-06, nan, or - for none."""
-    if x is None:
-        return "-"
-    return "0" if x == 0 else f"{x:.2g}" if not math.isfinite(x) else f"{x:.1e}"
-
-
-def _cos(x: float) -> str:
-    return f"{x:.7f}" if math.isfinite(x) else str(x)
-
-
-STATS_HEAD = f"{'max abs':>8} {'max rel':>8} {'mean abs':>8} {'1-cos':>8}"
-
-
-def _stats_cells(s: Stats | None) -> str:
-    """max abs, max rel, mean abs and 1 - cosine (cosines of fp32 twins all print as 1.0000000)."""
-    if s is None:
-        return " " * len(STATS_HEAD)
-    return f"{_e(s.max_abs):>8} {_e(s.max_rel):>8} {_e(s.mean_abs):>8} {_e(1.0 - min(s.cosine, 1.0)):>8}"
-
 
 def _header_lines(report: AuditReport) -> list:
     ref, mask, c = report.reference, report.inputs["attention_mask"], report.conventions
@@ -526,9 +422,9 @@ def render_table(report: AuditReport) -> str:
                                      f"{'tensor':<{width}}" + f"  {STATS_HEAD}" * len(groups) + f"  {'tol real':>8}  result"]
     first = report.first_divergence
     for row in report.tensors:
-        cells = f"{row.name:<{width}}  {_stats_cells(row.real)}" + (f"  {_stats_cells(row.all)}" if padded else "")
+        cells = f"{row.name:<{width}}  {stats_cells(row.real)}" + (f"  {stats_cells(row.all)}" if padded else "")
         verdict = "ok" if row.passed else "FAIL" + (" <- first divergence" if row is first else "")
-        lines.append(f"{cells}  {_e(row.tolerance.real):>8}  {verdict}" + (f" ({row.problem})" if row.problem else ""))
+        lines.append(f"{cells}  {sci(row.tolerance.real):>8}  {verdict}" + (f" ({row.problem})" if row.problem else ""))
     lines += ["", _verdict_line(report)]
     if report.absent:
         shown = ", ".join(report.absent[:6]) + (", ..." if len(report.absent) > 6 else "")
@@ -544,8 +440,8 @@ def _verdict_line(report: AuditReport) -> str:
     failed = sum(not r.passed for r in report.tensors)
     if first is None:
         return f"PASS: all {len(report.tensors)} tensors within tolerance"
-    detail = first.problem or (f"max abs {_e(first.real.max_abs)} at real tokens (tolerance {_e(first.tolerance.real)}), "
-                               f"{_e(first.all.max_abs)} at all positions (tolerance {_e(first.tolerance.all)})")
+    detail = first.problem or (f"max abs {sci(first.real.max_abs)} at real tokens (tolerance {sci(first.tolerance.real)}), "
+                               f"{sci(first.all.max_abs)} at all positions (tolerance {sci(first.tolerance.all)})")
     return (f"FAIL: {failed} of {len(report.tensors)} tensors; first diverging operation: {first.name}: {detail}"
             + _noise_note(report.oracle or [], first))
 
@@ -555,7 +451,7 @@ def _noise_note(oracle: list, row: TensorReport) -> str:
     noise = next((r.torch.max_abs for r in oracle if r.name == row.name), None)
     if not noise or row.real is None:
         return ""
-    return f"; torch fp32's own error there is {_e(noise)}, so this is {row.real.max_abs / noise:.0f}× that noise"
+    return f"; torch fp32's own error there is {sci(noise)}, so this is {row.real.max_abs / noise:.0f}× that noise"
 
 
 def oracle_lines(rows: list) -> list:
@@ -568,8 +464,8 @@ def oracle_lines(rows: list) -> list:
         ratio = r.numpybert.max_abs / r.torch.max_abs if r.torch.max_abs else float("nan")
         mark = "*" if r.hidden_state else " "
         worse = "" if r.numpybert_within_torch() else "  numpybert further"
-        lines.append(f"{r.name:<{width}} {mark}  {_e(r.numpybert.max_abs):>11} {_e(r.numpybert.mean_abs):>11}  "
-                     f"{_e(r.torch.max_abs):>11} {_e(r.torch.mean_abs):>11}  {ratio:>6.2f}{worse}")
+        lines.append(f"{r.name:<{width}} {mark}  {sci(r.numpybert.max_abs):>11} {sci(r.numpybert.mean_abs):>11}  "
+                     f"{sci(r.torch.max_abs):>11} {sci(r.torch.mean_abs):>11}  {ratio:>6.2f}{worse}")
     (by_max, total), (by_mean, _) = hidden_states_within_torch(rows), hidden_states_within_torch(rows, "mean_abs")
     lines.append(f"hidden states where numpybert fp32 is at least as close to fp64 as torch fp32: "
                  f"{by_max} of {total} by max abs, {by_mean} of {total} by mean abs")
@@ -598,4 +494,4 @@ def render_conventions(model, inputs: dict, rows: list) -> str:
 
 
 def _change_cell(c: Change | None) -> str:
-    return "n/a" if c is None else f"{_e(c.max_abs)} / {_cos(c.min_cosine)}"
+    return "n/a" if c is None else f"{sci(c.max_abs)} / {cos_cell(c.min_cosine)}"

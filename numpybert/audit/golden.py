@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..loading.checkpoint import read_safetensors
+from ..loading.checkpoint import read_safetensors, weights_sha256
 from ..errors import GoldenError, InputTypeError, InputValueError, OutputError
 
 FORMAT = "numpybert-golden"
@@ -93,7 +93,6 @@ def write_golden(path, inputs: dict, outputs: dict | None = None, trace: dict | 
                    "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
     header.setdefault("generator", "numpybert.audit.write_golden")
     if model_dir is not None:
-        from .compare import weights_sha256
         header.setdefault("model", os.path.basename(os.path.normpath(os.fspath(model_dir))))
         header["model_sha256"] = weights_sha256(model_dir)
     import safetensors.numpy

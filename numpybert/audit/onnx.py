@@ -30,8 +30,9 @@ import os
 
 import numpy as np
 
+from ..apps.pooling import l2_normalize, pool
 from ..errors import InputValueError, NumpybertError
-from .compare import TOLERANCES, Stats, _e, _number, _stats_json, error_stats, real_positions, tolerance_scale
+from .stats import TOLERANCES, Stats, error_stats, number, real_positions, sci, stats_json, tolerance_scale
 
 INSTALL = "pip install 'numpybert[onnx]'"
 
@@ -344,21 +345,11 @@ def reference_tensors(model, inputs: dict) -> dict:
     return tensors
 
 
-def mean_pool(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """sentence-transformers' mean pooling over real tokens, in float64."""
-    m = mask.astype(np.float64)[:, :, None]  # [B, T] -> [B, T, 1]
-    return (h.astype(np.float64) * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)  # [B, T, H] -> [B, H]
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def sentence_embeddings(outputs: dict, names: dict, mask: np.ndarray) -> np.ndarray:
     """The graph's sentence embeddings: its own output if it has one, else mean pooling."""
     if "sentence_embedding" in names:
         return outputs[names["sentence_embedding"]].astype(np.float64)
-    return mean_pool(outputs[names["last_hidden_state"]], mask)
+    return pool(outputs[names["last_hidden_state"]].astype(np.float64), mask, "mean")
 
 
 # ----------------------------------------------------------------------------- the report
@@ -465,7 +456,7 @@ def check_same_model(graph: Graph, model, outputs: dict, names: dict, ref32: dic
 def ranking_agreement(ref: np.ndarray, got: np.ndarray, k: int = NEIGHBOURS) -> tuple:
     """(top-1 agreement, mean top-k overlap) of cosine nearest neighbours, each text a query."""
     def neighbours(x):
-        x = unit(x)
+        x = l2_normalize(x)
         sims = x @ x.T  # [N, H] @ [H, N] -> [N, N]
         np.fill_diagonal(sims, -np.inf)
         return np.argsort(-sims, axis=1, kind="stable")[:, :k]  # [N, N] -> [N, k]
@@ -483,11 +474,11 @@ def task_report(graph, names, model32, inputs: dict, ranking_inputs: dict, sess=
         outputs = run(graph, batch, sess=sess)
         mask = batch["attention_mask"]
         got = sentence_embeddings(outputs, names, mask)
-        ref = mean_pool(model32(**batch).last_hidden_state, mask)
+        ref = pool(model32(**batch).last_hidden_state.astype(np.float64), mask, "mean")
         refs.append(ref)
         gots.append(got)
     ref, got = np.concatenate(refs), np.concatenate(gots)  # [N, H]
-    cosines = np.sum(unit(ref) * unit(got), axis=1)  # [N, H] -> [N]
+    cosines = np.sum(l2_normalize(ref) * l2_normalize(got), axis=1)  # [N, H] -> [N]
     top1, top5 = ranking_agreement(refs[1], gots[1])
     how = "the graph's sentence embedding" if "sentence_embedding" in names else "mean pooling of last_hidden_state"
     return TaskReport(len(ref), float(cosines.min()), float(cosines.mean()), top1, top5, how)
@@ -527,9 +518,9 @@ def audit_graph(path, model_dir, inputs: dict, ranking_inputs: dict) -> GraphRep
 
 def row_json(row: GraphRow) -> dict:
     return {"name": row.name, "graph_tensor": row.graph_name, "shape": list(row.shape), "passed": row.passed,
-            "problem": row.problem or None, "tolerance": row.tolerance, "real": _stats_json(row.real),
-            "padded": _stats_json(row.padded),
-            "fp64": {"graph": _stats_json(row.graph_vs_fp64), "numpybert_fp32": _stats_json(row.numpybert_vs_fp64)}}
+            "problem": row.problem or None, "tolerance": row.tolerance, "real": stats_json(row.real),
+            "padded": stats_json(row.padded),
+            "fp64": {"graph": stats_json(row.graph_vs_fp64), "numpybert_fp32": stats_json(row.numpybert_vs_fp64)}}
 
 
 def report_graph_json(report: GraphReport) -> dict:
@@ -547,7 +538,7 @@ def report_graph_json(report: GraphReport) -> dict:
             "first_divergence": None if first is None else {"index": report.rows.index(first), **row_json(first)},
             "tensors": [row_json(r) for r in report.rows],
             "unmapped": report.mapping.unmapped,
-            "task": {k: _number(v) if isinstance(v, float) else v for k, v in dataclasses.asdict(report.task).items()}}
+            "task": {k: number(v) if isinstance(v, float) else v for k, v in dataclasses.asdict(report.task).items()}}
 
 
 def _input_cell(graph_input: dict) -> str:
@@ -555,7 +546,7 @@ def _input_cell(graph_input: dict) -> str:
 
 
 def _cell(s: Stats | None, field: str = "max_abs") -> str:
-    return "-" if s is None else _e(getattr(s, field))
+    return "-" if s is None else sci(getattr(s, field))
 
 
 def render_graph_report(report: GraphReport) -> str:
@@ -576,11 +567,11 @@ def render_graph_report(report: GraphReport) -> str:
               f"{'graph':>10} {'numpybert':>10}  {'tol':>8}  result"]
     first = report.first_divergence
     for r in report.rows:
-        cos = "-" if r.real is None else _e(1.0 - min(r.real.cosine, 1.0))
+        cos = "-" if r.real is None else sci(1.0 - min(r.real.cosine, 1.0))
         verdict = "ok" if r.passed else "FAIL" + (" <- first divergence" if r is first else "")
         lines.append(f"{r.name:<{width}}  {_cell(r.real):>8} {_cell(r.real, 'mean_abs'):>8} {cos:>8}  "
                      f"{_cell(r.padded):>8}  {_cell(r.graph_vs_fp64):>10} {_cell(r.numpybert_vs_fp64):>10}  "
-                     f"{_e(r.tolerance):>8}  {verdict}" + (f" ({r.problem})" if r.problem else ""))
+                     f"{sci(r.tolerance):>8}  {verdict}" + (f" ({r.problem})" if r.problem else ""))
     lines += ["", verdict_line(report), budget_line(report)]
     if report.precision in ("float16", "int8") and not report.passed:
         lines.append(f"({report.precision} weights cannot meet float32 tolerances: judge the graph by the budget "
@@ -599,8 +590,8 @@ def verdict_line(report: GraphReport) -> str:
     if first is None:
         return f"PASS: all {len(report.rows)} tensors within float32 tolerance at real tokens"
     failed = sum(not r.passed for r in report.rows)
-    detail = first.problem or (f"max abs {_e(first.real.max_abs)} at real tokens "
-                               f"(tolerance {_e(first.tolerance)}), graph tensor {first.graph_name!r}")
+    detail = first.problem or (f"max abs {sci(first.real.max_abs)} at real tokens "
+                               f"(tolerance {sci(first.tolerance)}), graph tensor {first.graph_name!r}")
     return f"FAIL: {failed} of {len(report.rows)} tensors; first divergence: {first.name}: {detail}"
 
 
@@ -611,7 +602,7 @@ def budget_line(report: GraphReport) -> str:
     if row is None:
         return "error budget: no tensor to compare"
     g, n = row.graph_vs_fp64.max_abs, row.numpybert_vs_fp64.max_abs
-    head = f"error budget ({row.name}, real tokens, max abs vs float64): graph {_e(g)}, numpybert float32 {_e(n)}"
+    head = f"error budget ({row.name}, real tokens, max abs vs float64): graph {sci(g)}, numpybert float32 {sci(n)}"
     if g <= 2 * n:
         return f"{head}: the graph's error is float32 rounding noise"
     share = 1 - n / g

@@ -23,7 +23,7 @@ from ..errors import NumpybertError
 from ..loading.locate import ENV_VAR, resolve_model
 
 
-COMMANDS = ("attention", "audit", "bench", "classify", "embed", "encode", "explain", "fetch", "fill_mask", "info", "nsp")
+COMMANDS = ("attention", "audit", "bench", "classify", "embed", "encode", "explain", "fetch", "fill_mask", "info", "nsp", "serve")
 
 
 class Terminated(KeyboardInterrupt):

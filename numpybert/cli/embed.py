@@ -13,8 +13,9 @@ import sys
 import tempfile
 
 from .. import cli
-from ..apps.embedder import DASK_TIMEOUT
-from ..apps.encode import MAX_BATCH_TOKENS, POOLING_MODES, WINDOW
+from ..embedder import DASK_TIMEOUT
+from ..apps.batching import MAX_BATCH_TOKENS, WINDOW
+from ..apps.pooling import POOLING_MODES
 from ..apps.long import LONG_MODES
 
 
@@ -67,7 +68,7 @@ def register(subparsers):
 
 def run(args):
     from ..apps.corpus import CorpusJob
-    from ..apps.embedder import Embedder
+    from ..embedder import Embedder
     from ..errors import InputValueError
     if args.text_field is not None and args.format == "text":
         raise InputValueError("--text-field applies to JSONL input, not --format text")
@@ -86,7 +87,7 @@ def run(args):
 
 def _embed(args, job, embedder):
     from ..apps.corpus import embed_corpus, read_state
-    from ..apps.embedder import dask_runner, process_runner
+    from ..embedder import dask_runner, process_runner
     runner = (dask_runner(embedder, args.dask, args.dask_timeout) if args.dask
               else process_runner(embedder, args.workers) if args.workers > 1 else None)
     if runner is None:  # load the weights and tokenizer now: a broken checkpoint is reported before the scan

@@ -3,7 +3,7 @@
 
 from .. import cli
 from ..errors import InputValueError, NumpybertError
-from ..apps.encode import sentence_transformers_pooling
+from ..apps.st_config import sentence_transformers_pooling
 
 
 def register(subparsers):

@@ -1,6 +1,6 @@
 """Running element-wise work in cache-sized blocks, optionally on several threads.
 
-This is *how* numpybert/model.py's element-wise operations run, kept out of the model so that
+This is *how* numpybert/engine/model.py's element-wise operations run, kept out of the model so that
 the model reads as math. NumPy makes one pass over memory per operation; a GELU is a dozen
 passes. Done block by block (BLOCK_BYTES), those passes hit the CPU cache instead of memory,
 and the blocks can be shared between threads (NumPy releases the GIL inside each pass).

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from ..apps.encode import sentence_transformers_pooling
+from ..apps.st_config import sentence_transformers_pooling
 from ..errors import MissingWeightsError, NumpybertError, WeightsError
 from ..loading.config import read_json_object
 from ..util import cosine

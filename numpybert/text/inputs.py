@@ -6,6 +6,7 @@ Every check here names the argument, the bad value and where it is.
 """
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -167,3 +168,35 @@ def check_text(text, where: str) -> str:
             raise InputValueError(f"{where} has a lone surrogate {text[e.start]!r} (U+{ord(text[e.start]):04X}) "
                                   f"at character {e.start}; texts must be valid Unicode") from None
     return str(text)
+
+
+def check_text_list(value: Any, name: str, split_into_words: bool = False) -> list:
+    """texts / text_pairs as a list of plain str (or, split into words, of lists of str); a bad item
+    is named by index before tokenizers sees it."""
+    if split_into_words:
+        return check_word_lists(value, name)
+    if isinstance(value, str):
+        items = [value]
+    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        items = list(value)
+    else:
+        shape = f" of shape {value.shape}" if isinstance(value, np.ndarray) else ""
+        raise InputTypeError(f"{name} must be a str or a list of str, got {type(value).__name__}{shape}")
+    if not items:
+        raise InputValueError(f"{name} is empty; pass at least one text")
+    return [check_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
+
+
+def check_word_lists(value: Any, name: str) -> list[list[str]]:
+    """is_split_into_words: one text is a list of words, a batch is a list of such lists."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputTypeError(f"{name} with is_split_into_words=True must be a non-empty list of words "
+                             f"(or a list of such lists), got {type(value).__name__}")
+    batch = [value] if all(isinstance(w, str) for w in value) else list(value)
+    for i, words in enumerate(batch):
+        if not isinstance(words, (list, tuple)):
+            raise InputTypeError(f"{name}[{i}] is {type(words).__name__}; with is_split_into_words=True each "
+                                 "text is a list of words")
+        for j, word in enumerate(words):
+            check_text(word, f"{name}[{i}][{j}]")
+    return [list(words) for words in batch]

@@ -1,58 +1,44 @@
-"""BERT tokenization: a thin wrapper over HuggingFace's `tokenizers` library.
+"""BERT tokenization: transformers' tokenizer call over HuggingFace's `tokenizers` library.
 
     tok = BertTokenizer.from_dir("weights/all-MiniLM-L6-v2", max_position_embeddings=512)
     tok(["Hello world", "Second text"])            # HF style: int64 input_ids / attention_mask / token_type_ids
     tok("How old are you?", "I am six.", max_length=16, padding="max_length")
     tok(["a", "b"], style="tfhub", seq_length=128)  # TF Hub preprocessor: int32, fixed length, round robin
 
-The WordPiece work (normalize, pre-tokenize, word pieces) is done by `tokenizers`. This module only
+`tokenizers` does the work: normalize, pre-tokenize, word pieces, the special tokens and pair
+template of tokenizer.json's post-processor, truncation (longest_first, only_first, only_second,
+either side), overflowing windows with a stride, and padding. This module
   * validates the inputs first and names the bad item (`tokenizers` fails the whole batch without
-    saying which item),
-  * encodes each segment WITHOUT special tokens, then truncates the id lists itself (the strategies
-    of `tokenizers`, plus the TF Text round robin), adds [CLS]/[SEP] and type ids, and pads,
+    saying which item, and panics on a stride too large for a window),
+  * turns each call's options into a copy of the file's tokenizer configured for them (a
+    `tokenizers.Tokenizer` holds its truncation and padding as shared state: one copy per setting,
+    made once and never changed, so threads can share them),
+  * adds TF Text's round-robin truncation (style="tfhub"), which `tokenizers` lacks,
   * cuts very long texts before tokenizing when that provably cannot change the result
-    (see `_CharCap`), so a 10 MB line costs milliseconds, not seconds.
-
-Output layout is BERT's template: `[CLS] A [SEP]` (type 0), then `B [SEP]` (type 1) for a pair;
-padding is on the right with the [PAD] id, type 0, mask 0.
+    (numpybert/text/char_cap.py), so a 10 MB line costs milliseconds, not seconds.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from dataclasses import dataclass
+import threading
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordPiece
+from tokenizers import Encoding, Tokenizer
 
-from ..errors import ConfigError, InputTypeError, InputValueError, WeightsNotFoundError
-from ..loading.config import read_json_object
-from .inputs import check_text
+from ..errors import ConfigError, InputTypeError, InputValueError
+from ..util import positive_int
+from .char_cap import CharCap
+from .inputs import check_text, check_text_list
+from .tokenizer_files import DEFAULT_SPECIAL_TOKENS, read_tokenizer, special_token_ids
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "round_robin")
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 PADDING_ALIASES = {True: "longest", False: "do_not_pad"}  # transformers' padding=True / False
 STYLES = ("hf", "tfhub")
-REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "unk_token")  # [PAD] only when padding is needed
-DEFAULT_SPECIAL_TOKENS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                          "unk_token": "[UNK]", "mask_token": "[MASK]"}
-
-# Characters that survive every BertNormalizer setting (clean_text deletes control, format and
-# unassigned characters and U+FFFD; strip_accents deletes combining marks after NFD, which keeps the
-# base letter): printable ASCII, Latin-1 letters, and the basic letters of Greek, Cyrillic, Hebrew,
-# Arabic, Devanagari, Thai, Hiragana, Katakana, CJK ideographs and Hangul, all in Unicode since
-# 1.1/2.0, so no Unicode table treats them as unassigned. See `_CharCap`.
-_SURE_CHARS = ("!-~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
-               "\u0410-\u044f\u05d0-\u05ea\u0621-\u063a\u0641-\u064a\u0905-\u0939\u0e01-\u0e2e"
-               "\u3041-\u3093\u30a1-\u30fa\u4e00-\u9fa5\uac00-\ud7a3")
-_CJK = "\u4e00-\u9fa5"          # CJK Unified Ideographs (Unicode 1.1), each its own word in BERT
-_ASCII_PUNCT = "".join(chr(c) for c in range(0x21, 0x7f) if not chr(c).isalnum())
-# Texts shorter than this are tokenized whole: scanning them would cost more than it saves.
-_CAP_SCAN_MIN_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -63,7 +49,7 @@ class _Plan:
     strategy: str | None       # truncation strategy; None: refuse rows over `limit`
     pad_to: int | None         # fixed row length, or None: pad to the longest row
     limit_name: str            # where `limit` came from, for messages ("max_length=16", ...)
-    n_special: int             # 2 for single texts, 3 for pairs (0 without add_special_tokens)
+    n_special: int             # what the post-processor adds (BERT: 2 for single texts, 3 for pairs)
     padding: str = "longest"   # one of PADDING_STRATEGIES
     pad_side: str = "right"
     cut_side: str = "right"    # truncation_side: "left" keeps the last tokens
@@ -74,7 +60,7 @@ class _Plan:
 
     @property
     def budget(self) -> int:
-        """Tokens left for the text segments once [CLS]/[SEP] are counted."""
+        """Tokens left for the text segments once the special tokens are counted."""
         return self.limit - self.n_special
 
 
@@ -93,44 +79,23 @@ class BertTokenizer:
             raise ConfigError(f"max_position_embeddings must be an int >= 3, got {max_position_embeddings!r}")
         tokenizer.no_padding()      # tokenizer.json may bake in padding / truncation (MiniLM: 128)
         tokenizer.no_truncation()
-        self._tok = tokenizer
+        self._tok = tokenizer       # never changed after this: each call's settings live in copies
+        self._configured: dict = {}  # (truncation, padding) -> a configured copy of _tok
+        self._lock = threading.Lock()
         self.source = source
         self.max_position_embeddings = int(max_position_embeddings)
-        self._ids = _special_token_ids(tokenizer, special_tokens, source)
+        self._ids = special_token_ids(tokenizer, special_tokens, source)
         self._names = dict(special_tokens)
         valid = isinstance(model_max_length, int) and model_max_length > 0
         self._model_max_length = model_max_length if valid else None
-        self._char_cap = _CharCap.for_tokenizer(tokenizer)
-        self._template = _template(tokenizer, self._ids)
-
-    # --- construction -------------------------------------------------------------------------
+        self._char_cap = CharCap.for_tokenizer(tokenizer)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, max_position_embeddings: int) -> "BertTokenizer":
-        """Load the tokenizer of a model directory.
-
-        Uses tokenizer.json when present (its baked-in padding/truncation are dropped); otherwise
-        builds BERT's WordPiece pipeline from vocab.txt with do_lower_case / strip_accents /
-        tokenize_chinese_chars from tokenizer_config.json (lowercase unless the config says otherwise).
-        """
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise WeightsNotFoundError(f"model directory {str(model_dir)!r} does not exist")
-        config = _read_tokenizer_config(model_dir)
-        special = _special_token_names(model_dir, config)
-        limit = config.get("model_max_length")
-        limit = int(limit) if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit < 1e9 else None
-        tok_json, vocab_txt = model_dir / "tokenizer.json", model_dir / "vocab.txt"
-        if tok_json.is_file():
-            try:
-                tokenizer = Tokenizer.from_file(str(tok_json))
-            except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-                raise ConfigError(f"cannot read {tok_json}: {exc}") from exc
-            return cls(tokenizer, special, max_position_embeddings, str(tok_json), limit)
-        if vocab_txt.is_file():
-            return cls(_wordpiece_from_vocab(vocab_txt, config, special), special, max_position_embeddings,
-                       str(vocab_txt), limit)
-        raise WeightsNotFoundError(f"no tokenizer.json or vocab.txt in {str(model_dir)!r}")
+        """The tokenizer of a model directory: tokenizer.json (its baked-in padding/truncation dropped),
+        else BERT's pipeline from vocab.txt (numpybert/text/tokenizer_files.py)."""
+        tokenizer, special, source, limit = read_tokenizer(model_dir)
+        return cls(tokenizer, special, max_position_embeddings, source, limit)
 
     # --- properties -----------------------------------------------------------------------------
 
@@ -193,8 +158,22 @@ class BertTokenizer:
         if not isinstance(text, str) and not kwargs.get("is_split_into_words"):
             raise InputTypeError(f"encode takes one text (str), got {type(text).__name__}; use the tokenizer "
                                  "call for a batch")
+        if kwargs.get("max_length") is None and not kwargs.get("truncation") and not kwargs.get("style"):
+            return self._encode_whole(text, text_pair, add_special_tokens, kwargs.get("is_split_into_words", False))
         out = self(text, text_pair, add_special_tokens=add_special_tokens, padding=False, **kwargs)
         return [int(i) for i in out["input_ids"][0]]
+
+    def _encode_whole(self, text, text_pair, add_special_tokens: bool, is_split_into_words: bool) -> list[int]:
+        """Every id of one text (or pair), as transformers' encode without max_length: a row longer
+        than the model takes is returned whole, with a warning (the model refuses it later)."""
+        a = check_text_list(text, "text", is_split_into_words)[0]
+        b = None if text_pair is None else check_text_list(text_pair, "text_pair", is_split_into_words)[0]
+        ids = self._tok.encode(a, b, is_pretokenized=is_split_into_words, add_special_tokens=add_special_tokens).ids
+        if len(ids) > self.model_max_length:
+            warnings.warn(f"Token indices sequence length is longer than the specified maximum sequence length "
+                          f"for this model ({len(ids)} > {self.model_max_length}). Running this sequence through "
+                          "the model will result in indexing errors", UserWarning, stacklevel=3)
+        return ids
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         """Token strings of a 1-D id sequence (e.g. one row of input_ids); one id gives one str."""
@@ -263,8 +242,8 @@ class BertTokenizer:
         if return_tensors not in (None, "np"):
             raise InputValueError(f"return_tensors={return_tensors!r}: numpybert returns NumPy arrays only "
                                   "(return_tensors='np' or None); convert them yourself if you need torch or tf")
-        batch_a = _as_text_list(text, "texts", is_split_into_words)
-        batch_b = None if text_pair is None else _as_text_list(text_pair, "text_pairs", is_split_into_words)
+        batch_a = check_text_list(text, "texts", is_split_into_words)
+        batch_b = None if text_pair is None else check_text_list(text_pair, "text_pairs", is_split_into_words)
         if batch_b is not None and len(batch_b) != len(batch_a):
             raise InputValueError(f"text_pairs has {len(batch_b)} items but texts has {len(batch_a)}; "
                                   "they must have the same length")
@@ -272,15 +251,14 @@ class BertTokenizer:
                           add_special_tokens=add_special_tokens, stride=stride,
                           overflow=return_overflowing_tokens, padding_side=padding_side,
                           truncation_side=truncation_side, pad_to_multiple_of=pad_to_multiple_of)
-        seg_a, seg_b, cut = self._encode_segments(batch_a, batch_b, plan, is_split_into_words,
-                                                  offsets=return_offsets_mapping)
-        rows = []
-        for i in range(len(seg_a)):
-            rows += [(i, row) for row in self._fit_row(i, seg_a[i], None if seg_b is None else seg_b[i], plan, cut[i])]
+        if plan.strategy == "round_robin":  # TF Text's trimming (always for style="tfhub")
+            rows = list(enumerate(self._round_robin(batch_a, batch_b, plan, is_split_into_words,
+                                                    return_offsets_mapping)))
+        else:
+            rows = self._encode(batch_a, batch_b, plan, is_split_into_words, return_offsets_mapping)
         if style == "tfhub":
-            return self._to_arrays([r for _, r in rows], plan, np.int32,
-                                   ("input_word_ids", "input_mask", "input_type_ids"))
-        out = self._to_arrays([r for _, r in rows], plan, np.int64, ("input_ids", "attention_mask", "token_type_ids"),
+            return self._to_arrays(rows, plan, np.int32, ("input_word_ids", "input_mask", "input_type_ids"))
+        out = self._to_arrays(rows, plan, np.int64, ("input_ids", "attention_mask", "token_type_ids"),
                               special_tokens_mask=return_special_tokens_mask, offsets=return_offsets_mapping,
                               length=return_length)
         if return_attention_mask is False:
@@ -295,7 +273,8 @@ class BertTokenizer:
               add_special_tokens: bool = True, stride: Any = 0, overflow: bool = False, padding_side: Any = None,
               truncation_side: Any = None, pad_to_multiple_of: Any = None) -> _Plan:
         """Validate the keyword arguments into a `_Plan`."""
-        n_special = self._template.n_special(pair) if add_special_tokens else 0
+        processor = self._tok.post_processor
+        n_special = processor.num_special_tokens_to_add(pair) if add_special_tokens and processor else 0
         if style not in STYLES:
             raise InputValueError(f"style must be one of {STYLES}, got {style!r}")
         padding = PADDING_ALIASES.get(padding, padding) if isinstance(padding, (str, bool)) else padding
@@ -313,7 +292,7 @@ class BertTokenizer:
         for name, side in sides.items():
             if side not in ("right", "left"):
                 raise InputValueError(f"{name}={side!r}: expected 'right' or 'left'")
-        multiple = None if pad_to_multiple_of is None else _positive("pad_to_multiple_of", pad_to_multiple_of)
+        multiple = None if pad_to_multiple_of is None else positive_int("pad_to_multiple_of", pad_to_multiple_of)
         common = {"pad_side": sides["padding_side"], "cut_side": sides["truncation_side"], "pad_multiple": multiple,
                   "add_special": bool(add_special_tokens)}
 
@@ -351,7 +330,7 @@ class BertTokenizer:
         if pair and plan.strategy not in ("only_first", "only_second"):
             raise InputValueError(f"return_overflowing_tokens with a pair needs truncation='only_first' or "
                                   f"'only_second' (the window slides over one text), got {plan.strategy!r}")
-        return dataclasses.replace(plan, stride=int(stride), overflow=True)
+        return replace(plan, stride=int(stride), overflow=True)
 
     def _check_length(self, value: Any, name: str, n_special: int) -> int:
         """A max_length / seq_length must be an int in [n_special, max_position_embeddings]."""
@@ -365,217 +344,170 @@ class BertTokenizer:
                                   f"{self.max_position_embeddings}")
         return int(value)
 
-    # --- encoding -----------------------------------------------------------------------------------
+    # --- encoding: tokenizers truncates, adds the special tokens, pads and cuts windows -------------
 
-    def _encode_segments(self, batch_a: list, batch_b: list | None, plan: _Plan, pretokenized: bool = False,
-                         offsets: bool = False) -> tuple[list[_Segment], list[_Segment] | None, list[bool]]:
-        """Every segment's tokens (no special tokens), and whether item i was cut short.
+    def _configured_backend(self, plan: _Plan) -> Tokenizer:
+        """A copy of the tokenizer with this plan's truncation and padding, made once per setting."""
+        truncation = None if plan.strategy is None else (plan.limit, plan.stride, plan.strategy, plan.cut_side)
+        padding = None
+        if plan.padding != "do_not_pad" and self.pad_token_id is not None:
+            padding = (plan.pad_side, plan.pad_to, plan.pad_multiple)
+        key = (truncation, padding)
+        with self._lock:
+            if key not in self._configured:
+                tok = Tokenizer.from_str(self._tok.to_str())
+                if truncation is not None:
+                    tok.enable_truncation(plan.limit, stride=plan.stride, strategy=plan.strategy,
+                                          direction=plan.cut_side)
+                if padding is not None:
+                    tok.enable_padding(direction=plan.pad_side, pad_id=self.pad_token_id, pad_type_id=0,
+                                       pad_token=self._names["pad_token"], length=plan.pad_to,
+                                       pad_to_multiple_of=plan.pad_multiple)
+                self._configured[key] = tok
+            return self._configured[key]
 
-        Long texts are cut first (`_CharCap`), which changes nothing: every strategy keeps at most
-        `budget` tokens of a segment and only needs to know whether a segment has more than
-        `budget`, so a prefix with at least budget + 1 tokens is as good as the whole text.
-        Exceptions, where texts are tokenized whole: overflowing windows and left-side truncation
-        need every token; "longest_first" with an odd budget gives the extra token to the longer
-        segment, so when both segments of a pair are over budget and one was cut, that pair is
-        re-encoded whole (rare: two very long texts).
-        """
-        whole = pretokenized or plan.overflow or plan.cut_side == "left"
-        min_tokens = None if whole else plan.budget + 1
-        seg_a, cut = self._encode_capped(batch_a, min_tokens, pretokenized, offsets)
-        if batch_b is None:
-            return seg_a, None, cut
-        seg_b, cut_b = self._encode_capped(batch_b, min_tokens, pretokenized, offsets)
-        cut = [x or y for x, y in zip(cut, cut_b)]
-        if plan.strategy == "longest_first" and plan.budget % 2 == 1:
-            for i in range(len(seg_a)):
-                if cut[i] and len(seg_a[i].ids) > plan.budget and len(seg_b[i].ids) > plan.budget:
-                    seg_a[i] = self._encode_capped([batch_a[i]], None, pretokenized, offsets)[0][0]
-                    seg_b[i] = self._encode_capped([batch_b[i]], None, pretokenized, offsets)[0][0]
-                    cut[i] = False
-        return seg_a, seg_b, cut
-
-    def _encode_capped(self, texts: list, min_tokens: int | None, pretokenized: bool = False,
-                       offsets: bool = False) -> tuple[list[_Segment], list[bool]]:
-        """Encode texts without special tokens; returns the segments and which texts were cut short."""
-        cap = self._char_cap if (self._char_cap and min_tokens is not None) else None
-        cut_texts = [cap(t, min_tokens) for t in texts] if cap else texts
-        if offsets or pretokenized:  # encode_batch_fast computes no offsets
-            encodings = self._tok.encode_batch(cut_texts, is_pretokenized=pretokenized, add_special_tokens=False)
-        else:
-            encodings = self._tok.encode_batch_fast(cut_texts, add_special_tokens=False)
-        segments = [_Segment(e.ids, e.offsets if offsets else None) for e in encodings]
-        return segments, [len(c) < len(t) for c, t in zip(cut_texts, texts)]
-
-    # --- truncation -----------------------------------------------------------------------------------
-
-    def _fit_row(self, i: int, a: _Segment, b: _Segment | None, plan: _Plan, cut: bool = False) -> list[_Row]:
-        """Truncate item i's segments per the plan (or refuse), then add [CLS]/[SEP]: one row, or
-        several overlapping windows with return_overflowing_tokens.
-
-        `cut`: the texts were cut before tokenizing, so the lengths are lower bounds (for messages).
-        """
-        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
-        if n_a + n_b <= plan.budget:
-            return [self._row(a, b, plan)]
+    def _encode(self, batch_a: list, batch_b: list | None, plan: _Plan, pretokenized: bool = False,
+                offsets: bool = False) -> list[tuple[int, Encoding]]:
+        """(item index, encoding) per output row: one per item, or its windows (transformers' order)."""
+        a, cut = self._capped(batch_a, plan, pretokenized)
+        b, cut_b = (None, None) if batch_b is None else self._capped(batch_b, plan, pretokenized)
+        if b is not None:
+            for i in range(len(a)):
+                # longest_first with an odd budget gives the extra token to the longer FULL segment:
+                # when both were cut, only the whole texts say which one that is (rare: two very long texts)
+                if cut[i] and cut_b[i] and plan.strategy == "longest_first" and plan.budget % 2:
+                    a[i], b[i], cut[i], cut_b[i] = batch_a[i], batch_b[i], False, False
+            cut = [x or y for x, y in zip(cut, cut_b)]
+        if plan.overflow:
+            self._check_items(a, b, plan, pretokenized, cut)
+            if b is not None:  # tokenizers gives the windows of a pair's second text type ids 0
+                return self._pad(self._pair_windows(a, b, plan, pretokenized, offsets), plan)
+        backend = self._configured_backend(plan)
+        inputs = a if b is None else list(zip(a, b))
+        encode = backend.encode_batch if offsets or pretokenized else backend.encode_batch_fast  # fast: no offsets
+        try:
+            encodings = encode(inputs, is_pretokenized=pretokenized, add_special_tokens=plan.add_special)
+        except Exception:  # only_first / only_second that cannot fit: name the item
+            self._check_items(a, b, plan, pretokenized, cut)
+            raise
         if plan.strategy is None:
-            raise InputValueError(_too_long_message(i, n_a + n_b + plan.n_special, b is not None, plan, cut))
-        keep_a, keep_b = _truncated_lengths(i, n_a, n_b, b is not None, plan, cut)
-        if not plan.overflow:
-            b = None if b is None else b.keep(keep_b, plan.cut_side)
-            return [self._row(a.keep(keep_a, plan.cut_side), b, plan)]
-        if b is None or keep_b == n_b:   # the window slides over A (B, if any, stays whole)
-            return [self._row(a.window(s, e), b, plan) for s, e in _windows(n_a, keep_a, plan.stride, plan.cut_side, i)]
-        return [self._row(a, b.window(s, e), plan) for s, e in _windows(n_b, keep_b, plan.stride, plan.cut_side, i)]
+            for i, e in enumerate(encodings):
+                if sum(e.attention_mask) > plan.limit:
+                    raise InputValueError(_too_long_message(i, sum(e.attention_mask), b is not None, plan, cut[i]))
+        windows = (lambda enc: (enc, *enc.overflowing)) if plan.overflow else (lambda enc: (enc,))
+        return [(i, e) for i, enc in enumerate(encodings) for e in windows(enc)]
 
-    def _row(self, a: _Segment, b: _Segment | None, plan: _Plan) -> _Row:
-        """The post-processor's template around the segments (`_template`): BERT's [CLS] A [SEP] (B [SEP]),
-        RoBERTa's <s> A </s> (</s> B </s>): ids, type ids, special-token mask and offsets of one row."""
-        pieces = self._template.pair if b is not None else self._template.single
-        if not plan.add_special:
-            pieces = [p for p in pieces if p[0] in ("A", "B")]
-        ids, types, special, offsets = [], [], [], None if a.offsets is None else []
-        for piece, type_id in pieces:
-            segment = {"A": a, "B": b}.get(piece) if isinstance(piece, str) else None
-            n = 1 if segment is None else len(segment.ids)
-            ids += [piece] if segment is None else list(segment.ids)
-            types += [type_id] * n
-            special += [int(segment is None)] * n
-            if offsets is not None:
-                offsets += [(0, 0)] if segment is None else list(segment.offsets)
-        return _Row(ids, types, special, offsets)
+    def _capped(self, texts: list, plan: _Plan, pretokenized: bool) -> tuple[list, list[bool]]:
+        """Texts cut by the char cap where that cannot change the result, and which were cut.
+
+        Every strategy keeps at most `budget` tokens of a segment and only needs to know whether it
+        has more, so a prefix with at least budget + 1 tokens is as good as the whole text. Overflowing
+        windows and left-side truncation need every token: those texts stay whole."""
+        if pretokenized or plan.overflow or plan.cut_side == "left" or self._char_cap is None:
+            return list(texts), [False] * len(texts)
+        capped = [self._char_cap(t, plan.budget + 1) for t in texts]
+        return capped, [len(c) < len(t) for c, t in zip(capped, texts)]
+
+    def _check_items(self, a: list, b: list | None, plan: _Plan, pretokenized: bool, cut: list):
+        """Name the item before tokenizers fails the whole batch (only_first / only_second: the whole
+        other segment leaves no room) or panics (a window not longer than the stride)."""
+        def lengths(texts):
+            return [len(e.ids) for e in self._segments(texts, pretokenized, False)]
+        n_a, n_b = lengths(a), [0] * len(a) if b is None else lengths(b)
+        for i, (x, y) in enumerate(zip(n_a, n_b)):
+            if x + y <= plan.budget or plan.strategy is None:
+                continue
+            whole = {"only_first": y, "only_second": x}.get(plan.strategy, 0)  # the segment kept whole
+            if whole >= plan.budget:
+                kept, cut_one = ("text_pairs", "texts") if plan.strategy == "only_first" else ("texts", "text_pairs")
+                raise InputValueError(
+                    f"truncation={plan.strategy!r} cannot fit item {i} into {plan.limit_name}: {kept}[{i}] "
+                    f"({'at least ' if cut[i] else ''}{whole} tokens, kept whole) and {plan.n_special} special "
+                    f"tokens leave no room for {cut_one}[{i}]; use truncation='longest_first' or a larger max_length")
+            if plan.overflow and plan.stride >= plan.budget - whole:
+                raise InputValueError(f"stride={plan.stride} must be less than the {plan.budget - whole} tokens that "
+                                      f"fit in a window for item {i} (max_length minus the special tokens and any "
+                                      "whole segment)")
+
+    def _round_robin(self, batch_a: list, batch_b: list | None, plan: _Plan, pretokenized: bool = False,
+                     offsets: bool = False) -> list[Encoding]:
+        """TF Text's RoundRobinTrimmer (TF Hub's preprocessor), which tokenizers lacks: the segments
+        trimmed round robin, then the post-processor's special tokens, then padding as planned."""
+        def segments(texts):
+            return self._segments(self._capped(texts, plan, pretokenized)[0], pretokenized, offsets)
+        seg_a, seg_b = segments(batch_a), [None] * len(batch_a) if batch_b is None else segments(batch_b)
+        rows = []
+        for x, y in zip(seg_a, seg_b):
+            keep_a, keep_b = round_robin_lengths(len(x.ids), 0 if y is None else len(y.ids), plan.budget)
+            x.truncate(keep_a)
+            if y is not None:
+                y.truncate(keep_b)
+            rows.append(self._tok.post_process(x, y, add_special_tokens=plan.add_special))
+        return [row for _, row in self._pad(list(enumerate(rows)), plan)]
+
+    def _segments(self, texts: list, pretokenized: bool, offsets: bool) -> list[Encoding]:
+        """Each text's tokens without special tokens (nor truncation, nor padding)."""
+        encode = self._tok.encode_batch if offsets or pretokenized else self._tok.encode_batch_fast
+        return encode(texts, is_pretokenized=pretokenized, add_special_tokens=False)
+
+    def _pair_windows(self, a: list, b: list, plan: _Plan, pretokenized: bool, offsets: bool) -> list:
+        """return_overflowing_tokens for pairs (only_first / only_second): the windows of the cut
+        text (tokenizers' Encoding.truncate with the stride), each joined to the whole other text by
+        the post-processor; (item index, encoding) in transformers' order."""
+        rows, first = [], plan.strategy == "only_first"
+        seg_a, seg_b = self._segments(a, pretokenized, offsets), self._segments(b, pretokenized, offsets)
+        for i, (x, y) in enumerate(zip(seg_a, seg_b)):
+            cut, whole = (x, y) if first else (y, x)
+            cut.truncate(plan.budget - len(whole.ids), stride=plan.stride, direction=plan.cut_side)
+            for window in (cut, *cut.overflowing):
+                pair = (window, whole) if first else (whole, window)
+                rows.append((i, self._tok.post_process(*pair, add_special_tokens=plan.add_special)))
+        return rows
+
+    def _pad(self, rows: list[tuple[int, Encoding]], plan: _Plan) -> list[tuple[int, Encoding]]:
+        """Rows built outside a configured tokenizer, padded as planned (as `enable_padding` would)."""
+        if plan.padding != "do_not_pad" and self.pad_token_id is not None:
+            width = plan.pad_to or max(len(row.ids) for _, row in rows)
+            width = -(-width // plan.pad_multiple) * plan.pad_multiple if plan.pad_multiple else width
+            for _, row in rows:
+                row.pad(width, direction=plan.pad_side, pad_id=self.pad_token_id, pad_type_id=0,
+                        pad_token=self._names["pad_token"])
+        return rows
 
     # --- arrays ---------------------------------------------------------------------------------------
 
-    def _to_arrays(self, rows: list[_Row], plan: _Plan, dtype: type, keys: tuple[str, str, str],
+    def _to_arrays(self, rows: list[tuple[int, Encoding]], plan: _Plan, dtype: type, keys: tuple[str, str, str],
                    special_tokens_mask: bool = False, offsets: bool = False, length: bool = False) -> dict:
-        """Pad rows into [B, T] arrays: ids (pad id), mask (1 on tokens), type ids (pad 0), on plan.pad_side.
-        With padding off and rows of different lengths, each key holds a list of 1-D arrays instead."""
-        lengths = [len(r.ids) for r in rows]
-        columns = {keys[0]: [r.ids for r in rows], keys[1]: [[1] * n for n in lengths],
-                   keys[2]: [r.types for r in rows]}
-        if special_tokens_mask:
-            columns["special_tokens_mask"] = [r.special for r in rows]
-        if offsets:
-            columns["offset_mapping"] = [r.offsets for r in rows]
-        out = {}
-        if plan.padding == "do_not_pad" and len(set(lengths)) > 1:
-            out = {k: [np.array(v, dtype=dtype).reshape(len(v), *((2,) if k == "offset_mapping" else ())) for v in col]
-                   for k, col in columns.items()}
-        else:
-            width = plan.pad_to if plan.pad_to is not None else max(lengths)
-            if plan.pad_multiple and plan.padding != "do_not_pad":
+        """Encodings (padded by tokenizers) -> [B, T] arrays; rows of different lengths (padding off)
+        come back as lists of 1-D arrays instead, as transformers' lists."""
+        encodings = [e for _, e in rows]
+        lengths = [len(e.ids) for e in encodings]
+        if plan.padding != "do_not_pad" and self.pad_token_id is None:
+            width = plan.pad_to or max(lengths)
+            if plan.pad_multiple:
                 width = -(-width // plan.pad_multiple) * plan.pad_multiple
-            if width > min(lengths) and self.pad_token_id is None:
+            if width > min(lengths):
                 raise InputValueError(f"{self.source}: cannot pad, the vocabulary has no pad token "
                                       f"({self._names['pad_token']}); pass padding=False, or texts of one length")
-            fills = {keys[0]: self.pad_token_id or 0, keys[1]: 0, keys[2]: 0, "special_tokens_mask": 1,
-                     "offset_mapping": (0, 0)}
-            for key, col in columns.items():
-                shape = (len(rows), width, 2) if key == "offset_mapping" else (len(rows), width)
-                arr = np.empty(shape, dtype=dtype)
-                arr[...] = fills[key]
-                for r, values in enumerate(col):
-                    where = slice(width - len(values), width) if plan.pad_side == "left" else slice(0, len(values))
-                    if values:
-                        arr[r, where] = values
-                out[key] = arr
-            lengths = [width] * len(rows)  # transformers reports the padded length
+        columns = {keys[0]: [e.ids for e in encodings], keys[1]: [e.attention_mask for e in encodings],
+                   keys[2]: [e.type_ids for e in encodings]}
+        if special_tokens_mask:
+            columns["special_tokens_mask"] = [e.special_tokens_mask for e in encodings]
+        if offsets:
+            columns["offset_mapping"] = [e.offsets for e in encodings]
+        pairs = {"offset_mapping": (2,)}  # offsets are (start, end) per token
+        if len(set(lengths)) > 1:  # padding off
+            out = {k: [np.array(v, dtype=dtype).reshape(len(v), *pairs.get(k, ())) for v in column]
+                   for k, column in columns.items()}
+        else:
+            out = {k: np.array(column, dtype=dtype).reshape(len(rows), lengths[0], *pairs.get(k, ()))
+                   for k, column in columns.items()}
         if length:
-            out["length"] = np.array(lengths, dtype=dtype)
+            out["length"] = np.array(lengths, dtype=dtype)  # transformers reports the padded length
         return out
 
 
-@dataclass(frozen=True)
-class _Segment:
-    """One text's tokens without special tokens: ids and (when asked) character offsets."""
-    ids: list
-    offsets: list | None = None
-
-    def window(self, start: int, stop: int) -> "_Segment":
-        return _Segment(self.ids[start:stop], None if self.offsets is None else self.offsets[start:stop])
-
-    def keep(self, n: int, side: str) -> "_Segment":
-        """The first n tokens (truncation_side right) or the last n (left)."""
-        return self.window(0, n) if side == "right" else self.window(len(self.ids) - n, len(self.ids))
-
-
-@dataclass(frozen=True)
-class _Row:
-    ids: list
-    types: list
-    special: list
-    offsets: list | None
-
-
-def _windows(n: int, size: int, stride: int, side: str, i: int) -> list[tuple[int, int]]:
-    """tokenizers' Encoding.truncate with stride: windows of `size` tokens, each starting size - stride
-    after the previous one, from the right end when side is "left"; the last window reaches the end."""
-    if stride >= size:
-        raise InputValueError(f"stride={stride} must be less than the {size} tokens that fit in a window "
-                              f"for item {i} (max_length minus the special tokens and any whole segment)")
-    step, spans = size - stride, []
-    if side == "right":
-        for start in range(0, n, step):
-            spans.append((start, min(start + size, n)))
-            if spans[-1][1] == n:
-                break
-    else:
-        for stop in range(n, 0, -step):
-            spans.append((max(stop - size, 0), stop))
-            if spans[-1][0] == 0:
-                break
-    return spans
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputValueError(f"{name}={value!r}: expected a positive int")
-    return int(value)
-
-
-# --- truncation strategies (pure functions on segment lengths) -----------------------------------------
-
-def _truncated_lengths(i: int, n_a: int, n_b: int, pair: bool, plan: _Plan, cut: bool) -> tuple[int, int]:
-    """How many tokens of segment A and B to keep when n_a + n_b > plan.budget (as tokenizers does)."""
-    budget, strategy = plan.budget, plan.strategy
-    if budget == 0:                         # tokenizers' special case: everything goes
-        return 0, 0
-    if strategy == "round_robin":
-        return round_robin_lengths(n_a, n_b, budget)
-    if not pair:                            # longest_first / only_first on a single text
-        return budget, 0
-    if strategy == "longest_first":
-        return longest_first_lengths(n_a, n_b, budget)
-    # only_first / only_second: the other segment stays whole, the target must keep >= 1 token,
-    # so this fails exactly when the other segment alone fills the budget.
-    to_remove = n_a + n_b - budget
-    n_target = n_a if strategy == "only_first" else n_b
-    if n_target <= to_remove:
-        target, other = ("texts", "text_pairs") if strategy == "only_first" else ("text_pairs", "texts")
-        n_other = n_b if strategy == "only_first" else n_a
-        raise InputValueError(
-            f"truncation={strategy!r} cannot fit item {i} into {plan.limit_name}: {other}[{i}] "
-            f"({'at least ' if cut else ''}{n_other} tokens, kept whole) and {plan.n_special} special tokens "
-            f"leave no room for {target}[{i}]; use truncation='longest_first' or a larger max_length")
-    return (n_a - to_remove, n_b) if strategy == "only_first" else (n_a, n_b - to_remove)
-
-
-def longest_first_lengths(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
-    """tokenizers' LongestFirst for a pair (tokenizers/src/utils/truncation.rs).
-
-    With s the shorter and l the longer length: keep s whole and cut l to budget - s when s fits in
-    half the budget; otherwise s gets budget // 2 and l the rest (the odd token goes to the
-    longer segment, to B on a tie).
-    """
-    if n_a + n_b <= budget:
-        return n_a, n_b
-    swap = n_a > n_b
-    short, long_ = (n_b, n_a) if swap else (n_a, n_b)
-    long_ = short if short > budget else max(short, budget - short)
-    if short + long_ > budget:
-        short, long_ = budget // 2, budget // 2 + budget % 2
-    return (long_, short) if swap else (short, long_)
-
+# --- truncation that tokenizers lacks, and messages ---------------------------------------------------
 
 def round_robin_lengths(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
     """TF Text RoundRobinTrimmer: hand out the budget one token at a time to A, B, A, B, ...
@@ -601,200 +533,3 @@ def _too_long_message(i: int, n_tokens: int, pair: bool, plan: _Plan, cut: bool)
     return f"{what} has {length} tokens with [CLS]/[SEP], more than {plan.limit_name}; {fix}"
 
 
-# --- the character cap ------------------------------------------------------------------------------
-
-class _CharCap:
-    """Cut a long text to a prefix whose tokens are the text's first >= min_tokens tokens.
-
-    Rule: "boundary" characters are ' ', \\t, \\n, \\r, ASCII punctuation, and CJK ideographs when the
-    normalizer handles Chinese characters, minus any character that occurs in an added (special)
-    token. Scan units (a boundary character alone, or a run between boundaries) that hold a sure
-    character (`_SURE_CHARS`); after min_tokens of them, cut right before the next boundary.
-    Why the tokens are unchanged:
-      * Every boundary ends a word in the full text too: BertPreTokenizer splits at whitespace and
-        isolates every ASCII punctuation character, the normalizer pads CJK ideographs with spaces,
-        and no special token can span the cut. Normalization is per character (lowercasing is not
-        context-sensitive, NFD does not reorder across a base character, deletions are local), so
-        every word before the cut is normalized and split exactly as in the full text.
-      * Every counted unit yields >= 1 token: its sure character survives normalization, so the unit
-        holds a non-empty word or a special token, and WordPiece gives every word >= 1 id ([UNK] at
-        worst). Units are counted, not characters: a 150-character word is one [UNK].
-    Only the boundary set matters for correctness of the cut; \\x85 and \\x0b are NOT boundaries
-    (clean_text deletes them, so "a\\x85b" is one word), although Python's str.isspace() says so.
-    A text with fewer counted units (e.g. emoji or Thai without spaces) is kept whole: correct,
-    just slower.
-    """
-
-    def __init__(self, boundary_chars: str):
-        self._boundary = re.compile(f"[{boundary_chars}]")
-        self._sure = re.compile(f"[{_SURE_CHARS}]")
-
-    @classmethod
-    def for_tokenizer(cls, tokenizer: Tokenizer) -> "_CharCap | None":
-        """The cap for BERT's pipeline (WordPiece, BertPreTokenizer, BertNormalizer or none); else None."""
-        normalizer = tokenizer.normalizer
-        if not (isinstance(tokenizer.model, WordPiece)
-                and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer)
-                and (normalizer is None or isinstance(normalizer, normalizers.BertNormalizer))):
-            return None
-        in_added = set("".join(t.content for t in tokenizer.get_added_tokens_decoder().values()))
-        boundary = "".join(re.escape(c) for c in " \t\n\r" + _ASCII_PUNCT if c not in in_added)
-        if normalizer is not None and normalizer.handle_chinese_chars \
-                and not any(0x4E00 <= ord(c) <= 0x9FA5 for c in in_added):
-            boundary += _CJK
-        return cls(boundary)
-
-    def __call__(self, text: str, min_tokens: int) -> str:
-        if len(text) < _CAP_SCAN_MIN_CHARS:
-            return text
-        pos = 0
-        for _ in range(min_tokens):
-            sure = self._sure.search(text, pos)
-            if sure is None:
-                return text
-            end = self._boundary.search(text, sure.end())     # the unit ends before the next boundary
-            if end is None:
-                return text
-            pos = end.start()
-        return text[:pos]
-
-
-# --- input validation -------------------------------------------------------------------------------
-
-def _as_text_list(value: Any, name: str, split_into_words: bool = False) -> list:
-    """texts / text_pairs as a list of plain str (or, split into words, of lists of str); a bad item
-    is named by index before tokenizers sees it."""
-    if split_into_words:
-        return _as_word_lists(value, name)
-    if isinstance(value, str):
-        items = [value]
-    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
-        items = list(value)
-    else:
-        shape = f" of shape {value.shape}" if isinstance(value, np.ndarray) else ""
-        raise InputTypeError(f"{name} must be a str or a list of str, got {type(value).__name__}{shape}")
-    if not items:
-        raise InputValueError(f"{name} is empty; pass at least one text")
-    return [check_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
-
-
-def _as_word_lists(value: Any, name: str) -> list[list[str]]:
-    """is_split_into_words: one text is a list of words, a batch is a list of such lists."""
-    if not isinstance(value, (list, tuple)) or not value:
-        raise InputTypeError(f"{name} with is_split_into_words=True must be a non-empty list of words "
-                             f"(or a list of such lists), got {type(value).__name__}")
-    batch = [value] if all(isinstance(w, str) for w in value) else list(value)
-    for i, words in enumerate(batch):
-        if not isinstance(words, (list, tuple)):
-            raise InputTypeError(f"{name}[{i}] is {type(words).__name__}; with is_split_into_words=True each "
-                                 "text is a list of words")
-        for j, word in enumerate(words):
-            check_text(word, f"{name}[{i}][{j}]")
-    return [list(words) for words in batch]
-
-
-# --- loading helpers --------------------------------------------------------------------------------
-
-def _read_json(path: Path) -> dict:
-    """A JSON object from path, or {} when the file is absent."""
-    return read_json_object(path, path.name, absent={})
-
-
-def _read_tokenizer_config(model_dir: Path) -> dict:
-    return _read_json(model_dir / "tokenizer_config.json")
-
-
-def _token_content(value: Any) -> str | None:
-    """A special token from a config: a plain string or an AddedToken dict {"content": ...}."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
-
-
-def _special_token_names(model_dir: Path, config: dict) -> dict[str, str]:
-    """Special token strings: defaults, then special_tokens_map.json, then tokenizer_config.json."""
-    names = dict(DEFAULT_SPECIAL_TOKENS)
-    for source in (_read_json(model_dir / "special_tokens_map.json"), config):
-        for key in DEFAULT_SPECIAL_TOKENS:
-            content = _token_content(source.get(key))
-            if content:
-                names[key] = content
-    return names
-
-
-def _special_token_ids(tokenizer: Tokenizer, names: dict[str, str], source: str) -> dict[str, int]:
-    """Ids of the special tokens; a required one missing from the vocabulary is a ConfigError."""
-    ids = {}
-    for key, token in names.items():
-        token_id = tokenizer.token_to_id(token)
-        if token_id is None and key in REQUIRED_SPECIAL_TOKENS:
-            raise ConfigError(f"the vocabulary of {source} has no {token} token ({key}); BERT needs it")
-        if token_id is not None:
-            ids[key] = token_id
-    return ids
-
-
-def _config_flag(config: dict, key: str, default: bool | None) -> bool | None:
-    value = config.get(key, default)
-    if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"tokenizer_config.json: {key} must be true/false/null, got {value!r}")
-    return value
-
-
-def _wordpiece_from_vocab(vocab_txt: Path, config: dict, special: dict[str, str]) -> Tokenizer:
-    """BERT's pipeline (as transformers builds it) from vocab.txt and tokenizer_config.json."""
-    lowercase = _config_flag(config, "do_lower_case", True)
-    try:
-        model = WordPiece.from_file(str(vocab_txt), unk_token=special["unk_token"], max_input_chars_per_word=100)
-    except Exception as exc:
-        raise ConfigError(f"cannot read {vocab_txt}: {exc}") from exc
-    tokenizer = Tokenizer(model)
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True,
-        handle_chinese_chars=_config_flag(config, "tokenize_chinese_chars", True),
-        strip_accents=_config_flag(config, "strip_accents", None),   # None: follow lowercase
-        lowercase=lowercase,
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
-    present = [t for t in special.values() if tokenizer.token_to_id(t) is not None]
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in present])
-    cls_token, sep_token = special["cls_token"], special["sep_token"]
-    if cls_token in present and sep_token in present:
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{cls_token}:0 $A:0 {sep_token}:0",
-            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
-            special_tokens=[(cls_token, tokenizer.token_to_id(cls_token)),
-                            (sep_token, tokenizer.token_to_id(sep_token))])
-    return tokenizer
-
-
-@dataclass(frozen=True)
-class _Template:
-    """Where the special tokens go, as the tokenizer's post-processor builds a row: pieces
-    ("A" or "B", type id) for a segment and (token id, type id) for a special token. BERT:
-    [CLS] A [SEP] / [CLS] A [SEP] B [SEP], types 0.. 1..; RoBERTa / XLM-R: <s> A </s> /
-    <s> A </s> </s> B </s>, types all 0 (tokenizer.json's RobertaProcessing or TemplateProcessing)."""
-    single: tuple
-    pair: tuple
-
-    def n_special(self, pair: bool) -> int:
-        return sum(not isinstance(p, str) for p, _ in (self.pair if pair else self.single))
-
-
-def _template(tokenizer: Tokenizer, ids: dict[str, int]) -> _Template:
-    """The row template of the file's own post-processor (read off by encoding "a" and ("a", "b")),
-    or BERT's [CLS]/[SEP] template when it has none."""
-    if tokenizer.post_processor is None:
-        cls, sep = ids["cls_token"], ids["sep_token"]
-        return _Template(((cls, 0), ("A", 0), (sep, 0)), ((cls, 0), ("A", 0), (sep, 0), ("B", 1), (sep, 1)))
-    return _Template(_pieces(tokenizer.encode("a")), _pieces(tokenizer.encode("a", "b")))
-
-
-def _pieces(encoding) -> tuple:
-    pieces = []
-    for token_id, type_id, sequence in zip(encoding.ids, encoding.type_ids, encoding.sequence_ids):
-        piece = (token_id, type_id) if sequence is None else ("AB"[sequence], type_id)
-        if sequence is None or not pieces or pieces[-1] != piece:
-            pieces.append(piece)
-    return tuple(pieces)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import numpybert
-from numpybert.apps.encode import quantize_embeddings
+from numpybert.apps.pooling import quantize_embeddings
 from numpybert.audit import TOLERANCES
 from numpybert.errors import (ConfigError, InputTypeError, InputValueError,
                               WeightsNotFoundError)
@@ -304,6 +304,21 @@ def test_similarity_matches(minilm, st_model):
             st_model.similarity_fn_name = "cosine"
     with pytest.raises(InputValueError, match="similarity_fn_name"):
         model.similarity_fn_name = "jaccard"
+
+
+@pytest.mark.parametrize("name", ["cosine", "dot", "euclidean", "manhattan"])
+def test_similarity_of_mismatched_widths_is_one_line_naming_both_shapes(minilm_dir, name):
+    """sentence-transformers (torch) and NumPy both raise a raw shape error here; numpybert names the shapes."""
+    model = numpybert.load(minilm_dir)
+    model.similarity_fn_name = name
+    a, b = np.ones((2, 384), np.float32), np.ones((3, 128), np.float32)
+    for call in (model.similarity, model.similarity_pairwise):
+        with pytest.raises(InputValueError) as info:
+            call(a, b)
+        message = str(info.value)
+        assert "(2, 384)" in message and "(3, 128)" in message and "\n" not in message, message
+    with pytest.raises(InputValueError, match=r"\(1, 384\).*\(1, 383\)"):
+        model.similarity(np.ones(384), np.ones(383))  # 1-D vectors count as one row
 
 
 def test_dimension_and_max_seq_length(minilm, st_model):

@@ -1,4 +1,4 @@
-"""`numpybert embed` (numpybert/corpus.py): rows are the embeddings of the input's lines, bad
+"""`numpybert embed` (numpybert/apps/corpus.py): rows are the embeddings of the input's lines, bad
 lines are never silent, OUT is never lost or clobbered, and a run killed anywhere resumes into a
 file byte-identical to an uninterrupted run.
 

@@ -3,7 +3,7 @@
 spreads a file over a cluster. The cluster is a LocalCluster of 2 single-threaded worker
 processes on loopback (the `dask` extra: pip install 'numpybert[dask]').
 
-Partitions of whole windows (encode.WINDOW texts) are batched exactly as the single-process run
+Partitions of whole windows (apps/batching.py WINDOW texts) are batched exactly as the single-process run
 batches them, so the only difference left is the BLAS thread count: Dask's nanny starts workers
 with OPENBLAS_NUM_THREADS=1 while this process uses 2, and OpenBLAS splits a GEMM's work
 differently, which moves the last bits. Measured between 1 and 2 threads: max abs 7.2e-7 on the
@@ -20,7 +20,7 @@ import pytest
 
 import numpybert
 from numpybert import cli
-from numpybert.apps.encode import WINDOW
+from numpybert.apps.batching import WINDOW
 
 from helpers import random_sentences, require_minilm, ROOT
 

@@ -1,4 +1,4 @@
-"""Sentence embeddings (numpybert/encode.py): parity with sentence-transformers, the pooling
+"""Sentence embeddings (numpybert/apps/encode.py): parity with sentence-transformers, the pooling
 math, the settings read from a sentence-transformers directory, and batching that never
 changes the answer.
 
@@ -18,8 +18,9 @@ import pytest
 
 import numpybert
 from numpybert.loading.checkpoint import read_safetensors
-from numpybert.apps.encode import (embed_texts, encode, encode_settings, l2_normalize, pool,
-                              read_settings)
+from numpybert.apps.batching import embed_texts
+from numpybert.apps.pooling import l2_normalize, pool
+from numpybert.apps.st_config import encode_settings, read_settings
 from numpybert.errors import ConfigError, InputTypeError, InputValueError, MissingWeightsError
 
 from helpers import GOLDEN, make_text_model, require_minilm, ROOT
@@ -135,11 +136,11 @@ def test_unsupported_sentence_transformers_setups_are_refused(tmp_path, st, mess
 
 def test_overrides_are_checked(tiny):
     with pytest.raises(InputValueError, match="pooling='median'"):
-        encode(tiny, ["a"], pooling="median")
+        tiny.encode(["a"], pooling="median")
     with pytest.raises(InputValueError, match="max_seq_length=65"):
-        encode(tiny, ["a"], max_seq_length=65)
+        tiny.encode(["a"], max_seq_length=65)
     with pytest.raises(InputValueError, match="batch_size=0"):
-        encode(tiny, ["a"], batch_size=0)
+        tiny.encode(["a"], batch_size=0)
 
 
 # ----------------------------------------------------------------------------- encode
@@ -155,58 +156,58 @@ def _alone(model, text, mode="mean", max_length=None):
 
 def test_results_come_back_in_input_order(tiny):
     """Batches are sorted by length inside; each row must still be its own text's embedding."""
-    got = encode(tiny, TEXTS, batch_size=3)
+    got = tiny.encode(TEXTS, batch_size=3)
     expect = np.stack([_alone(tiny, t) for t in TEXTS])
     np.testing.assert_allclose(got, expect, rtol=0, atol=1e-5)  # alone vs padded batch (docstring)
 
 
 @pytest.mark.parametrize("mode", ["cls", "max", "pooler"])
 def test_each_pooling_mode_in_encode(tiny, mode):
-    got = encode(tiny, TEXTS, pooling=mode, batch_size=4)
+    got = tiny.encode(TEXTS, pooling=mode, batch_size=4)
     np.testing.assert_allclose(got, np.stack([_alone(tiny, t, mode) for t in TEXTS]), rtol=0, atol=1e-5)
 
 
 def test_pooler_mode_refused_without_a_pooler(tmp_path):
     model = numpybert.load(make_text_model(tmp_path / "m", "tiny-no-pooler"))
     with pytest.raises(MissingWeightsError, match="no pooler"):
-        encode(model, ["a"], pooling="pooler")
+        model.encode(["a"], pooling="pooler")
 
 
 def test_normalize_and_concatenated_modes(tiny):
-    raw = encode(tiny, TEXTS, pooling=("cls", "mean"))
+    raw = tiny.encode(TEXTS, pooling=("cls", "mean"))
     assert raw.shape == (len(TEXTS), 2 * 32)
-    np.testing.assert_array_equal(raw[:, :32], encode(tiny, TEXTS, pooling="cls"))
-    normalized = encode(tiny, TEXTS, normalize_embeddings=True)
+    np.testing.assert_array_equal(raw[:, :32], tiny.encode(TEXTS, pooling="cls"))
+    normalized = tiny.encode(TEXTS, normalize_embeddings=True)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(normalized, l2_normalize(encode(tiny, TEXTS)), atol=1e-7)
+    np.testing.assert_allclose(normalized, l2_normalize(tiny.encode(TEXTS)), atol=1e-7)
 
 
 def test_truncation_at_max_seq_length(tiny):
     long_text = TEXTS[5]
-    got = encode(tiny, [long_text], max_seq_length=6)
+    got = tiny.encode([long_text], max_seq_length=6)
     np.testing.assert_allclose(got[0], _alone(tiny, long_text, max_length=6), rtol=0, atol=1e-5)
-    assert not np.allclose(got, encode(tiny, [long_text]), atol=1e-3)  # the cut mattered
+    assert not np.allclose(got, tiny.encode([long_text]), atol=1e-3)  # the cut mattered
 
 
 def test_sentence_transformers_do_lower_case(tmp_path):
     d = make_text_model(tmp_path / "m", sentence_transformers={"do_lower_case": True})
     (d / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))  # a cased tokenizer
     model = numpybert.load(d)
-    np.testing.assert_array_equal(encode(model, ["The DOG"]), encode(model, ["the dog"]))
+    np.testing.assert_array_equal(model.encode(["The DOG"]), model.encode(["the dog"]))
 
 
 def test_shapes_single_text_and_empty_list(tiny):
-    assert encode(tiny, "a dog").shape == (32,)
-    np.testing.assert_array_equal(encode(tiny, "a dog"), encode(tiny, ["a dog"])[0])
-    empty = encode(tiny, [])
+    assert tiny.encode("a dog").shape == (32,)
+    np.testing.assert_array_equal(tiny.encode("a dog"), tiny.encode(["a dog"])[0])
+    empty = tiny.encode([])
     assert empty.shape == (0, 32) and empty.dtype == np.float32
 
 
 def test_bad_items_are_named_by_index(tiny):
     with pytest.raises(InputTypeError, match=r"sentences\[2\] is None"):
-        encode(tiny, ["a", "b", None])
+        tiny.encode(["a", "b", None])
     with pytest.raises(InputValueError, match=r"sentences\[1\] has a lone surrogate"):
-        encode(tiny, ["a", "b\ud800"])
+        tiny.encode(["a", "b\ud800"])
 
 
 def test_window_boundaries_give_bit_identical_results(tiny):
@@ -214,15 +215,15 @@ def test_window_boundaries_give_bit_identical_results(tiny):
     corpus runner and Dask partitions do) is bit-for-bit one call."""
     texts = TEXTS * 7  # 70 texts
     whole = embed_texts(tiny, texts, encode_settings(tiny.model_dir, tiny.config), batch_size=4, window=16)
-    parts = [encode(tiny, texts[i:i + 16], batch_size=4, window=16) for i in range(0, len(texts), 16)]
+    parts = [tiny.encode(texts[i:i + 16], batch_size=4, window=16) for i in range(0, len(texts), 16)]
     np.testing.assert_array_equal(whole, np.concatenate(parts))
 
 
 def test_float64_model_encodes_in_float64(tiny_dir):
     model = numpybert.load(tiny_dir, dtype="float64")
-    got = encode(model, TEXTS)
+    got = model.encode(TEXTS)
     assert got.dtype == np.float64
-    np.testing.assert_allclose(got, encode(numpybert.load(tiny_dir), TEXTS), atol=1e-5)
+    np.testing.assert_allclose(got, numpybert.load(tiny_dir).encode(TEXTS), atol=1e-5)
 
 
 def test_progress_bar_on_stderr(tiny, capsys):
@@ -231,15 +232,15 @@ def test_progress_bar_on_stderr(tiny, capsys):
         import tqdm  # noqa: F401
     except ImportError:
         with pytest.raises(ConfigError, match="pip install 'numpybert\\[cli\\]'"):
-            encode(tiny, TEXTS, show_progress_bar=True)
+            tiny.encode(TEXTS, show_progress_bar=True)
         return
-    encode(tiny, TEXTS, show_progress_bar=True)
+    tiny.encode(TEXTS, show_progress_bar=True)
     err = capsys.readouterr().err
     assert f"{len(TEXTS)}/{len(TEXTS)}" in err and "text/s" in err
 
 
 def test_max_batch_tokens_caps_each_batch():
-    from numpybert.apps.encode import length_sorted_batches
+    from numpybert.apps.batching import length_sorted_batches
     batches = length_sorted_batches([10, 300, 5, 200, 150], batch_size=32, max_batch_tokens=400)
     assert [list(b) for b in batches] == [[1], [3, 4], [0, 2]]  # 300 alone; 2 × 200 ≤ 400; then 40 × 10
     assert [list(b) for b in length_sorted_batches([10, 300], 32, 100)] == [[1], [0]]  # too long: alone

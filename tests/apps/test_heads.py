@@ -1,4 +1,4 @@
-"""Task heads (numpybert/heads.py): parity with transformers' BertForPreTraining and
+"""Task heads (numpybert/apps/heads.py): parity with transformers' BertForPreTraining and
 BertForSequenceClassification on the committed goldens, clear refusals, and the text-level
 answers (fill-mask, next sentence, classify) and their commands.
 

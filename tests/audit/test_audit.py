@@ -1,4 +1,4 @@
-"""The parity audit (`numpybert audit`, numpybert/audit.py): the first-divergence finder, the
+"""The parity audit (`numpybert audit`, numpybert/audit/compare.py): the first-divergence finder, the
 error statistics, the JSON report, the exit codes, the fp64 oracle and the convention switches.
 
 Everything here runs against golden files or synthetic dicts: no torch. The live mode

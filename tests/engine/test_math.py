@@ -1,4 +1,4 @@
-"""The building blocks of numpybert/model.py against their textbook formulas.
+"""The building blocks of numpybert/engine/model.py against their textbook formulas.
 
 Expectations are computed independently: math.erf in float64 per element, and the plain
 one-line formulas in float64. Every function must keep float32 in float32 and float64 in

@@ -23,7 +23,7 @@ from numpybert.errors import ConfigError, MissingWeightsError
 from numpybert.teach import explain as explain_module
 from numpybert.teach.explain import (NEARLY_LINEAR, SATURATION, TRANSFORMERS_POOLER, cosine, explain,
                                      reference_pooler_source)
-from numpybert.apps.encode import read_settings, sentence_transformers_pooling
+from numpybert.apps.st_config import read_settings, sentence_transformers_pooling
 
 PAIR = ("How old are you?", "I am six years old.")
 NSP_TRAINED = CHECKPOINTS / "tiny-nsp-trained"  # scripts/make_nsp_trained_bert.py
@@ -221,7 +221,7 @@ def test_transformers_does_report_the_pooler_it_makes_up():
 
 
 def test_sentence_transformers_pooling_is_read_from_the_model_dir(minilm_dir, tmp_path):
-    """One reader (apps.encode), encode's mode names: explain names the pooling encode computes."""
+    """One reader (apps.st_config), encode's mode names: explain names the pooling encode computes."""
     assert sentence_transformers_pooling(minilm_dir) == ("mean",) == read_settings(minilm_dir, 512).pooling
     assert sentence_transformers_pooling(tmp_path) is None
     (tmp_path / "modules.json").write_text(json.dumps([

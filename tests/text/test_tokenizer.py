@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
+import numpybert.text.char_cap as capmod
 import numpybert.text.tokenizer as tokmod
 from numpybert.errors import (ConfigError, InputTypeError, InputValueError, NumpybertError,
                               WeightsNotFoundError)
-from numpybert.text.tokenizer import BertTokenizer, longest_first_lengths, round_robin_lengths
+from numpybert.text.tokenizer import BertTokenizer, round_robin_lengths
 
 from helpers import ROOT
 
@@ -106,12 +107,12 @@ def _encode_case(tokenizer: BertTokenizer, case: dict) -> dict[str, np.ndarray]:
 @contextmanager
 def char_cap(enabled: bool):
     """Force the char cap on for every text (scan threshold 0), or off entirely."""
-    old = tokmod._CAP_SCAN_MIN_CHARS
-    tokmod._CAP_SCAN_MIN_CHARS = 0 if enabled else 10**18
+    old = capmod._CAP_SCAN_MIN_CHARS
+    capmod._CAP_SCAN_MIN_CHARS = 0 if enabled else 10**18
     try:
         yield
     finally:
-        tokmod._CAP_SCAN_MIN_CHARS = old
+        capmod._CAP_SCAN_MIN_CHARS = old
 
 
 def _outcome(fn):
@@ -214,21 +215,23 @@ def test_missing_dir_and_missing_files(tmp_path):
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_the_files_own_post_processor_places_the_special_tokens(tok_dir, tmp_path):
-    """Another template in tokenizer.json (here [CLS] A / [CLS] A B) is followed, as transformers
-    follows it (RoBERTa's <s> A </s></s> B </s> is tests/test_family_text.py)."""
+def test_the_files_post_processor_makes_the_template(tok_dir, tmp_path):
+    """Special tokens and pair layout come from tokenizer.json's post-processor (as transformers' fast
+    tokenizers do), so other templates (RoBERTa's <s> A </s></s> B </s>) need no code here; the
+    truncation budget counts what that template adds."""
     from tokenizers import processors
     t = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
     t.post_processor = processors.TemplateProcessing(single="[CLS] $A", pair="[CLS] $A $B:1",
                                                      special_tokens=[("[CLS]", 101)])
     t.save(str(tmp_path / "tokenizer.json"))
     tok = BertTokenizer.from_dir(tmp_path, MAX_POS)
-    out = tok(["hello world"], ["the cat"], padding=False)
     t.no_padding()
     t.no_truncation()
-    expected = t.encode("hello world", "the cat")
-    assert out["input_ids"][0].tolist() == expected.ids and out["token_type_ids"][0].tolist() == expected.type_ids
-    assert tok("hello world")["input_ids"][0].tolist() == t.encode("hello world").ids
+    out = tok("hello world", "a b c")
+    assert out["input_ids"][0].tolist() == t.encode("hello world", "a b c").ids
+    assert out["token_type_ids"][0].tolist() == [0, 0, 0, 1, 1, 1]
+    cut = tok("hello world", "a b c", max_length=4)["input_ids"][0]  # 1 special token: 3 text tokens kept
+    assert len(cut) == 4 and cut[0] == 101
 
 
 def test_bad_tokenizer_config_is_config_error(tok_dir, tmp_path):
@@ -394,12 +397,14 @@ def test_round_robin_lengths_match_the_loop(n_a, n_b, budget):
     assert got == want
 
 
-def test_longest_first_lengths_tokenizers_table():
-    """The table of tokenizers' own unit test (budget 7, lengths 0/2/4/8)."""
+def test_longest_first_lengths_tokenizers_table(tok):
+    """The table of tokenizers' own unit test (budget 7 = max_length 10 minus 3 special tokens, lengths
+    0/2/4/8, one token per word): what the call keeps of each segment."""
     table = {(0, 8): (0, 7), (2, 8): (2, 5), (4, 4): (3, 4), (4, 8): (3, 4), (8, 0): (7, 0),
              (8, 2): (5, 2), (8, 4): (4, 3), (8, 8): (3, 4), (2, 4): (2, 4)}
     for (n_a, n_b), want in table.items():
-        assert longest_first_lengths(n_a, n_b, 7) == want, (n_a, n_b)
+        types = tok(" ".join(["a"] * n_a), " ".join(["b"] * n_b), max_length=10)["token_type_ids"][0].tolist()
+        assert (types.count(0) - 2, types.count(1) - 1) == want, (n_a, n_b)
 
 
 def test_tfhub_keys_dtypes_fixed_length(tok):
@@ -628,3 +633,31 @@ def test_char_cap_without_max_length(small_tok, a, b):
     with char_cap(False):
         full = _outcome(lambda: small(a, b))
     assert capped == full
+
+
+def test_threads_with_different_settings_share_one_tokenizer(tok):
+    """Truncation and padding live in a configured copy per setting (a tokenizers.Tokenizer holds them as
+    shared state): concurrent calls with different settings each get their own answer, and the
+    wrapped tokenizer itself is never changed."""
+    import threading
+    texts = [" ".join(["word"] * n) for n in range(1, 40)]
+    settings = [dict(max_length=8), dict(max_length=20, padding="max_length"), dict(max_length=12,
+                truncation_side="left"), dict(padding=False, max_length=30)]
+    want = [tok(texts, **kw) for kw in settings]
+    errors = []
+
+    def as_lists(value):  # an array, or a list of 1-D arrays (padding=False)
+        return [np.asarray(row).tolist() for row in value]
+
+    def run(k):
+        for _ in range(20):
+            got = tok(texts, **settings[k])
+            if any(as_lists(got[key]) != as_lists(want[k][key]) for key in want[k]):
+                errors.append(k)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(settings))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert tok.backend.truncation is None and tok.backend.padding is None

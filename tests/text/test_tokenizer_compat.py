@@ -210,6 +210,22 @@ def test_transformers_refuses_padding_without_pad_token_too(no_pad_dir):
         theirs(["Hello world", "a much longer second text"], padding=True)
 
 
+def test_encode_of_a_long_text_without_max_length_returns_every_id_with_a_warning(ours, theirs):
+    """transformers' encode(text) without max_length returns every id and warns (the model would
+    fail on it later); the tokenizer call itself keeps numpybert's error (README's differences)."""
+    text = " ".join(["word"] * 600)
+    want = theirs.encode(text)
+    assert len(want) == 602
+    with pytest.warns(UserWarning, match=r"602 > 512"):
+        got = ours.encode(text)
+    assert got == want
+    with pytest.warns(UserWarning, match=r"604 > 512"):
+        assert ours.encode(text, "word") == theirs.encode(text, "word")
+    assert ours.encode(text, max_length=10) == theirs.encode(text, max_length=10, truncation=True)
+    with pytest.raises(InputValueError, match="602 tokens"):
+        ours(text)
+
+
 def test_model_tokenize_passes_options(minilm):
     out = minilm.tokenize(["a b c", "d"], padding="max_length", max_length=8, return_special_tokens_mask=True,
                           return_tensors="np")

@@ -21,7 +21,7 @@ Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) ->
 a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
 A bare str is refused (iterating it would embed every character): pass [text].
 The model directory must exist at the same path on every worker. Partitions of `window` texts
-(4096, encode.WINDOW) are batched exactly as one call on the whole list, so they give the same
+(4096, apps/batching.py WINDOW) are batched exactly as one call on the whole list, so they give the same
 numbers: bit for bit with the same number of BLAS threads (Dask workers use 1; 1 vs 2 threads
 moves MiniLM's float32 embeddings by up to 3e-7). Other partition sizes batch differently, which
 changes the last bits too.
@@ -29,7 +29,7 @@ changes the last bits too.
 For `numpybert embed`, `process_runner` (--workers N) and `dask_runner` (--dask ADDRESS) spread a
 file's windows over processes: each window is cut into chunks of whole batches in length order
 (`Embedder.chunks`), so the workers share the work evenly and still compute exactly the batches
-of a single-process run (numpybert/corpus.py does the reading and writing).
+of a single-process run (numpybert/apps/corpus.py does the reading and writing).
 """
 
 import collections
@@ -43,14 +43,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..loading.config import BertConfig
-from .long import check_long, token_counts
-from .encode import (MAX_BATCH_TOKENS, WINDOW, embed_texts, encode_settings, length_sorted_batches,
-                     tokenize_texts)
-from ..errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
-from ..loading.locate import default_model_dir, resolve_model
-from ..text.inputs import check_text
-from ..util import positive_int
+from .api import load
+from .apps.batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, length_sorted_batches, tokenize_texts
+from .apps.long import check_long, token_counts
+from .apps.st_config import encode_settings
+from .errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
+from .loading.config import BertConfig
+from .loading.locate import default_model_dir, resolve_model
+from .text.inputs import check_text
+from .util import positive_int
 
 CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 texts at batch size 32)
 
@@ -58,19 +59,18 @@ CHUNK_BATCHES = 4  # batches per unit of work sent to a worker process (128 text
 @functools.lru_cache(maxsize=4)
 def load_model(model_dir: str, dtype: str):
     """The model of a directory, loaded once per process (every Embedder call in a worker shares it)."""
-    from ..api import load
     return load(model_dir, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=4)
 def load_tokenizer(model_dir: str, max_position_embeddings: int):
     """Only the tokenizer, for a process that plans work without computing it (see `Embedder.chunks`)."""
-    from ..text.tokenizer import BertTokenizer
+    from .text.tokenizer import BertTokenizer  # on first use: `import numpybert` stays light
     return BertTokenizer.from_dir(model_dir, max_position_embeddings)
 
 
 class Embedder:
-    """texts -> sentence embeddings, picklable. Arguments as `encode` (numpybert/encode.py); None
+    """texts -> sentence embeddings, picklable. Arguments as `encode` (numpybert/apps/encode.py); None
     takes the model directory's defaults (sentence-transformers config when present)."""
 
     def __init__(self, model_dir=None, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
@@ -111,7 +111,8 @@ class Embedder:
         if isinstance(texts, (str, bytes)):
             raise InputTypeError(f"Embedder takes a batch of texts, got one {type(texts).__name__} "
                                  f"({texts[:30]!r}); pass a list: embedder([text])")
-        return embed_texts(self.model, list(texts), self.settings, self.batch_size, self.window, on_batch,
+        texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+        return embed_texts(self.model, texts, self.settings, self.batch_size, self.window, on_batch,
                            self.long, self.stride, self.max_batch_tokens)
 
     def chunks(self, texts, batches: int = CHUNK_BATCHES) -> list:

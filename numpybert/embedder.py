@@ -131,7 +131,7 @@ class Embedder:
 
     @property
     def tokenizer(self):
-        return load_tokenizer(self.model_dir, self.config.max_position_embeddings)
+        return load_tokenizer(self.model_dir, self.config.max_length)
 
     def __call__(self, batch):
         """Embed a batch: texts -> array [B, D]; a mapping of columns -> the same plus `output_field`."""

@@ -37,7 +37,7 @@ class SentenceEncoder:
 
     def __init__(self, model):
         self.model = model
-        self.settings = read_settings(model.model_dir, model.config.max_position_embeddings)
+        self.settings = read_settings(model.model_dir, model.config.max_length)
         self._similarity_fn_name = self.settings.similarity_fn_name
 
     @property
@@ -46,7 +46,7 @@ class SentenceEncoder:
 
     @max_seq_length.setter
     def max_seq_length(self, value):
-        value = check_max_seq_length(value, self.model.config.max_position_embeddings)
+        value = check_max_seq_length(value, self.model.config.max_length)
         self.settings = self.settings.replace(max_seq_length=value)
 
     @property
@@ -138,7 +138,7 @@ class SentenceEncoder:
         if (pooling, normalize, max_seq_length) == (None, None, None):
             return self.settings
         if max_seq_length is not None:
-            max_seq_length = check_max_seq_length(max_seq_length, self.model.config.max_position_embeddings)
+            max_seq_length = check_max_seq_length(max_seq_length, self.model.config.max_length)
         return self.settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
 
     def _with_prompt(self, texts: list, settings, prompt, prompt_name) -> tuple:

@@ -338,7 +338,7 @@ class BertTokenizer:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise InputTypeError(f"{name} must be an int, got {type(value).__name__}")
         if value < n_special:
-            what = "a pair" if n_special == 3 else "a single text"
+            what = "a pair" if n_special >= 3 else "a single text"
             raise InputValueError(f"{name}={value} is less than the {n_special} special tokens of {what}")
         if value > self.max_position_embeddings:
             raise InputValueError(f"{name}={value} is more than max_position_embeddings="

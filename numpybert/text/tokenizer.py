@@ -377,9 +377,10 @@ class BertTokenizer:
         b, cut_b = (None, None) if batch_b is None else self._capped(batch_b, plan, pretokenized)
         if b is not None:
             for i in range(len(a)):
-                # longest_first with an odd budget gives the extra token to the longer FULL segment:
-                # when both were cut, only the whole texts say which one that is (rare: two very long texts)
-                if cut[i] and cut_b[i] and plan.strategy == "longest_first" and plan.budget % 2:
+                # longest_first with an odd budget gives the extra token to the longer FULL segment: when
+                # either was cut, only the whole texts say which one that is ('a a a a aworda' cut to 2 of its
+                # 7 tokens looks shorter than a 6-token text; hypothesis found it). Even budgets split evenly.
+                if (cut[i] or cut_b[i]) and plan.strategy == "longest_first" and plan.budget % 2:
                     a[i], b[i], cut[i], cut_b[i] = batch_a[i], batch_b[i], False, False
             cut = [x or y for x, y in zip(cut, cut_b)]
         if plan.overflow:

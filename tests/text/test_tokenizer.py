@@ -623,6 +623,19 @@ def test_char_cap_never_changes_the_result(tok, a, b, max_length, truncation, st
     assert capped == full
 
 
+@pytest.mark.parametrize("truncation", [None, "longest_first"])
+def test_char_cap_keeps_which_pair_text_is_longer(tok, truncation):
+    """Found by hypothesis: with an odd budget longest_first gives the extra token to the longer whole
+    text; 'a a a a aworda' (7 tokens) cut to 2 tokens would look shorter than '한국' (6 jamo pieces)."""
+    a, b = "a a a a aworda ", "한국 "
+    with char_cap(True):
+        capped = _outcome(lambda: tok(a, b, max_length=4, truncation=truncation))
+    with char_cap(False):
+        full = _outcome(lambda: tok(a, b, max_length=4, truncation=truncation))
+    assert capped == full == {"input_ids": [[101, 1037, 102, 102]], "attention_mask": [[1, 1, 1, 1]],
+                              "token_type_ids": [[0, 0, 0, 1]]}
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=_texts, b=st.one_of(st.none(), _texts))
 def test_char_cap_without_max_length(small_tok, a, b):

@@ -41,7 +41,7 @@ class Engine:
         The fast engine keeps only what is asked (hidden_states is [last_hidden_state] and
         attentions [] when not) and under skip_padding computes real tokens only (padded
         positions 0); the reference computes and returns everything (it is the textbook).
-    mlm_head, nsp_head, classifier_head: the task heads, as in numpybert/reference.py.
+    mlm_head, nsp_head, classifier_head, first_token_classifier: the task heads, as in numpybert/reference.py.
     """
     name: str
     prepare: Callable
@@ -49,6 +49,7 @@ class Engine:
     mlm_head: Callable
     nsp_head: Callable
     classifier_head: Callable
+    first_token_classifier: Callable
 
 
 def choose_engine(name) -> Engine:
@@ -78,9 +79,10 @@ def _reference_bert(input_ids, token_type_ids, position_ids, attention_mask, par
 
 
 ENGINES = {
-    "fast": Engine("fast", M.prepare_params, _fast_bert, M.mlm_head, M.nsp_head, M.classifier_head),
+    "fast": Engine("fast", M.prepare_params, _fast_bert, M.mlm_head, M.nsp_head, M.classifier_head,
+                   M.first_token_classifier),
     "reference": Engine("reference", lambda flat_params: flat_params, _reference_bert, R.mlm_head, R.nsp_head,
-                        R.classifier_head),
+                        R.classifier_head, R.first_token_classifier),
 }
 
 
@@ -236,10 +238,7 @@ class BertModel:
             trace=trace,
             _encoder_outputs=tuple(hidden_states[1:]) if output_hidden_states else
             functools.partial(self._encoder_outputs, ids, mask, types, positions, skip_padding, embeds),
-            _pooler_missing=f"{self.model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
-                            "is no pooled_output. (transformers would fill in a random pooler; its load report lists "
-                            "pooler.dense.* as MISSING, \"newly initialized\".) "
-                            "Use last_hidden_state, e.g. its mean over real tokens, instead.",
+            _pooler_missing=_pooler_missing(self.model_dir, self.config.model_type),
         )
 
     def _encoder_outputs(self, ids, mask, types, positions, skip_padding, embeds=None):
@@ -252,7 +251,7 @@ class BertModel:
     def tokenizer(self):
         """The model directory's tokenizer (`numpybert.text.tokenizer.BertTokenizer`), read on first use."""
         from .text.tokenizer import BertTokenizer
-        return BertTokenizer.from_dir(self.model_dir, self.config.max_position_embeddings)
+        return BertTokenizer.from_dir(self.model_dir, self.config.max_length)
 
     def tokenize(self, texts, text_pairs=None, **kwargs) -> dict:
         """Texts -> int arrays ready for `model(**batch)`; see `BertTokenizer.__call__`."""
@@ -322,6 +321,21 @@ class BertModel:
     def classify(self, texts, text_pairs=None) -> list:
         """Label probabilities (classifier head); see `numpybert.apps.heads.classify`."""
         return apps.classify(self, texts, text_pairs)
+
+
+NO_POOLER = {"distilbert": "DistilBertModel", "electra": "ElectraModel"}  # the family members without one
+
+
+def _pooler_missing(model_dir, model_type) -> str:
+    """The error for `out.pooler_output` when there is no pooler."""
+    if model_type in NO_POOLER:
+        return (f"{model_dir}: {model_type} has no pooler (transformers' {NO_POOLER[model_type]} returns no "
+                "pooler_output), so there is no pooled_output. Its classifier reads last_hidden_state[:, 0]; "
+                "for sentence embeddings use the mean of last_hidden_state over real tokens.")
+    return (f"{model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
+            "is no pooled_output. (transformers would fill in a random pooler; its load report lists "
+            "pooler.dense.* as MISSING, \"newly initialized\".) "
+            "Use last_hidden_state, e.g. its mean over real tokens, instead.")
 
 
 def _check_finite(hidden_states, model_dir, rerun=None):

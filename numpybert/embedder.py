@@ -43,13 +43,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .api import load
+from .api import load, resolve_model_dir
 from .apps.batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, length_sorted_batches, tokenize_texts
 from .apps.long import check_long, token_counts
 from .apps.st_config import encode_settings
-from .errors import InputTypeError, InputValueError, NumpybertError, WeightsNotFoundError
+from .errors import InputTypeError, InputValueError, NumpybertError
 from .loading.config import BertConfig
-from .loading.locate import default_model_dir, resolve_model
+from .loading.locate import resolve_model
 from .text.inputs import check_text
 from .util import positive_int
 
@@ -77,11 +77,9 @@ class Embedder:
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
                  window: int = WINDOW, long: str = "truncate", stride=None,
                  max_batch_tokens: int = MAX_BATCH_TOKENS):
-        model_dir = resolve_model(model_dir)  # None: $NUMPYBERT_MODEL, else the fetched default
-        self.model_dir = os.path.abspath(model_dir)
-        if not os.path.isdir(self.model_dir):
-            raise WeightsNotFoundError(f"model directory not found: {model_dir} (`numpybert fetch` puts the "
-                                       f"default model in {default_model_dir()})")
+        # as numpybert.load: a directory, a Hub name (the local cache, else the fetched default's copy), or
+        # None: $NUMPYBERT_MODEL, else the fetched default
+        self.model_dir = os.path.abspath(resolve_model_dir(resolve_model(model_dir, cli=False)))
         if str(dtype) not in ("float32", "float64"):
             raise InputValueError(f"dtype={dtype!r}: numpybert computes in float32 or float64")
         self.config = BertConfig.from_json(os.path.join(self.model_dir, "config.json"))
@@ -133,7 +131,7 @@ class Embedder:
 
     @property
     def tokenizer(self):
-        return load_tokenizer(self.model_dir, self.config.max_position_embeddings)
+        return load_tokenizer(self.model_dir, self.config.max_length)
 
     def __call__(self, batch):
         """Embed a batch: texts -> array [B, D]; a mapping of columns -> the same plus `output_field`."""

@@ -78,7 +78,7 @@ def relu(x):
     return np.maximum(x, 0.0)
 
 
-ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu, "tanh": np.tanh}
 
 
 def softmax(x):
@@ -89,12 +89,12 @@ def softmax(x):
 
 # ----------------------------------------------------------------------------- the model
 
-def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings,
-               token_type_embeddings, LayerNorm, eps, inputs_embeds=None, record=None):
-    """Token + segment + position embeddings, summed in HF's order, then LayerNorm.
+def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings, LayerNorm, eps,
+               token_type_embeddings=None, inputs_embeds=None, record=None):
+    """Token + segment (none in DistilBERT) + position embeddings, summed in HF's order, then LayerNorm.
     `inputs_embeds` [B, T, H], when given, stands in for the word embeddings (as in transformers)."""
     x = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
-    x = x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]: each token's segment
+    x = x if token_type_embeddings is None else x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]
     x = x + position_embeddings["weight"][position_ids]  # [B, T] -> [B, T, H]: each token's position
     y = layer_norm(x, **LayerNorm, eps=eps)
     rec(record, {"sum": x, "output": y}, at="embeddings.")
@@ -179,13 +179,30 @@ def pooler(last_hidden_state, dense, record=None):
     return pooled
 
 
+def default_position_ids(input_ids, shape, padding_idx=None):
+    """Each token's position: 0, 1, ..., T-1 (BERT, DistilBERT, ELECTRA). RoBERTa / XLM-R
+    (padding_idx = pad_token_id) count real tokens from padding_idx + 1 and give padding padding_idx
+    (fairseq's make_positions); without input_ids (inputs_embeds) they are sequential from padding_idx + 1."""
+    if padding_idx is None or input_ids is None:
+        start = 0 if padding_idx is None else padding_idx + 1
+        return np.broadcast_to(np.arange(start, start + shape[1]), shape)  # [T] -> [B, T]
+    real = input_ids != padding_idx  # [B, T]
+    return np.cumsum(real, axis=1) * real + padding_idx  # [B, T]: p+1, p+2, ... on real tokens, p on padding
+
+
 def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value="finfo-min",
          record=None, inputs_embeds=None):
     """The whole BertModel: returns (hidden_states: L+1 × [B, T, H], attentions: L × [B, N, T, T],
     pooled_output [B, H], or None when the checkpoint has no pooler). `input_ids` may be None when
-    `inputs_embeds` [B, T, H] is given. `mask_value`: see `attention_mask_bias`."""
+    `inputs_embeds` [B, T, H] is given; `position_ids` None: `default_position_ids`. `mask_value`: see
+    `attention_mask_bias`. ELECTRA's embeddings are E wide and `embeddings_project` maps them to H."""
+    if position_ids is None:
+        position_ids = default_position_ids(input_ids, attention_mask.shape, config.padding_idx)  # [B, T]
     x = embeddings(input_ids, token_type_ids, position_ids, **params["embeddings"], eps=config.layer_norm_eps,
-                   inputs_embeds=inputs_embeds, record=record)  # [B, T] -> [B, T, H]
+                   inputs_embeds=inputs_embeds, record=record)  # [B, T] -> [B, T, E]
+    if "embeddings_project" in params:  # ELECTRA, when embedding_size != hidden_size
+        x = linear(x, **params["embeddings_project"])  # [B, T, E] -> [B, T, H]
+        rec(record, {"embeddings_project.output": x})
     mask_bias = attention_mask_bias(attention_mask, x.dtype, mask_value)  # [B, T] -> [B, 1, 1, T]
     hidden_states, attentions = encoder(x, mask_bias, **params["encoder"], n_head=config.num_attention_heads,
                                         act=config.hidden_act, eps=config.layer_norm_eps, record=record)
@@ -212,3 +229,11 @@ def nsp_head(pooled_output, seq_relationship):
 def classifier_head(pooled_output, classifier):
     """BertForSequenceClassification's head on the pooled output: logits [B, num_labels]."""
     return linear(pooled_output, **classifier)  # [B, H] -> [B, num_labels]
+
+
+def first_token_classifier(last_hidden_state, dense, out_proj, act):
+    """The family's classifiers skip the pooler: the first token's vector (<s> / [CLS]) through
+    `dense`, then tanh (RoBERTa, XLM-R), gelu (ELECTRA) or relu (DistilBERT's pre_classifier), then
+    `out_proj` (DistilBERT's classifier): logits [B, num_labels]."""
+    h = ACTIVATIONS[act](linear(last_hidden_state[:, 0], **dense))  # [B, T, H] -> [B, H]
+    return linear(h, **out_proj)  # [B, H] -> [B, num_labels]

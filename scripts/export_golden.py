@@ -96,7 +96,54 @@ TINY_MODELS = {
     "tiny-classifier": {"arch": "BertForSequenceClassification", "config": {
         "num_labels": 3, "id2label": {0: "negative", 1: "neutral", 2: "positive"}}},
 }
+# The BERT family (issue 21): the same tiny sizes in each model's own config class, seed 0.
+# RoBERTa/XLM-R: pad id 1 (<s> 0, </s> 2), positions from pad_token_id + 1, so
+# max_position_embeddings 66 holds 64 tokens; one token type. ELECTRA: embedding_size 16 != 32
+# (embeddings_project). DistilBERT: its own names, no token types; the classifier one has
+# sinusoidal position embeddings (stored in the checkpoint like any weight).
+ROBERTA = dict(TINY_CONFIG, max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+               eos_token_id=2, layer_norm_eps=1e-5)
+DISTILBERT = dict(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64,
+                  activation="gelu", initializer_range=0.2)
+ELECTRA = dict(TINY_CONFIG, embedding_size=16)
+LABELS = {"num_labels": 3, "id2label": {0: "negative", 1: "neutral", 2: "positive"}}
+FAMILY_MODELS = {
+    "tiny-roberta": {"family": "roberta"},
+    "tiny-roberta-mlm": {"family": "roberta", "arch": "RobertaForMaskedLM", "pooler": False},
+    "tiny-roberta-classifier": {"family": "roberta", "arch": "RobertaForSequenceClassification", "pooler": False,
+                                "config": LABELS},
+    "tiny-xlm-roberta": {"family": "xlm-roberta", "pooler": False},
+    "tiny-distilbert": {"family": "distilbert"},
+    "tiny-distilbert-mlm": {"family": "distilbert", "arch": "DistilBertForMaskedLM"},
+    "tiny-distilbert-classifier": {"family": "distilbert", "arch": "DistilBertForSequenceClassification",
+                                   "config": {**LABELS, "sinusoidal_pos_embds": True}},
+    "tiny-electra": {"family": "electra"},
+    "tiny-electra-generator": {"family": "electra", "arch": "ElectraForMaskedLM"},
+    "tiny-electra-classifier": {"family": "electra", "arch": "ElectraForSequenceClassification", "config": LABELS},
+}
+FAMILY_CONFIG = {"roberta": ("RobertaConfig", "RobertaModel", ROBERTA),
+                 "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaModel", ROBERTA),
+                 "distilbert": ("DistilBertConfig", "DistilBertModel", DISTILBERT),
+                 "electra": ("ElectraConfig", "ElectraModel", ELECTRA)}
+TINY_MODELS.update(FAMILY_MODELS)
 CASES = ["one_sentence", "padded_batch", "pair", "masked_first", "fully_masked"]
+LEFT_PADDED = ("roberta", "xlm-roberta")  # positions from the ids: left padding gives the same real-token positions
+
+
+def model_cases(name):
+    """The golden cases of one tiny model: every case for the base models (and left padding where
+    positions come from the ids), the padded batch only for the family's task heads (their logits).
+    (tests/golden + tests/checkpoints must stay under 20 MB: tests/test_golden.py; so the family's
+    masking cases are float32 only, see `tiny_targets`.)"""
+    spec = TINY_MODELS[name]
+    family = spec.get("family")
+    if family is None:
+        return CASES
+    if "arch" in spec:
+        return ["padded_batch"]
+    if family == "xlm-roberta":  # RoBERTa's math under another model_type: two cases keep the goldens small
+        return ["one_sentence", "left_padded"]
+    return CASES + (["left_padded"] if family in LEFT_PADDED else [])
 DESCRIPTIONS = {
     "one_sentence": "one unpadded sequence (B=1); the only case with trace.* sub-operation tensors "
                     "(except all-MiniLM-L6-v2 float64)",
@@ -104,6 +151,7 @@ DESCRIPTIONS = {
     "pair": "two sequence pairs, token_type_ids 1 on the second segment (tiny-type-vocab-1: all 0)",
     "masked_first": "two rows; row 1 has attention_mask 0 at position 0 only",
     "fully_masked": "two rows; row 1 has an all-zero attention_mask (eager gives uniform probs)",
+    "left_padded": "four left-padded rows (RoBERTa: positions from the ids, so real tokens keep theirs)",
     "long_512": "one English text truncated to exactly 512 tokens; for size no attentions and "
                 "of the hidden states only hidden_states.0",
 }
@@ -151,17 +199,18 @@ def base_metadata(target, minilm_dir):
 def build_tiny_model(name):
     """transformers' own random init (seed 0), then LayerNorms and biases made non-trivial."""
     spec = TINY_MODELS[name]
-    config = transformers.BertConfig(**{**TINY_CONFIG, **spec.get("config", {})})
+    config_class, base, base_config = FAMILY_CONFIG.get(spec.get("family"), ("BertConfig", "BertModel", TINY_CONFIG))
+    config = getattr(transformers, config_class)(**{**base_config, **spec.get("config", {})})
     torch.manual_seed(SEED)
-    model = getattr(transformers, spec.get("arch", "BertModel"))(config).eval()
+    model = getattr(transformers, spec.get("arch", base))(config).eval()
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         for pname, param in sorted(model.named_parameters()):
-            if pname.endswith("LayerNorm.weight"):
+            if pname.endswith(("LayerNorm.weight", "layer_norm.weight")):
                 param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
             elif pname.endswith("bias"):
                 param.copy_(0.1 * torch.randn(param.shape, generator=generator))
-    if not spec.get("pooler", True):
+    if not spec.get("pooler", True) and "arch" not in spec:
         model.pooler = None  # as BertModel(add_pooling_layer=False), keeping tiny-bert's other weights
     return model.to(spec.get("storage", torch.float32))
 
@@ -215,30 +264,44 @@ def export_checkpoint(name, out_dir):
 def load_reference(model_dir, name, dtype):
     """The torch reference for one checkpoint (a tiny one as its spec says), upcast to `dtype`."""
     spec = TINY_MODELS.get(name, {})
-    return bridge.load_reference(str(model_dir), dtype, spec.get("arch", "BertModel"), spec.get("pooler", True))
+    base = FAMILY_CONFIG[spec["family"]][1] if "family" in spec else "BertModel"
+    return bridge.load_reference(str(model_dir), dtype, spec.get("arch", base), spec.get("pooler", True))
 
 
 # ----------------------------------------------------------------------------- inputs
 
 def tiny_inputs(case, config):
-    """Seeded random ids in [1, vocab) with position 0 = 2 (a stand-in [CLS]), pad id 0."""
+    """Seeded random ids in [1, vocab) with position 0 = 2 (a stand-in [CLS]), pad id 0.
+    RoBERTa/XLM-R: ids in [3, vocab), <s> = 0 first, pad id 1 (left_padded: pads first).
+    DistilBERT: no token_type_ids (its forward takes none)."""
     lengths, seq_len = {"one_sentence": ([9], 9), "padded_batch": ([12, 3, 7, 1], 12),
                         "pair": ([10, 8], 10), "masked_first": ([8, 8], 8),
-                        "fully_masked": ([6, 6], 6)}[case]
-    rng = np.random.default_rng(100 + CASES.index(case))
+                        "fully_masked": ([6, 6], 6), "left_padded": ([12, 3, 7, 1], 12)}[case]
+    rng = np.random.default_rng(100 + (CASES + ["left_padded"]).index(case))
     mask = (np.arange(seq_len)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
-    ids = rng.integers(1, config.vocab_size, size=mask.shape) * mask
-    ids[:, 0] = 2
+    roberta = config.model_type in LEFT_PADDED
+    if roberta:
+        ids = np.where(mask == 1, rng.integers(3, config.vocab_size, size=mask.shape), config.pad_token_id)
+        ids[:, 0] = 0
+        if case == "left_padded":
+            ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()
+            ids[np.arange(len(ids)), seq_len - np.array(lengths)] = 0  # <s> on each row's first real token
+    else:
+        ids = rng.integers(1, config.vocab_size, size=mask.shape) * mask
+        ids[:, 0] = 2
     types = np.zeros_like(ids)
-    if case == "pair" and config.type_vocab_size > 1:
+    if case == "pair" and getattr(config, "type_vocab_size", 0) > 1:
         types[0, 5:10] = 1  # second segment; the pads of row 1 stay type 0, as tokenizers do
         types[1, 3:8] = 1
     if case == "masked_first":
         mask[1, 0] = 0
     if case == "fully_masked":
         mask[1, :] = 0
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-            "token_type_ids": torch.from_numpy(types)}
+    inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+              "token_type_ids": torch.from_numpy(types)}
+    if config.model_type == "distilbert":
+        del inputs["token_type_ids"]
+    return inputs
 
 
 @functools.lru_cache(maxsize=2)
@@ -284,7 +347,7 @@ def export_golden(target, path, ckpt_root, minilm_dir):
     trace = case == "one_sentence" and not (name == MINILM and dtype == "float64")
     tensors = bridge.golden_tensors(model, inputs, dtype, trace=trace, attentions=case != "long_512")
     if case == "long_512":
-        for i in range(1, bert.config.num_hidden_layers + 1):
+        for i in range(1, bert.config.num_hidden_layers + 1):  # (MiniLM only)
             del tensors[f"outputs.hidden_states.{i}"]
     metadata = {**base_metadata(target, minilm_dir), "attn_implementation": ATTN, "dtype": dtype,
                 "model": name, "model_sha256": weights_sha256(model_dir), "case": case,
@@ -347,7 +410,8 @@ def export_sentences(path, minilm_dir):
 def tiny_targets():
     """Ids of the tiny checkpoints and their goldens (checkpoints first)."""
     return ([f"checkpoints/{n}" for n in TINY_MODELS]
-            + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in CASES for d in DTYPES])
+            + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in model_cases(n) for d in DTYPES
+               if d == "float32" or n not in FAMILY_MODELS or c not in ("masked_first", "fully_masked")])
 
 
 def minilm_targets():

@@ -11,6 +11,7 @@ Four variants of one checkpoint, each what a real "no-PyTorch" package ships:
 
 Usage (needs the golden and onnx extras: torch, transformers, onnx, onnxruntime):
   .venv/bin/python scripts/export_onnx.py tiny                 # tests/onnx/tiny-bert.*.onnx (committed, < 1 MB each)
+  .venv/bin/python scripts/export_onnx.py tiny-roberta         # tests/onnx/tiny-roberta.*.onnx (committed)
   .venv/bin/python scripts/export_onnx.py minilm --out DIR     # all-MiniLM-L6-v2 (made in CI, never committed)
   .venv/bin/python scripts/export_onnx.py export MODEL_DIR --out DIR [--name NAME]
 
@@ -31,6 +32,7 @@ import transformers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "checkpoints" / "tiny-bert"
+TINY_ROBERTA = REPO / "tests" / "checkpoints" / "tiny-roberta"  # the BERT family's ONNX case (issue 21)
 TINY_OUT = REPO / "tests" / "onnx"
 MINILM = REPO / "weights" / "all-MiniLM-L6-v2"
 OPSET = 17  # what the TorchScript exporter and ORT's BERT fusions handle best
@@ -50,10 +52,15 @@ class Wrapper(torch.nn.Module):
 
 
 def export_float32(model_dir, path):
-    """torch.onnx.export of BertModel (eager attention), dynamic batch and sequence axes."""
-    bert = transformers.BertModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-    ids = torch.tensor([[2, 5, 7, 9, 3], [2, 6, 3, 0, 0]], dtype=torch.int64)
-    mask = (ids != 0).to(torch.int64)
+    """torch.onnx.export of BertModel (eager attention), dynamic batch and sequence axes. A RoBERTa /
+    XLM-R checkpoint (config.json model_type) exports its RobertaModel the same way: its positions
+    (from the ids, padding_idx + 1 onwards) are part of the graph."""
+    bert = transformers.AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    if bert.config.model_type not in ("bert", "roberta", "xlm-roberta") or bert.pooler is None:
+        raise SystemExit(f"{model_dir}: export_onnx.py exports BERT and RoBERTa models with a pooler")
+    pad = bert.config.pad_token_id or 0
+    ids = torch.tensor([[2, 5, 7, 9, 3], [2, 6, 3, pad, pad]], dtype=torch.int64)
+    mask = (ids != pad).to(torch.int64)
     axes = {0: "batch", 1: "sequence"}
     with torch.no_grad():
         torch.onnx.export(Wrapper(bert), (ids, mask, torch.zeros_like(ids)), str(path), dynamo=False,
@@ -122,10 +129,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("tiny", help=f"tiny-bert into {TINY_OUT.relative_to(REPO)}/ (committed)")
+    sub.add_parser("tiny-roberta", help=f"tiny-roberta into {TINY_OUT.relative_to(REPO)}/ (committed)")
     m = sub.add_parser("minilm", help="all-MiniLM-L6-v2 (never committed)")
     m.add_argument("--out", required=True, type=Path)
     m.add_argument("--model", default=MINILM, type=Path)
-    e = sub.add_parser("export", help="any BertModel checkpoint directory")
+    e = sub.add_parser("export", help="any BertModel (or RobertaModel) checkpoint directory with a pooler")
     e.add_argument("model", type=Path)
     e.add_argument("--out", required=True, type=Path)
     e.add_argument("--name")
@@ -134,6 +142,8 @@ def main(argv=None):
     transformers.logging.set_verbosity_error()
     if args.what == "tiny":
         export_all(TINY, TINY_OUT, "tiny-bert")
+    elif args.what == "tiny-roberta":
+        export_all(TINY_ROBERTA, TINY_OUT, "tiny-roberta")
     elif args.what == "minilm":
         export_all(args.model, args.out, "all-MiniLM-L6-v2")
     else:

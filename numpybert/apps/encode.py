@@ -37,7 +37,7 @@ class SentenceEncoder:
 
     def __init__(self, model):
         self.model = model
-        self.settings = read_settings(model.model_dir, model.config.max_position_embeddings)
+        self.settings = read_settings(model.model_dir, model.config.max_length)
         self._similarity_fn_name = self.settings.similarity_fn_name
 
     @property
@@ -46,7 +46,7 @@ class SentenceEncoder:
 
     @max_seq_length.setter
     def max_seq_length(self, value):
-        value = check_max_seq_length(value, self.model.config.max_position_embeddings)
+        value = check_max_seq_length(value, self.model.config.max_length)
         self.settings = self.settings.replace(max_seq_length=value)
 
     @property
@@ -107,18 +107,10 @@ class SentenceEncoder:
         batch_size, window = positive_int("batch_size", batch_size), positive_int("window", window or WINDOW)
         max_batch_tokens = positive_int("max_batch_tokens", MAX_BATCH_TOKENS if max_batch_tokens is None
                                         else max_batch_tokens)
-        settings = self.settings
-        if (pooling, normalize, max_seq_length) != (None, None, None):  # this call's overrides
-            if max_seq_length is not None:
-                max_seq_length = check_max_seq_length(max_seq_length, model.config.max_position_embeddings)
-            settings = settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
+        settings = self._settings_for(pooling, normalize, max_seq_length)
         single = isinstance(sentences, str)
         texts, pairs = split_pairs([sentences] if single else sentences)
-        prompt = resolve_prompt(settings, prompt, prompt_name)
-        prompt_length = 0
-        if prompt:
-            texts = [prompt + t for t in texts]
-            prompt_length = len(tokenize_texts(model.tokenizer, [prompt], settings)["input_ids"][0]) - 1  # minus [SEP]
+        texts, prompt_length = self._with_prompt(texts, settings, prompt, prompt_name)
         if long != "truncate":  # texts over max_seq_length embedded whole, in windows (numpybert/apps/long.py)
             if pairs is not None or output_value != "sentence_embedding":
                 raise InputValueError(f"long={long!r} embeds single texts into sentence embeddings; pairs and "
@@ -139,6 +131,24 @@ class SentenceEncoder:
             for item in results:
                 item["sentence_embedding"] = item["sentence_embedding"][:truncate_dim]
         return results[0] if single else results
+
+
+    def _settings_for(self, pooling, normalize, max_seq_length):
+        """The model's settings with one call's overrides (None keeps the model's), checked."""
+        if (pooling, normalize, max_seq_length) == (None, None, None):
+            return self.settings
+        if max_seq_length is not None:
+            max_seq_length = check_max_seq_length(max_seq_length, self.model.config.max_length)
+        return self.settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)
+
+    def _with_prompt(self, texts: list, settings, prompt, prompt_name) -> tuple:
+        """(texts with the prompt in front, the prompt's tokens with [CLS]: left out of pooling when the
+        model's Pooling says include_prompt=false), as sentence-transformers."""
+        prompt = resolve_prompt(settings, prompt, prompt_name)
+        if not prompt:
+            return texts, 0
+        prompt_ids = tokenize_texts(self.model.tokenizer, [prompt], settings)["input_ids"][0]
+        return [prompt + t for t in texts], len(prompt_ids) - 1  # minus [SEP]
 
 
 def token_outputs(model, texts, pairs, settings, batch_size, window, output_value, prompt_length, on_batch,

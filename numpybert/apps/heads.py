@@ -40,6 +40,12 @@ HEADS = {
                    "BertForSequenceClassification (with id2label in config.json)"),
 }
 NSP_LABELS = ("is_next", "not_next")  # index 0 = "B follows A", as in BERT's pre-training
+# The family's heads, mapped onto BERT's names by the loader (numpybert/loading/checkpoint.py):
+# the masked-LM head's activation (RoBERTa's lm_head and ELECTRA's generator hard-code exact gelu;
+# BERT and DistilBERT use the config's), and the first-token classifier's (transformers'
+# RobertaClassificationHead: tanh, ElectraClassificationHead: gelu, DistilBERT's pre_classifier: ReLU).
+MLM_ACT = {"roberta": "gelu", "xlm-roberta": "gelu", "electra": "gelu"}
+CLASSIFIER_ACT = {"roberta": "tanh", "xlm-roberta": "tanh", "electra": "gelu", "distilbert": "relu"}
 
 
 def head_params(model, head: str) -> dict:
@@ -69,8 +75,13 @@ def mlm_logits(model, input_ids, attention_mask=None, token_type_ids=None, posit
     """Masked-LM logits [B, T, V] at every position (BertForPreTraining's `prediction_logits`)."""
     params = head_params(model, "mlm")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    return model.engine.mlm_head(out.last_hidden_state, **params, act=model.config.hidden_act,
+    return model.engine.mlm_head(out.last_hidden_state, **params, act=mlm_act(model.config),
                                  eps=model.config.layer_norm_eps)
+
+
+def mlm_act(config) -> str:
+    """The masked-LM head's activation: the config's, except RoBERTa's and ELECTRA's exact gelu."""
+    return MLM_ACT.get(config.model_type, config.hidden_act)
 
 
 def nsp_logits(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> np.ndarray:
@@ -84,6 +95,9 @@ def classifier_logits(model, input_ids, attention_mask=None, token_type_ids=None
     """BertForSequenceClassification's logits [B, num_labels] on the pooled output."""
     params = head_params(model, "classifier")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
+    if model.config.model_type != "bert":  # the family's heads read the first token, not the pooler
+        return model.engine.first_token_classifier(out.last_hidden_state, **params,
+                                                   act=CLASSIFIER_ACT[model.config.model_type])
     return model.engine.classifier_head(out.pooler_output, params)
 
 
@@ -101,7 +115,7 @@ def fill_mask(model, text: str, top_k: int = 5) -> list:
     batch = model.tokenize([text])
     positions = _mask_positions(batch["input_ids"][0], tokenizer.mask_token_id, text)
     hidden = model(**batch).last_hidden_state[0, positions]  # [K, H]: only the masked positions
-    logits = model.engine.mlm_head(hidden, **params, act=model.config.hidden_act, eps=model.config.layer_norm_eps)
+    logits = model.engine.mlm_head(hidden, **params, act=mlm_act(model.config), eps=model.config.layer_norm_eps)
     probs = softmax(logits.astype(np.float64))  # [K, V]; float64 so tiny probabilities keep digits
     return [_top_tokens(row, top_k, tokenizer) for row in probs]
 

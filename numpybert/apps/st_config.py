@@ -155,7 +155,7 @@ def _st_model_config(model_dir) -> dict:
 
 def encode_settings(model_dir, config, pooling=None, normalize=None, max_seq_length=None) -> EncodeSettings:
     """The model directory's defaults (`read_settings`) with the caller's overrides, checked."""
-    settings = read_settings(model_dir, config.max_position_embeddings)
+    settings = read_settings(model_dir, config.max_length)
     if max_seq_length is not None:
-        max_seq_length = check_max_seq_length(max_seq_length, config.max_position_embeddings)
+        max_seq_length = check_max_seq_length(max_seq_length, config.max_length)
     return settings.replace(pooling, None if normalize is None else bool(normalize), max_seq_length)

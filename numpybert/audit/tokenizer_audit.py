@@ -101,7 +101,7 @@ def stored_settings(tokenizer) -> dict:
 def model_max_length(model) -> tuple:
     """(max length, where it comes from): as the model is used (numpybert.apps.st_config's settings)."""
     from ..apps.st_config import read_settings
-    settings = read_settings(model.model_dir, model.config.max_position_embeddings)
+    settings = read_settings(model.model_dir, model.config.max_length)
     source = ("sentence_bert_config.json max_seq_length" if "sentence-transformers" in settings.source
               else "tokenizer_config.json model_max_length / max_position_embeddings")
     return settings.max_seq_length, source

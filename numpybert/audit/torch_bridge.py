@@ -39,6 +39,10 @@ try:
     import transformers
     from transformers.activations import ACT2FN
     from transformers.models.bert import modeling_bert
+    from transformers.models.distilbert import modeling_distilbert
+    from transformers.models.electra import modeling_electra
+    from transformers.models.roberta import modeling_roberta
+    from transformers.models.xlm_roberta import modeling_xlm_roberta
 except ImportError as e:
     raise MissingExtraError(f"this needs torch and transformers ({e.name or e} is not installed): {INSTALL}") from None
 
@@ -46,7 +50,14 @@ SEED = 0
 ATTN = "eager"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CHECK_TOL = {"float32": 1e-5, "float64": 1e-12}  # relative, for the trace cross-checks in check_trace
-HEADS = ("BertForPreTraining", "BertForSequenceClassification")  # heads whose logits a golden holds
+HEADS = ("BertForPreTraining", "BertForSequenceClassification", "RobertaForMaskedLM", "RobertaForSequenceClassification",
+         "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification", "DistilBertForMaskedLM",
+         "DistilBertForSequenceClassification", "ElectraForMaskedLM", "ElectraForSequenceClassification")
+# model_type -> (base class, its modeling module: eager_attention_forward is looked up there at call time)
+FAMILY = {"bert": ("BertModel", modeling_bert), "roberta": ("RobertaModel", modeling_roberta),
+          "xlm-roberta": ("XLMRobertaModel", modeling_xlm_roberta),
+          "distilbert": ("DistilBertModel", modeling_distilbert), "electra": ("ElectraModel", modeling_electra)}
+POOLED = ("BertModel", "RobertaModel", "XLMRobertaModel")  # base classes with an optional pooler
 
 
 def setup(threads: int = 2) -> None:
@@ -64,18 +75,25 @@ def versions() -> dict:
 
 # ----------------------------------------------------------------------------- loading
 
+def _config(model_dir: str) -> dict:
+    from ..loading.config import read_json_object
+    return read_json_object(os.path.join(model_dir, "config.json"), "config.json")
+
+
 def _checkpoint_keys(model_dir: str) -> list:
     from ..loading.checkpoint import canonical_name, read_checkpoint
-    return [canonical_name(k) for k in read_checkpoint(model_dir, mmap=True)[1]]
+    from ..loading.config import BertConfig
+    config = BertConfig.from_dict(_config(model_dir))
+    return [canonical_name(k, config) for k in read_checkpoint(model_dir, mmap=True)[1]]
 
 
 def architecture(model_dir: str) -> tuple:
     """(transformers class name, has a pooler) of a checkpoint: the head named in config.json's
-    `architectures` when its logits are recorded, else BertModel; the pooler when stored."""
-    from ..loading.config import read_json_object
-    named = (read_json_object(os.path.join(model_dir, "config.json"), "config.json").get("architectures")
-             or ["BertModel"])[0]
-    return (named if named in HEADS else "BertModel"), any(k.startswith("pooler.") for k in _checkpoint_keys(model_dir))
+    `architectures` when its logits are recorded, else the family's base model; the pooler when stored."""
+    config = _config(model_dir)
+    base = FAMILY[config.get("model_type", "bert")][0]
+    named = (config.get("architectures") or [base])[0]
+    return (named if named in HEADS else base), any(k.startswith("pooler.") for k in _checkpoint_keys(model_dir))
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,7 +102,7 @@ def load_reference(model_dir: str, dtype: str, arch: str | None = None, pooler: 
     `arch`/`pooler` default to what the checkpoint holds (`architecture`)."""
     found = architecture(model_dir) if arch is None or pooler is None else (arch, pooler)
     arch, pooler = arch or found[0], found[1] if pooler is None else pooler
-    kwargs = {} if pooler else {"add_pooling_layer": False}
+    kwargs = {} if pooler or arch not in POOLED else {"add_pooling_layer": False}
     model, info = getattr(transformers, arch).from_pretrained(
         model_dir, dtype=DTYPES[dtype], attn_implementation=ATTN, output_loading_info=True, **kwargs)
     problems = {k: sorted(v) for k, v in info.items() if v}
@@ -94,8 +112,25 @@ def load_reference(model_dir: str, dtype: str, arch: str | None = None, pooler: 
 
 
 def base_model(model):
-    """The BertModel inside a BertFor* model (or the model itself)."""
-    return model if isinstance(model, transformers.BertModel) else model.bert
+    """The encoder inside a *For* model (BertModel, RobertaModel, ...; or the model itself)."""
+    return model.base_model
+
+
+def _layer_modules(layer):
+    """One layer's modules under numpybert's names: BERT's (RoBERTa, ELECTRA) or DistilBERT's."""
+    if hasattr(layer, "ffn"):  # DistilBERT's TransformerBlock
+        return {"context": layer.attention.out_lin, "attention.output": layer.sa_layer_norm,
+                "pre_act": layer.ffn.lin1, "act_in": layer.ffn.lin2, "output": layer.output_layer_norm}
+    return {"context": layer.attention.output, "attention.output": layer.attention.output,
+            "pre_act": layer.intermediate.dense, "act_in": layer.output.dense, "output": layer.output}
+
+
+def _layers(bert):
+    return bert.transformer.layer if hasattr(bert, "transformer") else bert.encoder.layer
+
+
+def _modeling(bert):
+    return FAMILY[getattr(bert.config, "model_type", "bert")][1]
 
 
 # ----------------------------------------------------------------------------- the trace
@@ -117,22 +152,27 @@ class TraceRecorder:
     def __enter__(self):
         self._hook(self.bert.embeddings.LayerNorm, "trace.embeddings.sum", pre=True)
         self._hook(self.bert.embeddings, "trace.embeddings.output")
-        for i, layer in enumerate(self.bert.encoder.layer):
-            prefix = f"trace.encoder.layer.{i}"
-            self._hook(layer.attention.output, f"{prefix}.attention.self.context", pre=True)
-            self._hook(layer.attention.output, f"{prefix}.attention.output")
-            self._hook(layer.intermediate.dense, f"{prefix}.intermediate.pre_act")
-            self._hook(layer.intermediate, f"{prefix}.intermediate.output")
-            self._hook(layer.output, f"{prefix}.output")
-        if self.bert.pooler is not None:
+        if getattr(self.bert, "embeddings_project", None) is not None:  # ELECTRA
+            self._hook(self.bert.embeddings_project, "trace.embeddings_project.output")
+        self.index = {}
+        for i, layer in enumerate(_layers(self.bert)):
+            prefix, m = f"trace.encoder.layer.{i}", _layer_modules(layer)
+            self.index[id(layer.attention if hasattr(layer, "ffn") else layer.attention.self)] = i
+            self._hook(m["context"], f"{prefix}.attention.self.context", pre=True)
+            self._hook(m["attention.output"], f"{prefix}.attention.output")
+            self._hook(m["pre_act"], f"{prefix}.intermediate.pre_act")
+            self._hook(m["act_in"], f"{prefix}.intermediate.output", pre=True)
+            self._hook(m["output"], f"{prefix}.output")
+        if getattr(self.bert, "pooler", None) is not None:
             self._hook(self.bert.pooler.dense, "trace.pooler.pre_tanh")
             self._hook(self.bert.pooler, "trace.pooled_output")
-        self.original = modeling_bert.eager_attention_forward
-        modeling_bert.eager_attention_forward = self._attention
+        self.modeling = _modeling(self.bert)
+        self.original = self.modeling.eager_attention_forward
+        self.modeling.eager_attention_forward = self._attention
         return self
 
     def __exit__(self, *exc):
-        modeling_bert.eager_attention_forward = self.original
+        self.modeling.eager_attention_forward = self.original
         for handle in self.handles:
             handle.remove()
 
@@ -152,7 +192,7 @@ class TraceRecorder:
         scale = query.size(-1) ** -0.5 if scaling is None else scaling
         scores = torch.matmul(query, key.transpose(2, 3)) * scale  # as eager_attention_forward
         masked = scores + attention_mask if attention_mask is not None else scores
-        prefix = f"trace.encoder.layer.{module.layer_idx}.attention.self"
+        prefix = f"trace.encoder.layer.{self.index[id(module)]}.attention.self"
         for name, tensor in [("query", query), ("key", key), ("value", value), ("scores", scores),
                              ("masked_scores", masked), ("probs", probs)]:
             self._store(f"{prefix}.{name}", tensor)
@@ -170,10 +210,13 @@ def require_close(t, name, expected, dtype, exact=False):
 
 def check_trace(t, bert, dtype):
     """Cross-check the recorded trace against the model outputs and the model's own modules."""
-    num_layers, act = bert.config.num_hidden_layers, ACT2FN[bert.config.hidden_act]
-    require_close(t, "trace.embeddings.output", t["outputs.hidden_states.0"], dtype, exact=True)
+    config = bert.config
+    num_layers = config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers
+    act = ACT2FN[getattr(config, "hidden_act", None) or config.activation]
+    first = "trace.embeddings_project.output" if "trace.embeddings_project.output" in t else "trace.embeddings.output"
+    require_close(t, first, t["outputs.hidden_states.0"], dtype, exact=True)
     require_close(t, "trace.embeddings.output", bert.embeddings.LayerNorm(t["trace.embeddings.sum"]), dtype)
-    for i, layer in enumerate(bert.encoder.layer):
+    for i, layer in enumerate(_layers(bert)):
         p = f"trace.encoder.layer.{i}"
         q, k, v, probs = (t[f"{p}.attention.self.{n}"] for n in ("query", "key", "value", "probs"))
         require_close(t, f"{p}.attention.self.scores", q @ k.transpose(2, 3) / math.sqrt(q.shape[-1]), dtype)
@@ -181,10 +224,15 @@ def check_trace(t, bert, dtype):
         require_close(t, f"{p}.attention.self.probs", t[f"{p}.attention.self.masked_scores"].softmax(-1), dtype)
         context = (probs @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
         require_close(t, f"{p}.attention.self.context", context, dtype)
-        attn_out = layer.attention.output(t[f"{p}.attention.self.context"], t[f"outputs.hidden_states.{i}"])
+        if hasattr(layer, "ffn"):  # DistilBERT
+            attn_out = layer.sa_layer_norm(layer.attention.out_lin(t[f"{p}.attention.self.context"])
+                                           + t[f"outputs.hidden_states.{i}"])
+            layer_out = layer.output_layer_norm(layer.ffn.lin2(t[f"{p}.intermediate.output"]) + t[f"{p}.attention.output"])
+        else:
+            attn_out = layer.attention.output(t[f"{p}.attention.self.context"], t[f"outputs.hidden_states.{i}"])
+            layer_out = layer.output(t[f"{p}.intermediate.output"], t[f"{p}.attention.output"])
         require_close(t, f"{p}.attention.output", attn_out, dtype)
         require_close(t, f"{p}.intermediate.output", act(t[f"{p}.intermediate.pre_act"]), dtype)
-        layer_out = layer.output(t[f"{p}.intermediate.output"], t[f"{p}.attention.output"])
         require_close(t, f"{p}.output", layer_out, dtype)
         require_close(t, f"{p}.output", t[f"outputs.hidden_states.{i + 1}"], dtype, exact=True)
     require_close(t, f"trace.encoder.layer.{num_layers - 1}.output", t["outputs.last_hidden_state"], dtype, exact=True)
@@ -205,7 +253,7 @@ def golden_tensors(model, inputs: dict, dtype: str, trace: bool, attentions: boo
         out = bert(**inputs, output_hidden_states=True, output_attentions=attentions)
     t = {f"inputs.{k}": v for k, v in inputs.items()}
     t["outputs.last_hidden_state"] = out.last_hidden_state
-    if out.pooler_output is not None:
+    if getattr(out, "pooler_output", None) is not None:
         t["outputs.pooler_output"] = out.pooler_output
     t.update({f"outputs.hidden_states.{i}": h for i, h in enumerate(out.hidden_states)})
     t.update({f"outputs.attentions.{i}": a for i, a in enumerate(out.attentions or ())})
@@ -218,14 +266,17 @@ def golden_tensors(model, inputs: dict, dtype: str, trace: bool, attentions: boo
 
 
 def head_outputs(model, inputs, last_hidden_state):
-    """Task-head logits of BertForPreTraining / BertForSequenceClassification (else none)."""
-    if isinstance(model, transformers.BertModel):
+    """Task-head logits of BertForPreTraining, the family's *ForMaskedLM (as prediction_logits)
+    and *ForSequenceClassification (logits); none for a base model."""
+    if model is model.base_model:
         return {}
     out = model(**inputs, output_hidden_states=True)
     assert torch.equal(out.hidden_states[-1], last_hidden_state), "head run diverged from base run"
     if isinstance(model, transformers.BertForPreTraining):
         return {"outputs.prediction_logits": out.prediction_logits,
                 "outputs.seq_relationship_logits": out.seq_relationship_logits}
+    if type(model).__name__.endswith("ForMaskedLM"):
+        return {"outputs.prediction_logits": out.logits}
     return {"outputs.logits": out.logits}
 
 
@@ -236,6 +287,8 @@ def live_reference(model_dir, inputs: dict, dtype: str):
     setup()
     model_dir = os.fspath(model_dir)
     model = load_reference(model_dir, dtype)
+    if model.config.model_type == "distilbert":  # DistilBertModel takes no token types (numpybert ignores them)
+        inputs = {k: v for k, v in inputs.items() if k != "token_type_ids"}
     torch_inputs = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in inputs.items()}
     groups = {"inputs": {}, "outputs": {}, "trace": {}}
     for key, tensor in golden_tensors(model, torch_inputs, dtype, trace=True).items():

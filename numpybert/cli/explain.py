@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import cli
 from ..errors import MissingWeightsError
-from ..teach.explain import SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain, reference_pooler_source
+from ..teach.explain import (INSTEAD_OF_POOLER, SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain,
+                             reference_pooler_source)
 
 SHOWN_DIMS = 6  # how many leading dimensions the trace prints
 WIDTH = 100  # prose is wrapped to this many columns
@@ -164,7 +165,8 @@ def _absent_pooler_section(e) -> list:
     return ["the pooler is ABSENT from this checkpoint (no pooler.dense.weight, no pooler.dense.bias)",
             "   numpybert will not make up a pooled_output; model(...).pooler_output refuses with:",
             *_para(e.pooler_refusal),
-            "   TF Hub's pooled_output and default (out.tfhub()) are refused for the same reason."]
+            "   TF Hub's pooled_output and default (out.tfhub()) are refused for the same reason.",
+            f"   what {e.model_type} uses instead:", *_para(INSTEAD_OF_POOLER[e.model_type])]
 
 
 def _api_section(e) -> list:

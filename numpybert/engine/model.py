@@ -223,7 +223,11 @@ def relu(x, out=None):
     return np.maximum(x, 0, out=out)
 
 
-ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
+def tanh(x, out=None):
+    return np.tanh(x, out=out)
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu, "tanh": tanh}
 
 
 def softmax(x, out=None):
@@ -280,13 +284,30 @@ def qkv_weights(query, key, value):
 
 # ----------------------------------------------------------------------------- the model, on token rows
 
+def default_position_ids(input_ids, shape, padding_idx=None):
+    """Positions [B, T] when the caller gives none: 0..T-1, or RoBERTa's (padding_idx = pad_token_id):
+    padding_idx + 1, + 2, ... over real tokens and padding_idx at padding; sequential from
+    padding_idx + 1 without input_ids. (Equal to numpybert/reference.py's.)"""
+    B, T = shape
+    if padding_idx is None or input_ids is None:
+        start = 0 if padding_idx is None else padding_idx + 1
+        return np.broadcast_to(np.arange(start, start + T, dtype=np.int64), (B, T))  # [T] -> [B, T]
+    real = input_ids != padding_idx  # [B, T]
+    positions = np.cumsum(real, axis=1, dtype=np.int64)  # [B, T]
+    positions *= real
+    positions += padding_idx
+    return positions
+
+
 def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings,
-               token_type_embeddings, LayerNorm, eps, where, inputs_embeds=None, trace=NO_TRACE):
-    """Token + segment + position embeddings of the computed rows ([R] ids -> [R, H]), summed in
-    HF's order, then LayerNorm. `inputs_embeds` [R, H], when given, replaces the token embeddings."""
+               LayerNorm, eps, where, token_type_embeddings=None, inputs_embeds=None, trace=NO_TRACE):
+    """Token + segment + position embeddings of the computed rows ([R] ids -> [R, E]), summed in
+    HF's order, then LayerNorm. `inputs_embeds` [R, E], when given, replaces the token embeddings.
+    No token_type_embeddings (DistilBERT): token + position only."""
     table = word_embeddings["weight"]
-    x = table[input_ids] if inputs_embeds is None else inputs_embeds.astype(table.dtype, copy=False)  # [R] -> [R, H]
-    x += token_type_embeddings["weight"][token_type_ids]
+    x = table[input_ids] if inputs_embeds is None else inputs_embeds.astype(table.dtype, copy=False)  # [R] -> [R, E]
+    if token_type_embeddings is not None:
+        x += token_type_embeddings["weight"][token_type_ids]
     x += position_embeddings["weight"][position_ids]
     trace.rows("sum", x, where)
     x = layer_norm(x, **LayerNorm, eps=eps, out=x)
@@ -445,14 +466,15 @@ def pooler(last_hidden_state, dense, trace=NO_TRACE):
     return pooled
 
 
-def _recorder(trace, L, output_hidden_states, output_attentions):
+def _recorder(trace, L, output_hidden_states, output_attentions, first="embeddings.output"):
     """What the forward records: everything for an audit trace, else only the outputs asked for
-    (the last layer's output is last_hidden_state itself, so it is not copied)."""
+    (the last layer's output is last_hidden_state itself, so it is not copied). `first`: the
+    name of hidden_states[0]."""
     if trace is not NO_TRACE:
         return trace
     names = set()
     if output_hidden_states:
-        names |= {"embeddings.output"} | {f"encoder.layer.{i}.output" for i in range(L - 1)}
+        names |= {first} | {f"encoder.layer.{i}.output" for i in range(L - 1)}
     if output_attentions:
         names |= {f"encoder.layer.{i}.attention.self.probs" for i in range(L)}
     return Trace(keep=names.__contains__) if names else NO_TRACE
@@ -469,23 +491,29 @@ def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config
     B, T = attention_mask.shape
     dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
     L = len(params["encoder"]["layer"])
+    if position_ids is None:
+        position_ids = default_position_ids(input_ids, (B, T), config.padding_idx)  # [B, T]
     bias = None if attention_mask.all() else attention_mask_bias(attention_mask, dtype, mask_value)[:, 0, 0]  # [B, T]
     layout = make_layout(attention_mask, bias, skip_padding, config.hidden_size, config.intermediate_size)
-    rec = _recorder(trace, L, output_hidden_states, output_attentions)
+    project = params.get("embeddings_project")  # ELECTRA: embeddings E wide, projected to H
+    first = "embeddings_project.output" if project else "embeddings.output"  # hidden_states[0]
+    rec = _recorder(trace, L, output_hidden_states, output_attentions, first)
     b, t = layout.batch, layout.positions  # [R] each: the computed rows
     x = embeddings(None if input_ids is None else input_ids[b, t], token_type_ids[b, t], position_ids[b, t],
                    **params["embeddings"],
                    eps=config.layer_norm_eps, where=(B, T, b, t),
                    inputs_embeds=None if inputs_embeds is None else inputs_embeds[b, t],
-                   trace=rec.scope("embeddings"))  # [B, T] -> [R, H]
+                   trace=rec.scope("embeddings"))  # [B, T] -> [R, E]
+    if project:
+        x = linear(x, **project)  # [R, E] -> [R, H]
+        rec.rows(first, x, (B, T, b, t))
     x = encoder(x, layout, **params["encoder"], n_head=config.num_attention_heads, act=config.hidden_act,
                 eps=config.layer_norm_eps, trace=rec.scope("encoder"))
     last = layout.to_tensor(x)  # [R, H] -> [B, T, H]
     pooled = pooler(last, **params["pooler"], trace=rec) if "pooler" in params else None
     hidden_states = [last]
     if output_hidden_states and L:
-        hidden_states = [rec.store["embeddings.output"], *(rec.store[f"encoder.layer.{i}.output"] for i in range(L - 1)),
-                         last]
+        hidden_states = [rec.store[first], *(rec.store[f"encoder.layer.{i}.output"] for i in range(L - 1)), last]
     attentions = [rec.store[f"encoder.layer.{i}.attention.self.probs"] for i in range(L)] if output_attentions else []
     return hidden_states, attentions, pooled
 
@@ -501,3 +529,10 @@ def mlm_head(last_hidden_state, transform, decoder, bias, act, eps):
     h = ACTIVATIONS[act](linear(last_hidden_state, **transform["dense"]))  # [B, T, H] -> [B, T, H]
     h = layer_norm(h, **transform["LayerNorm"], eps=eps)
     return linear(h, decoder["weight"], bias)  # [B, T, H] -> [B, T, V]
+
+
+def first_token_classifier(last_hidden_state, dense, out_proj, act):
+    """The family's classifiers on the first token ([CLS] / <s>), not the pooler: dense, then tanh
+    (RoBERTa, XLM-R), gelu (ELECTRA) or relu (DistilBERT), then out_proj: logits [B, num_labels]."""
+    h = linear(last_hidden_state[:, 0], **dense)  # [B, T, H] -> [B, H]
+    return linear(ACTIVATIONS[act](h, out=h), **out_proj)  # [B, H] -> [B, num_labels]

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-from .config import BertConfig, open_regular, parse_json, read_json
+from .config import FAMILY, BertConfig, open_regular, parse_json, read_json
 from .files import sha256_files
 from ..errors import WeightsError, WeightsNotFoundError
 
@@ -221,14 +221,20 @@ class Manifest:
 
 
 def expected_shapes(config: BertConfig):
-    """Every tensor BertModel needs (without the optional pooler), with its [out, in] shape."""
-    H, I = config.hidden_size, config.intermediate_size
+    """Every tensor BertModel needs (without the optional pooler), with its [out, in] shape.
+    The family's differences: no token-type table (DistilBERT), embeddings of width E and the
+    `embeddings_project` E -> H (ELECTRA)."""
+    H, I, E = config.hidden_size, config.intermediate_size, config.embedding_dim
     shapes = {
-        "embeddings.word_embeddings.weight": (config.vocab_size, H),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
-        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
-        "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,),
+        "embeddings.word_embeddings.weight": (config.vocab_size, E),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, E),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, E),
+        "embeddings.LayerNorm.weight": (E,), "embeddings.LayerNorm.bias": (E,),
     }
+    if not config.type_vocab_size:
+        del shapes["embeddings.token_type_embeddings.weight"]
+    if E != H:
+        shapes["embeddings_project.weight"], shapes["embeddings_project.bias"] = (H, E), (H,)
     for i in range(config.num_hidden_layers):
         p = f"encoder.layer.{i}."
         for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
@@ -241,18 +247,24 @@ def expected_shapes(config: BertConfig):
 
 
 def optional_groups(config: BertConfig):
-    """Parts a checkpoint may have or lack: each group is all-or-nothing."""
-    H, V = config.hidden_size, config.vocab_size
+    """Parts a checkpoint may have or lack: each group is all-or-nothing. The masked-LM head maps
+    RoBERTa's lm_head, DistilBERT's vocab_* and ELECTRA's generator head (H -> E) onto BERT's names;
+    the classifier is one Linear on the pooled output (BERT) or dense + out_proj on the first token."""
+    H, V, E = config.hidden_size, config.vocab_size, config.embedding_dim
     groups = {
         "pooler": {"pooler.dense.weight": (H, H), "pooler.dense.bias": (H,)},
-        "mlm": {"cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
-                "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
+        "mlm": {"cls.predictions.transform.dense.weight": (E, H), "cls.predictions.transform.dense.bias": (E,),
+                "cls.predictions.transform.LayerNorm.weight": (E,), "cls.predictions.transform.LayerNorm.bias": (E,),
                 "cls.predictions.bias": (V,)},
         "nsp": {"cls.seq_relationship.weight": (2, H), "cls.seq_relationship.bias": (2,)},
     }
+    if config.model_type != "bert":
+        del groups["nsp"]
     if config.id2label:
         n = len(config.id2label)
-        groups["classifier"] = {"classifier.weight": (n, H), "classifier.bias": (n,)}
+        groups["classifier"] = ({"classifier.weight": (n, H), "classifier.bias": (n,)} if config.model_type == "bert"
+                                else {"classifier.dense.weight": (H, H), "classifier.dense.bias": (H,),
+                                      "classifier.out_proj.weight": (n, H), "classifier.out_proj.bias": (n,)})
     return groups
 
 
@@ -263,14 +275,50 @@ TIED = {  # may be absent from the file: tied to another tensor, as transformers
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # old checkpoints save these; not weights
 
 
-def canonical_name(name):
-    """The BertModel name of a checkpoint key, or the key itself: drop the `bert.` prefix of
-    BertFor* checkpoints, and map legacy `LayerNorm.gamma/beta` (under LayerNorm only)."""
-    if name.startswith("bert."):
-        name = name[len("bert."):]
+# The family's names -> numpybert's (BERT's). DistilBERT names its modules differently; the
+# masked-LM and classification heads of RoBERTa, DistilBERT and ELECTRA map onto BERT's heads
+# (their math differs only in the activation, see numpybert/apps/heads.py).
+FAMILY_NAMES = {
+    "distilbert": (("transformer.layer.", "encoder.layer."), (".attention.q_lin.", ".attention.self.query."),
+                   (".attention.k_lin.", ".attention.self.key."), (".attention.v_lin.", ".attention.self.value."),
+                   (".attention.out_lin.", ".attention.output.dense."),
+                   (".sa_layer_norm.", ".attention.output.LayerNorm."), (".ffn.lin1.", ".intermediate.dense."),
+                   (".ffn.lin2.", ".output.dense."), (".output_layer_norm.", ".output.LayerNorm."),
+                   ("vocab_transform.", "cls.predictions.transform.dense."),
+                   ("vocab_layer_norm.", "cls.predictions.transform.LayerNorm."),
+                   ("vocab_projector.weight", "cls.predictions.decoder.weight"),
+                   ("vocab_projector.bias", "cls.predictions.bias"),
+                   ("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")),
+    "roberta": (("lm_head.dense.", "cls.predictions.transform.dense."),
+                ("lm_head.layer_norm.", "cls.predictions.transform.LayerNorm."),
+                ("lm_head.decoder.", "cls.predictions.decoder."), ("lm_head.bias", "cls.predictions.bias")),
+    "electra": (("generator_predictions.dense.", "cls.predictions.transform.dense."),
+                ("generator_predictions.LayerNorm.", "cls.predictions.transform.LayerNorm."),
+                ("generator_lm_head.weight", "cls.predictions.decoder.weight"),
+                ("generator_lm_head.bias", "cls.predictions.bias")),
+}
+FAMILY_NAMES["xlm-roberta"] = FAMILY_NAMES["roberta"]
+# Heads transformers has but numpybert does not compute: listed in the manifest as ignored.
+IGNORED_HEADS = {"discriminator_predictions.": "ELECTRA's replaced-token-detection head (not computed by numpybert)"}
+
+
+def canonical_name(name, config: BertConfig | None = None):
+    """The BertModel name of a checkpoint key, or the key itself: drop the base-model prefix of
+    *For* checkpoints (`bert.`, `roberta.`, `distilbert.`, `electra.`), map legacy
+    `LayerNorm.gamma/beta` (under LayerNorm only) and the family's own module names."""
+    model_type = "bert" if config is None else config.model_type
+    prefix = FAMILY[model_type]
+    if name.startswith(prefix):
+        name = name[len(prefix):]
     for legacy, new in ((".LayerNorm.gamma", ".LayerNorm.weight"), (".LayerNorm.beta", ".LayerNorm.bias")):
         if name.endswith(legacy):
             name = name[: -len(legacy)] + new
+    for theirs, ours in FAMILY_NAMES.get(model_type, ()):
+        head = ours.startswith(("cls.", "classifier."))  # a head: the whole prefix, first match only
+        if head and name.startswith(theirs):
+            return ours + name[len(theirs):]
+        if not head and theirs in name:
+            name = name.replace(theirs, ours, 1)
     return name
 
 
@@ -346,10 +394,12 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
     known = dict(expected, **{n: s for g in groups.values() for n, s in g.items()})
     known.update({n: known[t] for n, t in TIED.items()})
     for name, (dtype_str, array, path) in raw.items():
-        new = canonical_name(name)
+        new = canonical_name(name, config)
         seen.add(new)
         if new in BUFFERS:
             manifest.ignored.append((name, "a buffer, not a weight (positions/token types are inputs)"))
+        elif ignored := next((why for head, why in IGNORED_HEADS.items() if new.startswith(head)), None):
+            manifest.ignored.append((name, ignored))
         elif problem := _problem(name, new, array, path, known, params):
             problems.append(problem)
         else:
@@ -359,7 +409,7 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
                 release_pages([array])
     absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
     problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
-    problems += _check_groups(params, groups, seen, manifest)
+    problems += _check_groups(params, groups, seen, manifest, config.model_type)
     _tie(params, manifest)
     if problems and (strict or absent):
         raise WeightsError(_one_line(model_dir, problems))
@@ -381,7 +431,7 @@ def _mapping_of(array):
     return None if array is None else array._mmap
 
 
-def _check_groups(params, groups, seen, manifest):
+def _check_groups(params, groups, seen, manifest, config_type="bert"):
     """Each optional group (pooler, heads) is all-or-nothing. An absent group is noted in the
     manifest; an incomplete one is a problem, and its loaded tensors are dropped, so that
     strict=False never leaves half a head behind."""
@@ -390,7 +440,10 @@ def _check_groups(params, groups, seen, manifest):
         loaded = [n for n in names if n in params]
         if len(loaded) == len(names):
             continue
-        manifest.missing.append((group, _MISSING_GROUP[group]))
+        why = _MISSING_GROUP[group]
+        if group == "pooler" and config_type in ("distilbert", "electra"):
+            why = f"{config_type} has no pooler: pooler_output is refused"
+        manifest.missing.append((group, why))
         if loaded:  # tensors in the file but refused (shape) are already reported
             problems += [f"missing tensor {n!r} (the {group} is incomplete)" for n in names if n not in seen]
         for n in loaded:

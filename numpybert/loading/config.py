@@ -21,6 +21,23 @@ from ..util import positive_int
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 CONFIG_CAP = 4 * 1024 * 1024  # a BERT config.json is ~1 KB; even a huge id2label stays far below
 MAX_LAYERS = 1024  # the loader lists every layer's tensors: a corrupt 10**9 would exhaust memory
+# The BERT family numpybert computes: the same post-LN encoder, with the small differences
+# numpybert/reference.py shows (docs/bert-family.md). Task-class checkpoints prefix the base model's names.
+FAMILY = {"bert": "bert.", "roberta": "roberta.", "xlm-roberta": "roberta.", "distilbert": "distilbert.",
+          "electra": "electra."}
+POSITIONS_FROM_IDS = ("roberta", "xlm-roberta")  # positions count from pad_token_id + 1 over real tokens
+NOT_SUPPORTED = {  # encoders people try, and why numpybert does not compute them
+    "albert": "ALBERT shares one layer's weights across layers and factorises the embeddings",
+    "deberta": "DeBERTa uses disentangled relative-position attention",
+    "deberta-v2": "DeBERTa-v2/v3 uses disentangled relative-position attention",
+    "mpnet": "MPNet adds relative position buckets to the attention scores",
+    "camembert": "CamemBERT checkpoints use their own names (camembert.*); not mapped yet",
+    "xlm": "XLM is a different architecture", "longformer": "Longformer uses sliding-window attention",
+    "bigbird": "BigBird uses sparse attention", "nomic_bert": "NomicBERT uses rotary positions and SwiGLU",
+    "modernbert": "ModernBERT uses rotary positions, pre-LN and GeGLU",
+}
+DISTILBERT_FIELDS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+                     "hidden_dim": "intermediate_size", "activation": "hidden_act"}
 
 
 # ----------------------------------------------------------------------------- safe file reading
@@ -105,6 +122,24 @@ class BertConfig:
     pad_token_id: int = 0
     position_embedding_type: str = "absolute"
     id2label: dict | None = None  # only used by a classification head
+    model_type: str = "bert"  # or roberta, xlm-roberta, distilbert, electra (FAMILY)
+    embedding_size: int | None = None  # E, ELECTRA's: embeddings of size E, then `embeddings_project` E -> H
+    sinusoidal_pos_embds: bool = False  # DistilBERT: the position table was initialised as sin/cos (stored)
+
+    @property
+    def embedding_dim(self) -> int:  # E: the width of the embedding tables (H except for ELECTRA)
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def padding_idx(self) -> int | None:
+        """RoBERTa/XLM-R: pad_token_id, from which positions count (real tokens at padding_idx + 1, + 2, ...,
+        padding at padding_idx); None for the others (positions 0, 1, ...)."""
+        return self.pad_token_id if self.model_type in POSITIONS_FROM_IDS else None
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens a sequence may have: max_position_embeddings, less RoBERTa's offset (514 -> 512)."""
+        return self.max_position_embeddings - (0 if self.padding_idx is None else self.padding_idx + 1)
 
     @property
     def head_size(self) -> int:  # D = H / N
@@ -112,8 +147,14 @@ class BertConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+                     "intermediate_size", "max_position_embeddings"):
             positive_int(f"config field {name}", getattr(self, name), ConfigError)
+        if self.model_type not in FAMILY:
+            raise ConfigError(f"config field model_type={self.model_type!r} is not one of {', '.join(FAMILY)}")
+        if self.model_type != "distilbert":  # DistilBERT has no token-type table: type_vocab_size 0
+            positive_int("config field type_vocab_size", self.type_vocab_size, ConfigError)
+        if self.embedding_size is not None:
+            positive_int("config field embedding_size", self.embedding_size, ConfigError)
         if self.num_hidden_layers > MAX_LAYERS:
             raise ConfigError(f"config field num_hidden_layers={self.num_hidden_layers}: more than {MAX_LAYERS}; "
                               "no BERT is that deep (corrupt config?)")
@@ -134,6 +175,9 @@ class BertConfig:
         pad = self.pad_token_id
         if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
             raise ConfigError(f"config field pad_token_id={pad!r}: expected a non-negative integer or null")
+        if self.max_length < 1:
+            raise ConfigError(f"config field max_position_embeddings={self.max_position_embeddings} leaves no "
+                              f"position after {self.model_type}'s offset pad_token_id + 1 = {pad + 1}")
         _check_labels(self.id2label)
 
     @classmethod
@@ -141,8 +185,7 @@ class BertConfig:
         """Build from a parsed config.json, refusing architectures numpybert does not compute."""
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {type(d).__name__}")
-        if d.get("model_type", "bert") != "bert":
-            raise ConfigError(f"{source}: config field model_type={d['model_type']!r} is not 'bert'")
+        d = family_fields(d, source)
         for flag in ("is_decoder", "add_cross_attention"):
             if d.get(flag):
                 raise ConfigError(f"{source}: config field {flag}={d[flag]!r} is not supported "
@@ -163,10 +206,40 @@ class BertConfig:
         return cls.from_dict(read_json(path, "config.json", ConfigError), source=path)
 
     def summary(self) -> str:
-        return (f"L={self.num_hidden_layers} layers, H={self.hidden_size}, N={self.num_attention_heads} heads "
+        family = "" if self.model_type == "bert" else f"{self.model_type}: "
+        extra = f", E={self.embedding_size}" if self.embedding_size else ""
+        return (f"{family}L={self.num_hidden_layers} layers, H={self.hidden_size}, N={self.num_attention_heads} heads "
                 f"(D={self.head_size}), I={self.intermediate_size}, vocab={self.vocab_size}, "
                 f"max_positions={self.max_position_embeddings}, type_vocab={self.type_vocab_size}, "
-                f"act={self.hidden_act}, eps={self.layer_norm_eps:g}")
+                f"act={self.hidden_act}, eps={self.layer_norm_eps:g}{extra}")
+
+
+def family_fields(d: dict, source: str) -> dict:
+    """config.json of any family member in BertConfig's field names (one-line error for other models):
+    DistilBERT's dim/n_layers/n_heads/hidden_dim/activation, its fixed LayerNorm eps 1e-12 and no
+    token types; ELECTRA's embedding_size (transformers' default 128); RoBERTa's as BERT's."""
+    model_type = d.get("model_type", "bert")
+    if isinstance(model_type, str) and model_type in FAMILY:
+        pass
+    elif isinstance(model_type, str) and model_type in NOT_SUPPORTED:
+        raise ConfigError(f"{source}: model_type {model_type!r} is not supported: {NOT_SUPPORTED[model_type]} "
+                          f"(numpybert computes {', '.join(FAMILY)})")
+    else:
+        raise ConfigError(f"{source}: config field model_type={model_type!r} is not supported "
+                          f"(numpybert computes {', '.join(FAMILY)})")
+    d = dict(d, model_type=model_type)
+    if model_type == "distilbert":
+        d = {DISTILBERT_FIELDS.get(k, k): v for k, v in d.items() if k not in DISTILBERT_FIELDS.values()}
+        d.update(layer_norm_eps=1e-12, type_vocab_size=0)  # hard-coded in modeling_distilbert.py
+    else:
+        d.pop("sinusoidal_pos_embds", None)
+    if model_type == "electra":
+        d.setdefault("embedding_size", 128)  # ElectraConfig's default
+        if d["embedding_size"] == d.get("hidden_size", 768):
+            d["embedding_size"] = None  # no embeddings_project when E == H (as transformers)
+    else:
+        d.pop("embedding_size", None)
+    return d
 
 
 def _int_keys(id2label):

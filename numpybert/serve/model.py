@@ -81,9 +81,9 @@ class ServeModel:
         self.max_batch_tokens = max_batch_tokens
         limit = model.max_seq_length
         if max_input_length is not None:
-            if not 2 <= max_input_length <= model.config.max_position_embeddings:
+            if not 2 <= max_input_length <= model.config.max_length:
                 raise InputValueError(f"--max-input-length {max_input_length}: expected 2 to the model's "
-                                      f"max_position_embeddings {model.config.max_position_embeddings}")
+                                      f"max_position_embeddings {model.config.max_length}")
             model.max_seq_length = limit = max_input_length
         self.max_input_length = limit
         self.dimensions = model.get_sentence_embedding_dimension()

@@ -89,6 +89,25 @@ class Explanation:
     pooler_refusal: str  # the model's refusal message when it has no pooler, else ""
     nsp_is_next: float | None  # P(B follows A) from the checkpoint's NSP head, for a pair; else None
     sentence_pooling: str | None  # sentence-transformers pooling mode(s) as encode names them, e.g. "mean"
+    model_type: str = "bert"  # config.json's: the family member (what it uses instead of a pooler: INSTEAD_OF_POOLER)
+
+
+# What each family member reads instead of a pooler (transformers 5.23's *ForSequenceClassification heads).
+INSTEAD_OF_POOLER = {
+    "bert": "BertForSequenceClassification reads the pooler; without one, use last_hidden_state (e.g. its mean "
+            "over real tokens).",
+    "roberta": "RoBERTa's classifier does not use the pooler at all: RobertaClassificationHead takes the <s> "
+               "vector, last_hidden_state[:, 0], through dense -> tanh -> out_proj (its own two layers, "
+               "numpybert.reference.first_token_classifier); sentence-transformers RoBERTa models pool the token "
+               "vectors (mean).",
+    "distilbert": "DistilBERT has no pooler by design (it was distilled without next-sentence prediction): "
+                  "DistilBertForSequenceClassification takes the [CLS] vector, last_hidden_state[:, 0], through "
+                  "pre_classifier -> ReLU -> classifier; sentence-transformers DistilBERT models pool the token "
+                  "vectors (mean or CLS).",
+    "electra": "ELECTRA has no pooler (its discriminator is trained per token): ElectraClassificationHead takes "
+               "the first token's vector, last_hidden_state[:, 0], through dense -> gelu -> out_proj.",
+}
+INSTEAD_OF_POOLER["xlm-roberta"] = INSTEAD_OF_POOLER["roberta"]
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -104,7 +123,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
     embedding_check = pooler_check = None
     not_checked = ""
     try:
-        file = CheckpointFile(model.model_dir)
+        file = CheckpointFile(model.model_dir, model.config)
         embedding_check = check_embedding_row(file, batch, out.hidden_states[0][0, 0], model)
         if pooled is not None:
             pooler_check = check_pooler(file, h_cls, pooled, model.dtype)
@@ -123,6 +142,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         lesson=lesson, pooler_refusal=refusal,
         nsp_is_next=_nsp_is_next(model, text, pair),
         sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
+        model_type=model.config.model_type,
     )
 
 
@@ -133,8 +153,10 @@ class CheckpointFile:
 
     BertFor* checkpoints prefix names with `bert.`; old ones call LayerNorm's weight/bias gamma/beta."""
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, config=None):
         from safetensors import safe_open
+        from ..loading.checkpoint import canonical_name
+        self.config = config
         self.paths = sorted(glob.glob(os.path.join(os.fspath(model_dir or ""), "*.safetensors")))
         if not self.paths:
             raise WeightsError(f"{model_dir}: no .safetensors file to read the weights from")
@@ -142,6 +164,10 @@ class CheckpointFile:
         for path in self.paths:
             with safe_open(path, framework="np") as f:
                 self.where.update({name: path for name in f.keys()})
+        if config is not None and config.model_type != "bert":  # the family's names (loading's map)
+            self.family = {canonical_name(name, config): name for name in self.where}
+        else:
+            self.family = {}
 
     def name_of(self, name: str) -> str:
         """The name `name` has in the file (with `bert.` and/or gamma/beta, if that is how it is saved)."""
@@ -149,6 +175,8 @@ class CheckpointFile:
         for candidate in (name, "bert." + name, legacy, "bert." + legacy):
             if candidate in self.where:
                 return candidate
+        if name in self.family:
+            return self.family[name]
         raise WeightsError(f"{', '.join(self.paths)}: no tensor {name}")
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -183,23 +211,33 @@ def check_pooler(file: CheckpointFile, h_cls, model_pooled, dtype) -> Check:
 def check_embedding_row(file: CheckpointFile, batch, model_row, model) -> Check:
     """hidden_states[0][0, 0] = LayerNorm(word[id] + position[0] + token_type[type]), from the file."""
     token, kind = int(batch["input_ids"][0, 0]), int(batch["token_type_ids"][0, 0])
+    config = model.config
+    position = 0 if config.padding_idx is None else config.padding_idx + 1  # RoBERTa counts from padding_idx + 1
+    names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+             "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
     x = (file["embeddings.word_embeddings.weight"][token]  # [V, H] -> [H]: the [CLS] token's row
-         + file["embeddings.position_embeddings.weight"][0]  # position 0
-         + file["embeddings.token_type_embeddings.weight"][kind])  # segment A
+         + file["embeddings.position_embeddings.weight"][position])  # its position
+    if config.type_vocab_size:  # DistilBERT has no segments
+        x = x + file["embeddings.token_type_embeddings.weight"][kind]  # segment A
+    else:
+        names.remove("embeddings.token_type_embeddings.weight")
     mean, var = x.mean(), x.var()  # LayerNorm over the H values, biased variance as torch
-    eps = model.config.layer_norm_eps
+    eps = config.layer_norm_eps
     g, beta = file["embeddings.LayerNorm.weight"], file["embeddings.LayerNorm.bias"]
     row = (x - mean) / np.sqrt(var + eps) * g + beta  # [H]
+    if config.embedding_size is not None:  # ELECTRA: hidden_states[0] is after embeddings_project (E -> H)
+        row = file["embeddings_project.weight"] @ row + file["embeddings_project.bias"]  # [H, E] @ [E] -> [H]
+        names += ["embeddings_project.weight", "embeddings_project.bias"]
     # Tolerance: EMBEDDING_ULPS units of roundoff (of the model's dtype) at the scale of the output row.
     # A worst-case bound for LayerNorm in float32 is ~H·u·|g|·max|x|/std: 7e-4 on MiniLM's [CLS] row,
     # too loose to see a 1e-4 change; the measured difference is 1.7e-7 = 0.45·u·max|row|.
     u = np.finfo(model.dtype).eps / 2
     tolerance = EMBEDDING_ULPS * u * np.abs(row).max()
-    names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-             "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
     return Check(step="hidden_states[0][0, 0] (the [CLS] row of the embedding output)",
-                 expression=f"x = word[{token}] + position[0] + token_type[{kind}]; "
-                            "(x - x.mean()) / np.sqrt(x.var() + eps) * g + beta",
+                 expression=f"x = word[{token}] + position[{position}]"
+                            + (f" + token_type[{kind}]; " if config.type_vocab_size else "; ")
+                            + "(x - x.mean()) / np.sqrt(x.var() + eps) * g + beta"
+                            + ("; W_project·row + b" if config.embedding_size is not None else ""),
                  inputs=file.describe(names), max_abs_diff=float(np.abs(row - model_row).max()),
                  tolerance=float(tolerance))
 

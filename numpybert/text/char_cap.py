@@ -65,6 +65,11 @@ class CharCap:
             boundary += _CJK
         return cls(boundary)
 
+    def cut(self, texts: list, min_tokens: int) -> tuple:
+        """(each text cut as `self(text, min_tokens)` does, whether it was cut): one call per batch."""
+        capped = [self(t, min_tokens) for t in texts]
+        return capped, [len(c) < len(t) for c, t in zip(capped, texts)]
+
     def __call__(self, text: str, min_tokens: int) -> str:
         if len(text) < _CAP_SCAN_MIN_CHARS:
             return text

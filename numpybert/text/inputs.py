@@ -99,19 +99,23 @@ def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, po
     B, T = shape
     if B == 0 or T == 0:
         raise InputValueError(f"{what} has shape {shape}: need at least one sequence of one token")
-    if T > config.max_position_embeddings:
-        raise InputValueError(f"{what} has {T} tokens, more than max_position_embeddings="
-                              f"{config.max_position_embeddings}; truncate (tokenize with max_length=...)")
+    if T > config.max_length:
+        limit = (f"max_position_embeddings={config.max_position_embeddings}" if config.padding_idx is None else
+                 f"{config.max_length} ({config.model_type}: max_position_embeddings={config.max_position_embeddings}"
+                 f" less pad_token_id + 1)")
+        raise InputValueError(f"{what} has {T} tokens, more than {limit}; truncate (tokenize with max_length=...)")
     if input_ids is not None:
         _in_range("input_ids", input_ids, config.vocab_size, "vocab_size")
         input_ids = input_ids.astype(np.int64, copy=False)
     attention_mask = _check_mask(attention_mask, (B, T))
     token_type_ids = _same_shape("token_type_ids", token_type_ids, (B, T), np.zeros((B, T), np.int64))
-    _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
-    position_ids = _same_shape("position_ids", position_ids, (B, T),
-                               np.broadcast_to(np.arange(T, dtype=np.int64), (B, T)))
-    _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
-    return [input_ids, *(a.astype(np.int64, copy=False) for a in (attention_mask, token_type_ids, position_ids))]
+    if config.type_vocab_size:  # DistilBERT has no token types: they are not used (its tokenizer makes none)
+        _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+    if position_ids is not None:  # else the model's default (numpybert/reference.py `default_position_ids`)
+        position_ids = _same_shape("position_ids", position_ids, (B, T), None)
+        _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+        position_ids = position_ids.astype(np.int64, copy=False)
+    return [input_ids, *(a.astype(np.int64, copy=False) for a in (attention_mask, token_type_ids)), position_ids]
 
 
 def check_inputs_embeds(config, inputs_embeds, dtype):
@@ -122,8 +126,9 @@ def check_inputs_embeds(config, inputs_embeds, dtype):
         raise InputTypeError(f"inputs_embeds must have a float dtype, got {x.dtype}")
     if x.ndim == 2:
         x = x[None]  # [T, H] -> [1, T, H]
-    if x.ndim != 3 or x.shape[-1] != config.hidden_size:
-        raise InputValueError(f"inputs_embeds must be [batch, tokens, hidden_size={config.hidden_size}], "
+    if x.ndim != 3 or x.shape[-1] != config.embedding_dim:
+        width = "hidden_size" if config.embedding_size is None else "embedding_size"
+        raise InputValueError(f"inputs_embeds must be [batch, tokens, {width}={config.embedding_dim}], "
                               f"got shape {x.shape}")
     bad = ~np.isfinite(x)
     if bad.any():

@@ -26,6 +26,12 @@ TOL = {"float32": 1e-5, "float64": 1e-10}
 HEAD_OUTPUTS = {  # golden model -> (numpybert function, transformers output name)
     "tiny-pretraining": [(heads.mlm_logits, "prediction_logits"), (heads.nsp_logits, "seq_relationship_logits")],
     "tiny-classifier": [(heads.classifier_logits, "logits")],
+    # the BERT family (issue 21): RoBERTa's lm_head (exact gelu) and two-layer classifier on <s> (tanh),
+    # DistilBERT's vocab_transform/vocab_layer_norm/vocab_projector and pre_classifier (ReLU),
+    # ELECTRA's generator head (H -> E, tied E-wide decoder) and classifier (gelu)
+    **{f"tiny-{family}-mlm" if family != "electra" else "tiny-electra-generator": [(heads.mlm_logits, "prediction_logits")]
+       for family in ("roberta", "distilbert", "electra")},
+    **{f"tiny-{family}-classifier": [(heads.classifier_logits, "logits")] for family in ("roberta", "distilbert", "electra")},
 }
 
 

@@ -333,3 +333,17 @@ def test_a_graph_without_attention_mask_runs_row_by_row(capsys, tmp_path):
     assert code == 0 and report["passed"], err
     assert "attention_mask" not in report["graph_inputs"] and report["inputs"]["real_tokens"] == 14
     assert report["inputs"]["shape"] == [2, 9]  # one row is padded: it ran alone, unpadded
+
+
+# ----------------------------------------------------------------------------- the BERT family (issue 21)
+
+def test_roberta_export_passes_and_its_int8_fails_at_a_named_tensor(capsys):
+    """An exported RobertaModel (positions from the ids inside the graph, pad id 1): the float32
+    graph passes with every hidden state mapped, the int8 one fails and names where it diverges."""
+    roberta = CHECKPOINTS / "tiny-roberta"
+    code, report, err = audit_json(capsys, GRAPHS / "tiny-roberta.float32.onnx", roberta)
+    assert code == 0 and report["passed"] and report["first_divergence"] is None, err
+    assert "encoder.layer.1.output" in names(report) and names(report)[-2:] == ["last_hidden_state", "pooler_output"]
+    assert report["task"]["cosine_min"] > 1 - 1e-9
+    code, report, _ = audit_json(capsys, GRAPHS / "tiny-roberta.int8.onnx", roberta)
+    assert code == 1 and not report["passed"] and report["first_divergence"]

@@ -59,3 +59,15 @@ def test_committed_goldens_are_what_the_export_script_makes_today():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_golden.py"), "verify"],
                           capture_output=True, text=True, cwd=ROOT, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["tiny-roberta", "tiny-xlm-roberta", "tiny-distilbert", "tiny-electra"])
+@pytest.mark.parametrize("engine, dtype", [("fast", "float32"), ("reference", "float64")])
+def test_live_audit_of_the_bert_family_passes(capsys, name, engine, dtype):
+    """The BERT family (issue 21): transformers' RobertaModel / XLMRobertaModel / DistilBertModel /
+    ElectraModel against numpybert, every traced tensor (DistilBERT's own module names, ELECTRA's
+    embeddings_project)."""
+    code, report, _ = live_audit(capsys, "--model", CHECKPOINTS / name, "--dtype", dtype, "--engine", engine)
+    assert code == 0 and report["passed"], report["first_divergence"]
+    names = [t["name"] for t in report["tensors"]]
+    assert "encoder.layer.1.output" in names and ("embeddings_project.output" in names) == (name == "tiny-electra")

@@ -61,6 +61,14 @@ CASES = [  # (checkpoint, what it adds to the comparison)
     ("tiny-classifier", "classifier head"),
     ("tiny-no-pooler", "no pooler"),
     ("tiny-type-vocab-1", "one segment only"),
+    ("tiny-roberta", "RoBERTa: positions from the ids (pad 1), pooler"),
+    ("tiny-roberta-mlm", "RoBERTa's lm_head"),
+    ("tiny-roberta-classifier", "RoBERTa's classifier on <s> (tanh)"),
+    ("tiny-xlm-roberta", "XLM-R, no pooler"),
+    ("tiny-distilbert-mlm", "DistilBERT: no token types, its names, vocab_projector"),
+    ("tiny-distilbert-classifier", "DistilBERT's pre_classifier (ReLU), sinusoidal positions"),
+    ("tiny-electra-generator", "ELECTRA: embeddings_project E -> H, generator head"),
+    ("tiny-electra-classifier", "ELECTRA's classifier (gelu)"),
     ("all-MiniLM-L6-v2", "the real weights, 6 layers, 12 heads"),
 ]
 

@@ -411,7 +411,8 @@ def test_invalid_config_json(model_dir, text, fragment):
     ("hidden_size", 32.0, "hidden_size=32.0"), ("num_hidden_layers", 0, "num_hidden_layers=0"),
     ("num_hidden_layers", 10**9, "num_hidden_layers=1000000000"),
     ("vocab_size", True, "vocab_size=True"), ("layer_norm_eps", float("nan"), "layer_norm_eps=nan"),
-    ("layer_norm_eps", "1e-12", "layer_norm_eps='1e-12'"), ("model_type", "roberta", "model_type='roberta'"),
+    ("layer_norm_eps", "1e-12", "layer_norm_eps='1e-12'"), ("model_type", "albert", "model_type 'albert' is not supported: ALBERT"),
+    ("model_type", "gpt2", "model_type='gpt2'"), ("model_type", ["bert"], "model_type=['bert']"),
     ("is_decoder", True, "is_decoder"), ("id2label", {"zero": "A"}, "id2label"), ("id2label", ["A"], "id2label"),
     ("id2label", {"0": "A", "2": "B"}, "id2label"), ("pad_token_id", "0", "pad_token_id='0'"),
 ])

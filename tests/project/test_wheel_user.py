@@ -121,6 +121,7 @@ def test_the_default_models_hub_name_is_the_fetched_copy(as_wheel, name):
     model = numpybert.load(name)
     assert model.model_dir == str(fetched)
     np.testing.assert_array_equal(model.encode(["a dog"]), numpybert.load(fetched).encode(["a dog"]))
+    assert numpybert.Embedder(name).model_dir == str(fetched)  # the corpus embedder takes the same names
     with pytest.raises(WeightsNotFoundError, match="revision main"):  # a revision asks the Hub cache only
         numpybert.load(name, revision="main")
     # the order: the Hugging Face cache comes first when it holds the model

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import parse, require_minilm, ROOT, run_block, same_output
 
-DOCS = [ROOT / "docs" / "pooled-vs-cls.md"]
+DOCS = [ROOT / "docs" / "pooled-vs-cls.md", ROOT / "docs" / "bert-family.md"]
 
 
 @pytest.fixture(scope="module")

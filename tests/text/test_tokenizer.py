@@ -623,6 +623,19 @@ def test_char_cap_never_changes_the_result(tok, a, b, max_length, truncation, st
     assert capped == full
 
 
+@pytest.mark.parametrize("truncation", [None, "longest_first"])
+def test_char_cap_keeps_which_pair_text_is_longer(tok, truncation):
+    """Found by hypothesis: with an odd budget longest_first gives the extra token to the longer whole
+    text; 'a a a a aworda' (7 tokens) cut to 2 tokens would look shorter than '한국' (6 jamo pieces)."""
+    a, b = "a a a a aworda ", "한국 "
+    with char_cap(True):
+        capped = _outcome(lambda: tok(a, b, max_length=4, truncation=truncation))
+    with char_cap(False):
+        full = _outcome(lambda: tok(a, b, max_length=4, truncation=truncation))
+    assert capped == full == {"input_ids": [[101, 1037, 102, 102]], "attention_mask": [[1, 1, 1, 1]],
+                              "token_type_ids": [[0, 0, 0, 1]]}
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=_texts, b=st.one_of(st.none(), _texts))
 def test_char_cap_without_max_length(small_tok, a, b):
@@ -661,3 +674,11 @@ def test_threads_with_different_settings_share_one_tokenizer(tok):
         t.join()
     assert errors == []
     assert tok.backend.truncation is None and tok.backend.padding is None
+
+
+def test_configured_copies_are_bounded(tok_dir):
+    """One configured copy per setting, the oldest dropped past CONFIGURED_COPIES (each holds a vocabulary)."""
+    tok = BertTokenizer.from_dir(tok_dir, MAX_POS)
+    for max_length in range(4, 4 + tokmod.CONFIGURED_COPIES + 5):
+        assert len(tok("a b c d e f", max_length=max_length)["input_ids"][0]) == min(max_length, 8)
+    assert len(tok._configured) == tokmod.CONFIGURED_COPIES

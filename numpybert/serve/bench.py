@@ -9,8 +9,8 @@ peer server side by side in one run:
 - the time from process start to the first 200 on /health and on the embeddings route;
 and, in this process, offline `model.encode` throughput on the same texts and a bare forward of
 the short text. The peer: infinity-emb (`--peer infinity --peer-bin DIR/infinity_emb`, installed in
-its own venv) or sentence-transformers behind the same starlette + uvicorn (`--peer st
---peer-python PY`, a python with the golden extra); `--peer none` skips it.
+its own venv, with torch pinned: only numpybert/audit/torch_bridge.py may import torch in the
+package, so the peer runs in its own process); `--peer none` skips it.
 Writes a JSON file and prints a markdown table; `--plot F.png` (the plot extra) draws it.
 """
 
@@ -157,40 +157,6 @@ def offline(model_dir, texts, threads):
     return {"encode_texts_per_s": len(texts) / min(runs), "bare_forward_short_ms": float(np.median(times)) * 1e3}
 
 
-# ----------------------------------------------------------------------------- the sentence-transformers peer
-
-def st_peer_app(model_dir):
-    """sentence-transformers behind starlette + uvicorn, as a user would write it: each request's
-    texts go to SentenceTransformer.encode on a worker thread (one at a time: torch uses every
-    core for one call), float lists back in OpenAI's shape."""
-    import threading
-
-    from sentence_transformers import SentenceTransformer
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-    model = SentenceTransformer(model_dir, device="cpu")
-    lock = threading.Lock()
-
-    def encode(texts):
-        with lock:
-            return model.encode(texts, batch_size=32)
-
-    async def embeddings(request):
-        data = await request.json()
-        texts = data["input"] if isinstance(data["input"], list) else [data["input"]]
-        vectors = await run_in_threadpool(encode, texts)
-        return JSONResponse({"object": "list", "model": data.get("model"),
-                             "data": [{"object": "embedding", "index": i, "embedding": v.tolist()}
-                                      for i, v in enumerate(vectors)]})
-
-    async def health(request):
-        return Response(status_code=200)
-    return Starlette(routes=[Route("/v1/embeddings", embeddings, methods=["POST"]),
-                             Route("/health", health)])
-
-
 # ----------------------------------------------------------------------------- report
 
 def markdown(result):
@@ -239,7 +205,7 @@ def plot(result, path):
         b.plot(ns, [r[f"c{n}"]["p99_ms"] for n in ns], marker="x", color=f"C{k}", linestyle="--",
                label=f"{name} p99")
     a.axhline(result["offline"]["encode_texts_per_s"], color="gray", linestyle=":", label="offline model.encode")
-    load = f"load average {result['load_before'][0]:.1f} on {result['cpus']} CPUs"
+    load = f"load average {result['load_before'][0]:.1f}→{result['load_after'][0]:.1f}, {result['cpus']} CPUs"
     a.set(xlabel="concurrent clients", ylabel="texts/s", xscale="log", title=f"throughput ({load})")
     b.set(xlabel="concurrent clients", ylabel="ms", xscale="log", yscale="log", title="latency")
     a.set_xticks(ns, [str(n) for n in ns])
@@ -258,9 +224,8 @@ def main(argv=None):
     p.add_argument("--lone-requests", type=int, default=100)
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--threads", type=int, default=None, help="numpybert's threads (default: its own choice)")
-    p.add_argument("--peer", choices=("infinity", "st", "none"), default="none")
+    p.add_argument("--peer", choices=("infinity", "none"), default="none")
     p.add_argument("--peer-bin", help="the infinity_emb executable (--peer infinity)")
-    p.add_argument("--peer-python", help="a python with sentence-transformers and starlette (--peer st)")
     p.add_argument("--json", default="serve-bench.json")
     p.add_argument("--plot", default=None)
     args = p.parse_args(argv)
@@ -279,10 +244,6 @@ def main(argv=None):
                                                "--port", "{port}", "--engine", "torch", "--device", "cpu",
                                                "--served-model-name", "m", "--batch-size", "32", "--no-model-warmup"],
                               "/embeddings", "m", offline_env))
-    elif args.peer == "st":
-        servers.append(Server("sentence-transformers + starlette", [args.peer_python, "-m", "numpybert.serve.bench",
-                                                                    "--st-peer-server", model_dir, "{port}"],
-                              "/v1/embeddings", "m", offline_env))
     result = {"model": model_dir, "texts": len(texts), "concurrencies": concurrencies, "cpus": os.cpu_count(),
               "load_before": os.getloadavg(), "servers": {}}
     for server in servers:
@@ -302,8 +263,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--st-peer-server":
-        import uvicorn
-        uvicorn.run(st_peer_app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
-    else:
-        sys.exit(main())
+    sys.exit(main())

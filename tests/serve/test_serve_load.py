@@ -49,7 +49,7 @@ async def client_loop(url, texts, offline, n_requests, rng, results):
                 results.append((200, float(np.abs(got - offline[rows]).max()), c))
             else:
                 results.append((r.status_code, r.headers.get("retry-after"), r.json()["error"]["message"]))
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.25)  # Retry-After says 1 s; a shorter pause keeps the test short
 
 
 def test_load_2000_requests_32_clients(minilm_dir, texts_and_offline):

@@ -59,7 +59,8 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        return len(self.queue)
+        """Inputs waiting: a cancelled job's inputs are not (the batcher drops them when it next looks)."""
+        return sum(not job.cancelled for job, _ in self.queue)
 
     def submit_nowait(self, job):
         """Queue the job's inputs; the caller awaits job.future."""

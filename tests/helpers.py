@@ -1,7 +1,7 @@
 """Shared test helpers (not tests): where the real weights, tiny checkpoints and goldens live; a tiny
 random BERT checkpoint built inside a test, raw safetensors bytes to corrupt, `make_text_model` (a
 committed tiny checkpoint plus a vocabulary, so it takes text); running the CLI in-process and as a
-subprocess; the docs harness. Every test module imports what it shares from here, never from another
+subprocess; the docs harness; `numpybert serve` as a subprocess. Every test module imports what it shares from here, never from another
 test module.
 
 The hostile-input tests build every bad file from the valid tiny one, in pytest's tmp_path, so they
@@ -13,11 +13,14 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import pathlib
 import random
 import re
 import shlex
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -290,3 +294,61 @@ def kill_mid_run(tiny_dir, corpus, out, sig, rng, *extra):
     _, err = proc.communicate(timeout=60)
     assert not out.exists(), "the run finished before it was killed: the test proved nothing"
     return proc.returncode, err
+
+
+# ----------------------------------------------------------------------------- `numpybert serve` started as a user starts it:
+# a subprocess (`python -m numpybert serve ...`) on a free loopback port, ready once GET /health answers 200
+
+START_TIMEOUT = 60.0  # seconds; the model loads in ~0.3 s, but the machine is shared
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, model, *args, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # one compute thread: the tests check answers, not speed, and the test machine is shared (two
+        # threads that wait on each other at every step slow down 4-15x when other processes take the cores)
+        cmd = [sys.executable, "-m", "numpybert", "serve", "--model", str(model), "--port", str(self.port),
+               "--threads", "1", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.started = time.perf_counter()
+        self.output = None
+
+    def wait_ready(self, headers=None):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited with {self.proc.returncode}: {self.proc.stdout.read()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/health", timeout=1.0, headers=headers).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise AssertionError(f"the server did not get ready in {START_TIMEOUT} s")
+
+    def stop(self, timeout=30.0) -> int:
+        """SIGTERM, wait; the exit status (the output is kept in self.output)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.output, _ = self.proc.communicate()
+            raise AssertionError(f"the server did not stop within {timeout} s of SIGTERM") from None
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running(model, *args, headers=None):
+    server = ServerProcess(model, *args)
+    try:
+        yield server.wait_ready(headers)
+    finally:
+        server.stop()

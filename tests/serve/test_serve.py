@@ -16,8 +16,7 @@ import openai
 import pytest
 import tokenizers
 
-from serve_process import running
-from helpers import make_text_model
+from helpers import make_text_model, running
 
 ATOL = 1e-6
 TEXTS = ["A man is playing a guitar.", "Hello world", "The quick brown fox jumps over the lazy dog. " * 3,
@@ -322,7 +321,7 @@ def test_missing_serve_extra_is_one_line_exit_2(tmp_path):
 def test_bad_start_is_one_line_and_exit_status(minilm_dir, args, code, message):
     import subprocess
     import sys
-    from serve_process import free_port
+    from helpers import free_port
     cmd = [sys.executable, "-m", "numpybert", "serve", "--model", str(minilm_dir), "--port", str(free_port()), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == code, (r.stdout, r.stderr)

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve_process import ServerProcess
+from helpers import ServerProcess
 
 ATOL = 1e-6
 WORDS = ("the a man woman dog cat plays guitar music city river runs quickly slowly under over bright dark "

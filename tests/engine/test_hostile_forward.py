@@ -1,7 +1,7 @@
 """Hostile inputs to the forward pass: each gets a numpybert error naming the argument and
 the item, before any math (NumPy would wrap negative ids, cast floats, broadcast bad masks).
 
-The model is the tiny random checkpoint of tests/tiny_bert.py (vocab 99, 64 positions,
+The model is the tiny random checkpoint of tests/helpers.py (vocab 99, 64 positions,
 2 token types), built in a temporary directory.
 """
 

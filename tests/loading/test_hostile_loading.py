@@ -1,6 +1,6 @@
 """Hostile files through `numpybert.load`: each gets a numpybert error naming the culprit.
 
-Every bad file is built in tmp_path from a tiny valid checkpoint (tests/tiny_bert.py).
+Every bad file is built in tmp_path from a tiny valid checkpoint (tests/helpers.py).
 Each test asserts the error class (a NumpybertError that is also the matching built-in)
 and that the message names the file, tensor or config field at fault.
 """

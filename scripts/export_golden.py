@@ -196,20 +196,25 @@ def base_metadata(target, minilm_dir):
 
 # ------------------------------------------------------------------------ checkpoints
 
+def seeded(model):
+    """LayerNorms and biases made non-trivial (seeded), in eval mode; also scripts/make_family_st.py's."""
+    generator = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
+            elif name.endswith("bias"):
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return model.eval()
+
+
 def build_tiny_model(name):
     """transformers' own random init (seed 0), then LayerNorms and biases made non-trivial."""
     spec = TINY_MODELS[name]
     config_class, base, base_config = FAMILY_CONFIG.get(spec.get("family"), ("BertConfig", "BertModel", TINY_CONFIG))
     config = getattr(transformers, config_class)(**{**base_config, **spec.get("config", {})})
     torch.manual_seed(SEED)
-    model = getattr(transformers, spec.get("arch", base))(config).eval()
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for pname, param in sorted(model.named_parameters()):
-            if pname.endswith(("LayerNorm.weight", "layer_norm.weight")):
-                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            elif pname.endswith("bias"):
-                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    model = seeded(getattr(transformers, spec.get("arch", base))(config))
     if not spec.get("pooler", True) and "arch" not in spec:
         model.pooler = None  # as BertModel(add_pooling_layer=False), keeping tiny-bert's other weights
     return model.to(spec.get("storage", torch.float32))

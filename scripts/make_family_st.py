@@ -31,6 +31,8 @@ from sentence_transformers import SentenceTransformer, models  # noqa: E402
 from tokenizers import ByteLevelBPETokenizer, SentencePieceUnigramTokenizer  # noqa: E402
 from tokenizers.implementations import BertWordPieceTokenizer  # noqa: E402
 
+from export_golden import seeded  # noqa: E402  (the same non-trivial LayerNorms and biases as the tiny BERTs)
+
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, initializer_range=0.2)
@@ -67,18 +69,6 @@ def xlm_roberta_tokenizer():
                                 special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     vocab = json.loads(unigram.to_str())["model"]["vocab"]
     return transformers.XLMRobertaTokenizer(vocab=[tuple(v) for v in vocab])
-
-
-def seeded(model):
-    """Non-trivial LayerNorms and biases, as scripts/export_golden.py's tiny models."""
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for name, param in sorted(model.named_parameters()):
-            if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
-                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            elif name.endswith("bias"):
-                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
-    return model.eval()
 
 
 def make(name, tokenizer, config, model_class, pooling, out, prompts=None):

@@ -43,7 +43,7 @@ import numpy as np
 
 from .blocks import BLOCK_BYTES, blocks, elementwise, for_each_block, matmul, thread_count
 from .layout import make_layout
-from ..reference import classifier_head, nsp_head  # noqa: F401  (the engine's heads; see "task heads")
+from ..reference import classifier_head, default_position_ids, nsp_head  # noqa: F401  (heads: see "task heads")
 from .trace import NO_TRACE, Trace  # noqa: F401  (Trace: re-exported for the audit)
 
 
@@ -283,21 +283,6 @@ def qkv_weights(query, key, value):
 
 
 # ----------------------------------------------------------------------------- the model, on token rows
-
-def default_position_ids(input_ids, shape, padding_idx=None):
-    """Positions [B, T] when the caller gives none: 0..T-1, or RoBERTa's (padding_idx = pad_token_id):
-    padding_idx + 1, + 2, ... over real tokens and padding_idx at padding; sequential from
-    padding_idx + 1 without input_ids. (Equal to numpybert/reference.py's.)"""
-    B, T = shape
-    if padding_idx is None or input_ids is None:
-        start = 0 if padding_idx is None else padding_idx + 1
-        return np.broadcast_to(np.arange(start, start + T, dtype=np.int64), (B, T))  # [T] -> [B, T]
-    real = input_ids != padding_idx  # [B, T]
-    positions = np.cumsum(real, axis=1, dtype=np.int64)  # [B, T]
-    positions *= real
-    positions += padding_idx
-    return positions
-
 
 def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings,
                LayerNorm, eps, where, token_type_embeddings=None, inputs_embeds=None, trace=NO_TRACE):

@@ -238,7 +238,7 @@ class BertModel:
             trace=trace,
             _encoder_outputs=tuple(hidden_states[1:]) if output_hidden_states else
             functools.partial(self._encoder_outputs, ids, mask, types, positions, skip_padding, embeds),
-            _pooler_missing=_pooler_missing(self.model_dir, self.config.model_type),
+            _pooler_missing=_pooler_missing(self.model_dir, self.config.family),
         )
 
     def _encoder_outputs(self, ids, mask, types, positions, skip_padding, embeds=None):
@@ -323,15 +323,11 @@ class BertModel:
         return apps.classify(self, texts, text_pairs)
 
 
-NO_POOLER = {"distilbert": "DistilBertModel", "electra": "ElectraModel"}  # the family members without one
-
-
-def _pooler_missing(model_dir, model_type) -> str:
-    """The error for `out.pooler_output` when there is no pooler."""
-    if model_type in NO_POOLER:
-        return (f"{model_dir}: {model_type} has no pooler (transformers' {NO_POOLER[model_type]} returns no "
-                "pooler_output), so there is no pooled_output. Its classifier reads last_hidden_state[:, 0]; "
-                "for sentence embeddings use the mean of last_hidden_state over real tokens.")
+def _pooler_missing(model_dir, family) -> str:
+    """The error for `out.pooler_output` when there is no pooler (the family registry's words
+    for the members that have none)."""
+    if not family.pooler:
+        return family.no_pooler_message(model_dir)
     return (f"{model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
             "is no pooled_output. (transformers would fill in a random pooler; its load report lists "
             "pooler.dense.* as MISSING, \"newly initialized\".) "

@@ -91,10 +91,10 @@ def softmax(x):
 
 def embeddings(input_ids, token_type_ids, position_ids, word_embeddings, position_embeddings, LayerNorm, eps,
                token_type_embeddings=None, inputs_embeds=None, record=None):
-    """Token + segment (none in DistilBERT) + position embeddings, summed in HF's order, then LayerNorm.
+    """Token + segment + position embeddings, summed in HF's order, then LayerNorm.
     `inputs_embeds` [B, T, H], when given, stands in for the word embeddings (as in transformers)."""
     x = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T] -> [B, T, H]
-    x = x if token_type_embeddings is None else x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H]
+    x = x if token_type_embeddings is None else x + token_type_embeddings["weight"][token_type_ids]  # [B, T] -> [B, T, H] (no segments: DistilBERT, MPNet)
     x = x + position_embeddings["weight"][position_ids]  # [B, T] -> [B, T, H]: each token's position
     y = layer_norm(x, **LayerNorm, eps=eps)
     rec(record, {"sum": x, "output": y}, at="embeddings.")
@@ -116,7 +116,7 @@ def attention(q, k, v, mask_bias, record=None, at=""):
     matrices to BLAS, and is ~100x slower on it. HF multiplies by D^-0.5 rather than dividing by √D.)"""
     k_t = np.ascontiguousarray(k.swapaxes(-1, -2))  # [B, N, T, D] -> [B, N, D, T]
     scores = q @ k_t * q.shape[-1] ** -0.5  # [B, N, T, D] @ [B, N, D, T] -> [B, N, T, T]
-    masked_scores = scores + mask_bias  # + [B, 1, 1, T]: padded keys get no attention
+    masked_scores = scores + mask_bias  # + [B, 1, 1, T] (MPNet: [B, N, T, T]): padded keys get no attention
     probs = softmax(masked_scores)  # each query's weights over the keys sum to 1
     rec(record, {"scores": scores, "masked_scores": masked_scores, "probs": probs}, at)
     return probs @ v, probs  # [B, N, T, T] @ [B, N, T, D] -> [B, N, T, D]
@@ -152,8 +152,29 @@ def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, ep
     return y, probs
 
 
-def encoder(x, mask_bias, layer, n_head, act, eps, record=None):
+def relative_position_bucket(relative_position, num_buckets=32, max_distance=128):
+    """MPNet (T5's bidirectional buckets): the bucket of each key-minus-query distance, as transformers'
+    `MPNetEncoder.relative_position_bucket`, its float32 logarithm included. Half the buckets for keys
+    after the query, half before; distances under 8 get their own, longer ones logarithmically wider ones."""
+    n = -relative_position
+    half = num_buckets // 2
+    exact = half // 2
+    log_ratio = np.log(np.maximum(np.abs(n), 1).astype(np.float32) / exact) / math.log(max_distance / exact)
+    large = np.minimum(exact + (log_ratio * (half - exact)).astype(np.int64), half - 1)
+    return (n < 0) * half + np.where(np.abs(n) < exact, np.abs(n), large)
+
+
+def relative_position_bias(T, weight):
+    """MPNet's one relative position bias, computed once and added to every layer's scores:
+    a learned value per head and bucket of the distance j - i from query i to key j."""
+    bucket = relative_position_bucket(np.arange(T)[None, :] - np.arange(T)[:, None])  # [T] -> [T, T]
+    return weight[bucket].transpose(2, 0, 1)[None]  # [T, T] -> [T, T, N] -> [1, N, T, T]
+
+
+def encoder(x, mask_bias, layer, n_head, act, eps, relative_attention_bias=None, record=None):
     """The stack of L layers. Returns the L+1 hidden states (the embedding output first) and L attentions."""
+    if relative_attention_bias is not None:  # MPNet only: relative positions, summed into the mask's bias
+        mask_bias = mask_bias + relative_position_bias(x.shape[1], **relative_attention_bias)  # -> [B, N, T, T]
     hidden_states, attentions = [x], []
     for i, weights in enumerate(layer):
         x, probs = encoder_layer(x, mask_bias, **weights, n_head=n_head, act=act, eps=eps, record=record,
@@ -179,28 +200,16 @@ def pooler(last_hidden_state, dense, record=None):
     return pooled
 
 
-def default_position_ids(input_ids, shape, padding_idx=None):
-    """Each token's position: 0, 1, ..., T-1 (BERT, DistilBERT, ELECTRA). RoBERTa / XLM-R
-    (padding_idx = pad_token_id) count real tokens from padding_idx + 1 and give padding padding_idx
-    (fairseq's make_positions); without input_ids (inputs_embeds) they are sequential from padding_idx + 1."""
-    if padding_idx is None or input_ids is None:
-        start = 0 if padding_idx is None else padding_idx + 1
-        return np.broadcast_to(np.arange(start, start + shape[1]), shape)  # [T] -> [B, T]
-    real = input_ids != padding_idx  # [B, T]
-    return np.cumsum(real, axis=1) * real + padding_idx  # [B, T]: p+1, p+2, ... on real tokens, p on padding
-
-
 def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value="finfo-min",
          record=None, inputs_embeds=None):
     """The whole BertModel: returns (hidden_states: L+1 × [B, T, H], attentions: L × [B, N, T, T],
     pooled_output [B, H], or None when the checkpoint has no pooler). `input_ids` may be None when
-    `inputs_embeds` [B, T, H] is given; `position_ids` None: `default_position_ids`. `mask_value`: see
-    `attention_mask_bias`. ELECTRA's embeddings are E wide and `embeddings_project` maps them to H."""
-    if position_ids is None:
-        position_ids = default_position_ids(input_ids, attention_mask.shape, config.padding_idx)  # [B, T]
+    `inputs_embeds` [B, T, H] is given. `position_ids` [B, T] are inputs, as token_type_ids: 0, 1, ...
+    for BERT; RoBERTa and MPNet count from their padding index (`numpybert.loading.family.position_ids`
+    makes them). `mask_value`: see `attention_mask_bias`."""
     x = embeddings(input_ids, token_type_ids, position_ids, **params["embeddings"], eps=config.layer_norm_eps,
                    inputs_embeds=inputs_embeds, record=record)  # [B, T] -> [B, T, E]
-    if "embeddings_project" in params:  # ELECTRA, when embedding_size != hidden_size
+    if "embeddings_project" in params:  # ELECTRA only: embeddings E wide (embedding_size), projected to H
         x = linear(x, **params["embeddings_project"])  # [B, T, E] -> [B, T, H]
         rec(record, {"embeddings_project.output": x})
     mask_bias = attention_mask_bias(attention_mask, x.dtype, mask_value)  # [B, T] -> [B, 1, 1, T]

@@ -40,12 +40,8 @@ HEADS = {
                    "BertForSequenceClassification (with id2label in config.json)"),
 }
 NSP_LABELS = ("is_next", "not_next")  # index 0 = "B follows A", as in BERT's pre-training
-# The family's heads, mapped onto BERT's names by the loader (numpybert/loading/checkpoint.py):
-# the masked-LM head's activation (RoBERTa's lm_head and ELECTRA's generator hard-code exact gelu;
-# BERT and DistilBERT use the config's), and the first-token classifier's (transformers'
-# RobertaClassificationHead: tanh, ElectraClassificationHead: gelu, DistilBERT's pre_classifier: ReLU).
-MLM_ACT = {"roberta": "gelu", "xlm-roberta": "gelu", "electra": "gelu"}
-CLASSIFIER_ACT = {"roberta": "tanh", "xlm-roberta": "tanh", "electra": "gelu", "distilbert": "relu"}
+# The family's heads are mapped onto BERT's names by the loader; their activations and the
+# classifier's kind come from the family registry (numpybert/loading/family.py, `config.family`).
 
 
 def head_params(model, head: str) -> dict:
@@ -80,8 +76,9 @@ def mlm_logits(model, input_ids, attention_mask=None, token_type_ids=None, posit
 
 
 def mlm_act(config) -> str:
-    """The masked-LM head's activation: the config's, except RoBERTa's and ELECTRA's exact gelu."""
-    return MLM_ACT.get(config.model_type, config.hidden_act)
+    """The masked-LM head's activation: the config's, except where the family hard-codes one
+    (RoBERTa's lm_head, ELECTRA's generator, MPNet's lm_head: exact gelu)."""
+    return config.family.mlm_act or config.hidden_act
 
 
 def nsp_logits(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> np.ndarray:
@@ -95,9 +92,9 @@ def classifier_logits(model, input_ids, attention_mask=None, token_type_ids=None
     """BertForSequenceClassification's logits [B, num_labels] on the pooled output."""
     params = head_params(model, "classifier")
     out = model(input_ids, attention_mask, token_type_ids, position_ids)
-    if model.config.model_type != "bert":  # the family's heads read the first token, not the pooler
-        return model.engine.first_token_classifier(out.last_hidden_state, **params,
-                                                   act=CLASSIFIER_ACT[model.config.model_type])
+    family = model.config.family
+    if family.classifier == "first-token":  # the family's heads read the first token, not the pooler
+        return model.engine.first_token_classifier(out.last_hidden_state, **params, act=family.classifier_act)
     return model.engine.classifier_head(out.pooler_output, params)
 
 

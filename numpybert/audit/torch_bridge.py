@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from ..errors import GoldenError, MissingExtraError
+from ..loading import family as families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local directories only
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -38,11 +39,6 @@ try:
     import torch
     import transformers
     from transformers.activations import ACT2FN
-    from transformers.models.bert import modeling_bert
-    from transformers.models.distilbert import modeling_distilbert
-    from transformers.models.electra import modeling_electra
-    from transformers.models.roberta import modeling_roberta
-    from transformers.models.xlm_roberta import modeling_xlm_roberta
 except ImportError as e:
     raise MissingExtraError(f"this needs torch and transformers ({e.name or e} is not installed): {INSTALL}") from None
 
@@ -50,14 +46,9 @@ SEED = 0
 ATTN = "eager"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CHECK_TOL = {"float32": 1e-5, "float64": 1e-12}  # relative, for the trace cross-checks in check_trace
-HEADS = ("BertForPreTraining", "BertForSequenceClassification", "RobertaForMaskedLM", "RobertaForSequenceClassification",
-         "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification", "DistilBertForMaskedLM",
-         "DistilBertForSequenceClassification", "ElectraForMaskedLM", "ElectraForSequenceClassification")
-# model_type -> (base class, its modeling module: eager_attention_forward is looked up there at call time)
-FAMILY = {"bert": ("BertModel", modeling_bert), "roberta": ("RobertaModel", modeling_roberta),
-          "xlm-roberta": ("XLMRobertaModel", modeling_xlm_roberta),
-          "distilbert": ("DistilBertModel", modeling_distilbert), "electra": ("ElectraModel", modeling_electra)}
-POOLED = ("BertModel", "RobertaModel", "XLMRobertaModel")  # base classes with an optional pooler
+# transformers' classes of each family member come from the family registry (numpybert/loading/family.py)
+HEADS = ("BertForPreTraining", *(h for f in families.FAMILIES.values() for h in f.heads()))  # logits recorded
+POOLED = tuple(f.base_class for f in families.FAMILIES.values() if f.pooler)  # base classes with an optional pooler
 
 
 def setup(threads: int = 2) -> None:
@@ -91,7 +82,7 @@ def architecture(model_dir: str) -> tuple:
     """(transformers class name, has a pooler) of a checkpoint: the head named in config.json's
     `architectures` when its logits are recorded, else the family's base model; the pooler when stored."""
     config = _config(model_dir)
-    base = FAMILY[config.get("model_type", "bert")][0]
+    base = families.get(config.get("model_type", families.DEFAULT)).base_class
     named = (config.get("architectures") or [base])[0]
     return (named if named in HEADS else base), any(k.startswith("pooler.") for k in _checkpoint_keys(model_dir))
 
@@ -117,7 +108,10 @@ def base_model(model):
 
 
 def _layer_modules(layer):
-    """One layer's modules under numpybert's names: BERT's (RoBERTa, ELECTRA) or DistilBERT's."""
+    """One layer's modules under numpybert's names: BERT's (RoBERTa, ELECTRA), DistilBERT's or MPNet's."""
+    if hasattr(layer.attention, "attn"):  # MPNet's MPNetLayer
+        return {"context": layer.attention.attn.o, "attention.output": layer.attention,
+                "pre_act": layer.intermediate.dense, "act_in": layer.output.dense, "output": layer.output}
     if hasattr(layer, "ffn"):  # DistilBERT's TransformerBlock
         return {"context": layer.attention.out_lin, "attention.output": layer.sa_layer_norm,
                 "pre_act": layer.ffn.lin1, "act_in": layer.ffn.lin2, "output": layer.output_layer_norm}
@@ -130,7 +124,10 @@ def _layers(bert):
 
 
 def _modeling(bert):
-    return FAMILY[getattr(bert.config, "model_type", "bert")][1]
+    """The family member's modeling module (eager_attention_forward is looked up there at call time)."""
+    import importlib
+    family = families.get(getattr(bert.config, "model_type", families.DEFAULT))
+    return importlib.import_module(f"transformers.models.{family.modeling}")
 
 
 # ----------------------------------------------------------------------------- the trace
@@ -157,7 +154,9 @@ class TraceRecorder:
         self.index = {}
         for i, layer in enumerate(_layers(self.bert)):
             prefix, m = f"trace.encoder.layer.{i}", _layer_modules(layer)
-            self.index[id(layer.attention if hasattr(layer, "ffn") else layer.attention.self)] = i
+            if hasattr(layer.attention, "attn"):  # MPNet computes attention inline: hooks on its modules
+                self._mpnet_attention(layer.attention.attn, f"{prefix}.attention.self")
+            self.index[id(layer.attention if hasattr(layer, "ffn") else getattr(layer.attention, "self", layer.attention))] = i
             self._hook(m["context"], f"{prefix}.attention.self.context", pre=True)
             self._hook(m["attention.output"], f"{prefix}.attention.output")
             self._hook(m["pre_act"], f"{prefix}.intermediate.pre_act")
@@ -167,14 +166,36 @@ class TraceRecorder:
             self._hook(self.bert.pooler.dense, "trace.pooler.pre_tanh")
             self._hook(self.bert.pooler, "trace.pooled_output")
         self.modeling = _modeling(self.bert)
-        self.original = self.modeling.eager_attention_forward
-        self.modeling.eager_attention_forward = self._attention
+        self.original = getattr(self.modeling, "eager_attention_forward", None)
+        if self.original is not None:
+            self.modeling.eager_attention_forward = self._attention
         return self
 
     def __exit__(self, *exc):
-        self.modeling.eager_attention_forward = self.original
+        if self.original is not None:
+            self.modeling.eager_attention_forward = self.original
         for handle in self.handles:
             handle.remove()
+
+    def _mpnet_attention(self, attn, prefix):
+        """MPNetSelfAttention: q, k, v from its Linear layers; scores, masked scores (position bias
+        and mask added, in its order) recomputed as it computes them; probs from its output."""
+        heads = lambda x: x.view(*x.shape[:-1], -1, attn.attention_head_size).transpose(1, 2)  # noqa: E731
+        for part, name in (("q", "query"), ("k", "key"), ("v", "value")):
+            self.handles.append(getattr(attn, part).register_forward_hook(
+                lambda mod, args, out, name=name: self._store(f"{prefix}.{name}", heads(out))))
+
+        def after(mod, args, out):
+            mask, position_bias = (list(args[1:3]) + [None, None])[:2]
+            q, k = self.trace[f"{prefix}.query"], self.trace[f"{prefix}.key"]
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(attn.attention_head_size)
+            self._store(f"{prefix}.scores", scores)
+            masked = scores + position_bias if position_bias is not None else scores
+            self._store(f"{prefix}.masked_scores", masked + mask if mask is not None else masked)
+            if len(out) > 1:
+                self._store(f"{prefix}.probs", out[1])
+
+        self.handles.append(attn.register_forward_hook(after))
 
     def _hook(self, module, name, pre=False):
         if pre:
@@ -184,6 +205,7 @@ class TraceRecorder:
         self.handles.append(handle)
 
     def _store(self, name, tensor):
+        tensor = tensor[0] if isinstance(tensor, tuple) else tensor  # MPNetAttention returns (output, ...)
         assert name not in self.trace, f"{name} recorded twice"
         self.trace[name] = tensor.detach().clone()
 
@@ -224,7 +246,11 @@ def check_trace(t, bert, dtype):
         require_close(t, f"{p}.attention.self.probs", t[f"{p}.attention.self.masked_scores"].softmax(-1), dtype)
         context = (probs @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
         require_close(t, f"{p}.attention.self.context", context, dtype)
-        if hasattr(layer, "ffn"):  # DistilBERT
+        if hasattr(layer.attention, "attn"):  # MPNet
+            attn_out = layer.attention.LayerNorm(layer.attention.attn.o(t[f"{p}.attention.self.context"])
+                                                 + t[f"outputs.hidden_states.{i}"])
+            layer_out = layer.output(t[f"{p}.intermediate.output"], t[f"{p}.attention.output"])
+        elif hasattr(layer, "ffn"):  # DistilBERT
             attn_out = layer.sa_layer_norm(layer.attention.out_lin(t[f"{p}.attention.self.context"])
                                            + t[f"outputs.hidden_states.{i}"])
             layer_out = layer.output_layer_norm(layer.ffn.lin2(t[f"{p}.intermediate.output"]) + t[f"{p}.attention.output"])
@@ -287,7 +313,7 @@ def live_reference(model_dir, inputs: dict, dtype: str):
     setup()
     model_dir = os.fspath(model_dir)
     model = load_reference(model_dir, dtype)
-    if model.config.model_type == "distilbert":  # DistilBertModel takes no token types (numpybert ignores them)
+    if not families.get(model.config.model_type).token_types:  # DistilBertModel, MPNetModel take no token types
         inputs = {k: v for k, v in inputs.items() if k != "token_type_ids"}
     torch_inputs = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in inputs.items()}
     groups = {"inputs": {}, "outputs": {}, "trace": {}}

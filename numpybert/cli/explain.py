@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import cli
 from ..errors import MissingWeightsError
-from ..teach.explain import (INSTEAD_OF_POOLER, SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain,
+from ..teach.explain import (SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain,
                              reference_pooler_source)
 
 SHOWN_DIMS = 6  # how many leading dimensions the trace prints
@@ -151,8 +151,8 @@ def _code_section() -> list:
     lines = ["the code"]
     try:
         path, first, source = reference_pooler_source()
-        lines.append(f"   numpybert's textbook model, {path}:")
-        lines += [f"   {first + i:5d}  {line}" for i, line in enumerate(source)]
+        lines.append(f"   numpybert's textbook model, {path}, its function pooler:")  # by name: lines move
+        lines += [f"          {line}".rstrip() for line in source]
     except ImportError:
         lines.append("   (numpybert.reference is not part of this installation)")
     t = TRANSFORMERS_POOLER
@@ -166,7 +166,7 @@ def _absent_pooler_section(e) -> list:
             "   numpybert will not make up a pooled_output; model(...).pooler_output refuses with:",
             *_para(e.pooler_refusal),
             "   TF Hub's pooled_output and default (out.tfhub()) are refused for the same reason.",
-            f"   what {e.model_type} uses instead:", *_para(INSTEAD_OF_POOLER[e.model_type])]
+            f"   what {e.model_type} uses instead:", *_para(e.instead_of_pooler)]
 
 
 def _api_section(e) -> list:

@@ -34,6 +34,7 @@ class Group:
     batch: np.ndarray  # [G] batch index of each sequence
     positions: np.ndarray  # [G, n] token position t of each row
     bias: np.ndarray | None  # [G, 1, 1, n] additive mask bias on the keys, or None when nothing is masked
+    position_bias: np.ndarray | None = None  # MPNet: [1 or G, N, n, n] relative position bias (engine.encoder sets it)
 
 
 @dataclasses.dataclass

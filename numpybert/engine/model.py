@@ -43,8 +43,10 @@ import numpy as np
 
 from .blocks import BLOCK_BYTES, blocks, elementwise, for_each_block, matmul, thread_count
 from .layout import make_layout
-from ..reference import classifier_head, default_position_ids, nsp_head  # noqa: F401  (heads: see "task heads")
+from ..reference import classifier_head, nsp_head  # noqa: F401  (heads: see "task heads")
+from ..reference import relative_position_bias, relative_position_bucket
 from .trace import NO_TRACE, Trace  # noqa: F401  (Trace: re-exported for the audit)
+from ..loading.family import position_ids as position_ids_of
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -336,12 +338,14 @@ def scratch(shape, dtype, slot="scores"):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
-def attend(q, k, v, bias, context, record):
+def attend(q, k, v, bias, context, record, position_bias=None):
     """softmax(Q·Kᵀ/√D + mask)·V for one block of heads [g, h, n, D], written into `context`.
-    `record(name, x)` records a [g, h, n, n] intermediate."""
+    `record(name, x)` records a [g, h, n, n] intermediate. `position_bias` (MPNet) is added before the mask."""
     scores = np.matmul(q, k.swapaxes(-1, -2), out=scratch((*q.shape[:-1], k.shape[-2]), q.dtype))  # [.., n, D] @ [.., D, n] -> [.., n, n]
     scores *= q.shape[-1] ** -0.5
     record("scores", scores)
+    if position_bias is not None:
+        scores += position_bias  # MPNet: the relative position bias, [g or 1, h, n, n]
     if bias is not None:
         scores += bias  # padded keys get finfo.min: they receive no attention
     record("masked_scores", scores)
@@ -360,7 +364,11 @@ def attend_group(qkv, group, n_head, context, shape, trace):
 
     def block(s, h):
         record = lambda name, x: trace.pairs(name, x, group, s, h, shape)  # noqa: E731
-        attend(q[s, h], k[s, h], v[s, h], None if group.bias is None else group.bias[s], heads[s, h], record)
+        position_bias = group.position_bias
+        if position_bias is not None:
+            position_bias = position_bias[s if len(position_bias) > 1 else slice(None), h]
+        attend(q[s, h], k[s, h], v[s, h], None if group.bias is None else group.bias[s], heads[s, h], record,
+               position_bias)
 
     for_each_block(block, attention_blocks(G, n_head, n, qkv.itemsize), G * n_head * n * n * qkv.itemsize, blas=True)
 
@@ -414,11 +422,24 @@ def encoder_layer(x, groups, attention, intermediate, output, n_head, act, eps, 
     return feed_forward(h, intermediate, output, act=act, eps=eps, work=flat, out=x, where=where, trace=trace)
 
 
-def encoder(x, layout, layer, n_head, act, eps, trace=NO_TRACE):
+def group_position_bias(group, weight):
+    """MPNet's relative position bias for one group, from the textbook's buckets: [1, N, n, n] when
+    every sequence's tokens sit at consecutive positions (only distances matter), else [G, N, n, n]."""
+    positions = group.positions  # [G, n]
+    if (positions - positions[:, :1] == np.arange(group.n)).all():
+        return relative_position_bias(group.n, weight)  # [1, N, n, n]
+    bucket = relative_position_bucket(positions[:, None, :] - positions[:, :, None])  # [G, n] -> [G, n, n]
+    return weight[bucket].transpose(0, 3, 1, 2)  # [G, n, n, N] -> [G, N, n, n]
+
+
+def encoder(x, layout, layer, n_head, act, eps, relative_attention_bias=None, trace=NO_TRACE):
     """The stack of L layers on the rows x [R, H], in place. Nothing per layer is kept unless the
     trace records it; the workspaces (2 × [R, H] and [R, max(3H, I)]) serve every layer. Each
-    thread's share of the sequences runs through all the layers on its own rows."""
+    thread's share of the sequences runs through all the layers on its own rows.
+    `relative_attention_bias` (MPNet): each group's position bias, computed once for all layers."""
     R, H = x.shape
+    for group in (g for share in layout.shares for g in share.groups) if relative_attention_bias else ():
+        group.position_bias = group_position_bias(group, relative_attention_bias["weight"].astype(x.dtype, copy=False))
     width = max([3 * H] + [block["intermediate"]["dense"]["weight"].shape[0] for block in layer])
     h, context, flat = np.empty_like(x), np.empty_like(x), np.empty(R * width, x.dtype)
 
@@ -476,8 +497,8 @@ def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config
     B, T = attention_mask.shape
     dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
     L = len(params["encoder"]["layer"])
-    if position_ids is None:
-        position_ids = default_position_ids(input_ids, (B, T), config.padding_idx)  # [B, T]
+    if position_ids is None:  # inputs, as token types (numpybert.loading.family.position_ids)
+        position_ids = position_ids_of(input_ids, (B, T), config.padding_idx)  # [B, T]
     bias = None if attention_mask.all() else attention_mask_bias(attention_mask, dtype, mask_value)[:, 0, 0]  # [B, T]
     layout = make_layout(attention_mask, bias, skip_padding, config.hidden_size, config.intermediate_size)
     project = params.get("embeddings_project")  # ELECTRA: embeddings E wide, projected to H

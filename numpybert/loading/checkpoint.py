@@ -19,7 +19,8 @@ import struct
 
 import numpy as np
 
-from .config import FAMILY, BertConfig, open_regular, parse_json, read_json
+from .config import BertConfig, open_regular, parse_json, read_json
+from . import family as families
 from .files import sha256_files
 from ..errors import WeightsError, WeightsNotFoundError
 
@@ -235,6 +236,9 @@ def expected_shapes(config: BertConfig):
         del shapes["embeddings.token_type_embeddings.weight"]
     if E != H:
         shapes["embeddings_project.weight"], shapes["embeddings_project.bias"] = (H, E), (H,)
+    if config.family.relative_attention:  # MPNet: one bias table [buckets, N] for every layer
+        shapes["encoder.relative_attention_bias.weight"] = (config.relative_attention_num_buckets,
+                                                             config.num_attention_heads)
     for i in range(config.num_hidden_layers):
         p = f"encoder.layer.{i}."
         for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
@@ -258,12 +262,12 @@ def optional_groups(config: BertConfig):
                 "cls.predictions.bias": (V,)},
         "nsp": {"cls.seq_relationship.weight": (2, H), "cls.seq_relationship.bias": (2,)},
     }
-    if config.model_type != "bert":
+    if not config.family.nsp:
         del groups["nsp"]
     if config.id2label:
         n = len(config.id2label)
-        groups["classifier"] = ({"classifier.weight": (n, H), "classifier.bias": (n,)} if config.model_type == "bert"
-                                else {"classifier.dense.weight": (H, H), "classifier.dense.bias": (H,),
+        groups["classifier"] = ({"classifier.weight": (n, H), "classifier.bias": (n,)}
+                                if config.family.classifier == "pooled" else {"classifier.dense.weight": (H, H), "classifier.dense.bias": (H,),
                                       "classifier.out_proj.weight": (n, H), "classifier.out_proj.bias": (n,)})
     return groups
 
@@ -275,45 +279,18 @@ TIED = {  # may be absent from the file: tied to another tensor, as transformers
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # old checkpoints save these; not weights
 
 
-# The family's names -> numpybert's (BERT's). DistilBERT names its modules differently; the
-# masked-LM and classification heads of RoBERTa, DistilBERT and ELECTRA map onto BERT's heads
-# (their math differs only in the activation, see numpybert/apps/heads.py).
-FAMILY_NAMES = {
-    "distilbert": (("transformer.layer.", "encoder.layer."), (".attention.q_lin.", ".attention.self.query."),
-                   (".attention.k_lin.", ".attention.self.key."), (".attention.v_lin.", ".attention.self.value."),
-                   (".attention.out_lin.", ".attention.output.dense."),
-                   (".sa_layer_norm.", ".attention.output.LayerNorm."), (".ffn.lin1.", ".intermediate.dense."),
-                   (".ffn.lin2.", ".output.dense."), (".output_layer_norm.", ".output.LayerNorm."),
-                   ("vocab_transform.", "cls.predictions.transform.dense."),
-                   ("vocab_layer_norm.", "cls.predictions.transform.LayerNorm."),
-                   ("vocab_projector.weight", "cls.predictions.decoder.weight"),
-                   ("vocab_projector.bias", "cls.predictions.bias"),
-                   ("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")),
-    "roberta": (("lm_head.dense.", "cls.predictions.transform.dense."),
-                ("lm_head.layer_norm.", "cls.predictions.transform.LayerNorm."),
-                ("lm_head.decoder.", "cls.predictions.decoder."), ("lm_head.bias", "cls.predictions.bias")),
-    "electra": (("generator_predictions.dense.", "cls.predictions.transform.dense."),
-                ("generator_predictions.LayerNorm.", "cls.predictions.transform.LayerNorm."),
-                ("generator_lm_head.weight", "cls.predictions.decoder.weight"),
-                ("generator_lm_head.bias", "cls.predictions.bias")),
-}
-FAMILY_NAMES["xlm-roberta"] = FAMILY_NAMES["roberta"]
-# Heads transformers has but numpybert does not compute: listed in the manifest as ignored.
-IGNORED_HEADS = {"discriminator_predictions.": "ELECTRA's replaced-token-detection head (not computed by numpybert)"}
-
-
 def canonical_name(name, config: BertConfig | None = None):
     """The BertModel name of a checkpoint key, or the key itself: drop the base-model prefix of
-    *For* checkpoints (`bert.`, `roberta.`, `distilbert.`, `electra.`), map legacy
+    *For* checkpoints (the family registry's: `bert.`, `roberta.`, ...), map legacy
     `LayerNorm.gamma/beta` (under LayerNorm only) and the family's own module names."""
-    model_type = "bert" if config is None else config.model_type
-    prefix = FAMILY[model_type]
+    family = families.get(families.DEFAULT if config is None else config.model_type)
+    prefix = family.prefix
     if name.startswith(prefix):
         name = name[len(prefix):]
     for legacy, new in ((".LayerNorm.gamma", ".LayerNorm.weight"), (".LayerNorm.beta", ".LayerNorm.bias")):
         if name.endswith(legacy):
             name = name[: -len(legacy)] + new
-    for theirs, ours in FAMILY_NAMES.get(model_type, ()):
+    for theirs, ours in family.names:
         head = ours.startswith(("cls.", "classifier."))  # a head: the whole prefix, first match only
         if head and name.startswith(theirs):
             return ours + name[len(theirs):]
@@ -388,7 +365,23 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
     strict=False tolerates unexpected tensors and incomplete heads (dropped, listed in the
     manifest), never a missing or mis-shaped encoder tensor. mmap=True: see `_map`."""
     files, raw = read_checkpoint(model_dir, mmap)
-    manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
+    return load_tensors(raw, config, dtype, strict, source=model_dir, mmap=mmap,
+                        files=[os.path.relpath(f, model_dir) for f in files])
+
+
+STORED = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32", np.dtype(np.float16): "F16"}
+
+
+def load_tensors(tensors, config: BertConfig, dtype=np.float32, strict=True, source="tensors", mmap=False,
+                 files=None):
+    """The strict loader over tensors already read, for any file format: `tensors` maps each name
+    (the checkpoint's own, e.g. `roberta.encoder.layer.0...`, or BertModel's) to an array, or to
+    (safetensors dtype string, array, file) as `read_checkpoint` gives. The family registry maps the
+    names; shapes are checked against `config`; the result is `load_params`'s (params, Manifest).
+    A reader of another format (GGUF, Keras) renames its tensors to checkpoint names and calls this."""
+    raw = {name: entry if isinstance(entry, tuple) else (_stored_dtype(name, entry, source), entry, source)
+           for name, entry in tensors.items()}
+    manifest = Manifest(files=list(files or [source]), dtype=np.dtype(dtype).name)
     params, problems, seen = {}, [], set()
     expected, groups = expected_shapes(config), optional_groups(config)
     known = dict(expected, **{n: s for g in groups.values() for n, s in g.items()})
@@ -398,7 +391,7 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
         seen.add(new)
         if new in BUFFERS:
             manifest.ignored.append((name, "a buffer, not a weight (positions/token types are inputs)"))
-        elif ignored := next((why for head, why in IGNORED_HEADS.items() if new.startswith(head)), None):
+        elif ignored := next((why for head, why in config.family.ignored if new.startswith(head)), None):
             manifest.ignored.append((name, ignored))
         elif problem := _problem(name, new, array, path, known, params):
             problems.append(problem)
@@ -409,12 +402,19 @@ def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mm
                 release_pages([array])
     absent = [n for n in expected if n not in params]  # missing or refused: the encoder cannot run
     problems += [f"missing tensor {n!r} {list(expected[n])}" for n in absent if n not in seen]
-    problems += _check_groups(params, groups, seen, manifest, config.model_type)
+    problems += _check_groups(params, groups, seen, manifest, config)
     _tie(params, manifest)
     if problems and (strict or absent):
-        raise WeightsError(_one_line(model_dir, problems))
+        raise WeightsError(_one_line(source, problems))
     manifest.ignored += [(p, "strict=False") for p in problems]
     return params, manifest
+
+
+def _stored_dtype(name, array, source):
+    """The safetensors dtype string of an array handed to `load_tensors` (integers pass: refused later)."""
+    if not isinstance(array, np.ndarray):
+        raise WeightsError(f"{source}: tensor {name!r} is a {type(array).__name__}, not a NumPy array")
+    return STORED.get(array.dtype, {"i": "I64", "u": "U8", "b": "BOOL"}.get(array.dtype.kind, str(array.dtype)))
 
 
 def release_pages(arrays):
@@ -431,7 +431,7 @@ def _mapping_of(array):
     return None if array is None else array._mmap
 
 
-def _check_groups(params, groups, seen, manifest, config_type="bert"):
+def _check_groups(params, groups, seen, manifest, config):
     """Each optional group (pooler, heads) is all-or-nothing. An absent group is noted in the
     manifest; an incomplete one is a problem, and its loaded tensors are dropped, so that
     strict=False never leaves half a head behind."""
@@ -441,8 +441,8 @@ def _check_groups(params, groups, seen, manifest, config_type="bert"):
         if len(loaded) == len(names):
             continue
         why = _MISSING_GROUP[group]
-        if group == "pooler" and config_type in ("distilbert", "electra"):
-            why = f"{config_type} has no pooler: pooler_output is refused"
+        if group == "pooler" and not config.family.pooler:
+            why = f"{config.model_type} has no pooler: pooler_output is refused"
         manifest.missing.append((group, why))
         if loaded:  # tensors in the file but refused (shape) are already reported
             problems += [f"missing tensor {n!r} (the {group} is incomplete)" for n in names if n not in seen]

@@ -15,29 +15,13 @@ import json
 import os
 import stat
 
+from . import family as families
 from ..errors import ConfigError, WeightsNotFoundError
 from ..util import positive_int
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 CONFIG_CAP = 4 * 1024 * 1024  # a BERT config.json is ~1 KB; even a huge id2label stays far below
 MAX_LAYERS = 1024  # the loader lists every layer's tensors: a corrupt 10**9 would exhaust memory
-# The BERT family numpybert computes: the same post-LN encoder, with the small differences
-# numpybert/reference.py shows (docs/bert-family.md). Task-class checkpoints prefix the base model's names.
-FAMILY = {"bert": "bert.", "roberta": "roberta.", "xlm-roberta": "roberta.", "distilbert": "distilbert.",
-          "electra": "electra."}
-POSITIONS_FROM_IDS = ("roberta", "xlm-roberta")  # positions count from pad_token_id + 1 over real tokens
-NOT_SUPPORTED = {  # encoders people try, and why numpybert does not compute them
-    "albert": "ALBERT shares one layer's weights across layers and factorises the embeddings",
-    "deberta": "DeBERTa uses disentangled relative-position attention",
-    "deberta-v2": "DeBERTa-v2/v3 uses disentangled relative-position attention",
-    "mpnet": "MPNet adds relative position buckets to the attention scores",
-    "camembert": "CamemBERT checkpoints use their own names (camembert.*); not mapped yet",
-    "xlm": "XLM is a different architecture", "longformer": "Longformer uses sliding-window attention",
-    "bigbird": "BigBird uses sparse attention", "nomic_bert": "NomicBERT uses rotary positions and SwiGLU",
-    "modernbert": "ModernBERT uses rotary positions, pre-LN and GeGLU",
-}
-DISTILBERT_FIELDS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
-                     "hidden_dim": "intermediate_size", "activation": "hidden_act"}
 
 
 # ----------------------------------------------------------------------------- safe file reading
@@ -122,9 +106,15 @@ class BertConfig:
     pad_token_id: int = 0
     position_embedding_type: str = "absolute"
     id2label: dict | None = None  # only used by a classification head
-    model_type: str = "bert"  # or roberta, xlm-roberta, distilbert, electra (FAMILY)
+    model_type: str = families.DEFAULT  # a record of the family registry (numpybert/loading/family.py)
     embedding_size: int | None = None  # E, ELECTRA's: embeddings of size E, then `embeddings_project` E -> H
     sinusoidal_pos_embds: bool = False  # DistilBERT: the position table was initialised as sin/cos (stored)
+    relative_attention_num_buckets: int = 32  # MPNet: rows of encoder.relative_attention_bias
+
+    @property
+    def family(self) -> families.Family:
+        """What this model_type is, as differences from BERT (numpybert/loading/family.py)."""
+        return families.get(self.model_type)
 
     @property
     def embedding_dim(self) -> int:  # E: the width of the embedding tables (H except for ELECTRA)
@@ -132,9 +122,12 @@ class BertConfig:
 
     @property
     def padding_idx(self) -> int | None:
-        """RoBERTa/XLM-R: pad_token_id, from which positions count (real tokens at padding_idx + 1, + 2, ...,
-        padding at padding_idx); None for the others (positions 0, 1, ...)."""
-        return self.pad_token_id if self.model_type in POSITIONS_FROM_IDS else None
+        """RoBERTa/XLM-R: pad_token_id (MPNet: 1), from which positions count (real tokens at padding_idx + 1,
+        + 2, ..., padding at padding_idx); None for the others (positions 0, 1, ...)."""
+        family = self.family
+        if not family.positions_from_ids:
+            return None
+        return self.pad_token_id if family.fixed_padding_idx is None else family.fixed_padding_idx
 
     @property
     def max_length(self) -> int:
@@ -149,10 +142,13 @@ class BertConfig:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings"):
             positive_int(f"config field {name}", getattr(self, name), ConfigError)
-        if self.model_type not in FAMILY:
-            raise ConfigError(f"config field model_type={self.model_type!r} is not one of {', '.join(FAMILY)}")
-        if self.model_type != "distilbert":  # DistilBERT has no token-type table: type_vocab_size 0
+        if not isinstance(self.model_type, str) or self.model_type not in families.FAMILIES:
+            raise ConfigError(families.refusal(self.model_type))
+        if self.family.token_types:  # DistilBERT and MPNet have no token-type table: type_vocab_size 0
             positive_int("config field type_vocab_size", self.type_vocab_size, ConfigError)
+        if self.family.relative_attention:
+            positive_int("config field relative_attention_num_buckets", self.relative_attention_num_buckets,
+                         ConfigError)
         if self.embedding_size is not None:
             positive_int("config field embedding_size", self.embedding_size, ConfigError)
         if self.num_hidden_layers > MAX_LAYERS:
@@ -206,7 +202,7 @@ class BertConfig:
         return cls.from_dict(read_json(path, "config.json", ConfigError), source=path)
 
     def summary(self) -> str:
-        family = "" if self.model_type == "bert" else f"{self.model_type}: "
+        family = "" if self.model_type == families.DEFAULT else f"{self.model_type}: "
         extra = f", E={self.embedding_size}" if self.embedding_size else ""
         return (f"{family}L={self.num_hidden_layers} layers, H={self.hidden_size}, N={self.num_attention_heads} heads "
                 f"(D={self.head_size}), I={self.intermediate_size}, vocab={self.vocab_size}, "
@@ -215,30 +211,23 @@ class BertConfig:
 
 
 def family_fields(d: dict, source: str) -> dict:
-    """config.json of any family member in BertConfig's field names (one-line error for other models):
-    DistilBERT's dim/n_layers/n_heads/hidden_dim/activation, its fixed LayerNorm eps 1e-12 and no
-    token types; ELECTRA's embedding_size (transformers' default 128); RoBERTa's as BERT's."""
-    model_type = d.get("model_type", "bert")
-    if isinstance(model_type, str) and model_type in FAMILY:
-        pass
-    elif isinstance(model_type, str) and model_type in NOT_SUPPORTED:
-        raise ConfigError(f"{source}: model_type {model_type!r} is not supported: {NOT_SUPPORTED[model_type]} "
-                          f"(numpybert computes {', '.join(FAMILY)})")
-    else:
-        raise ConfigError(f"{source}: config field model_type={model_type!r} is not supported "
-                          f"(numpybert computes {', '.join(FAMILY)})")
-    d = dict(d, model_type=model_type)
-    if model_type == "distilbert":
-        d = {DISTILBERT_FIELDS.get(k, k): v for k, v in d.items() if k not in DISTILBERT_FIELDS.values()}
-        d.update(layer_norm_eps=1e-12, type_vocab_size=0)  # hard-coded in modeling_distilbert.py
-    else:
-        d.pop("sinusoidal_pos_embds", None)
-    if model_type == "electra":
-        d.setdefault("embedding_size", 128)  # ElectraConfig's default
-        if d["embedding_size"] == d.get("hidden_size", 768):
-            d["embedding_size"] = None  # no embeddings_project when E == H (as transformers)
-    else:
-        d.pop("embedding_size", None)
+    """config.json of any family member in BertConfig's field names (one-line error for other models),
+    as the family registry says: DistilBERT's dim/n_layers/... names, fixed values the modeling code
+    hard-codes (DistilBERT's LayerNorm eps 1e-12, no token types), defaults of their config classes
+    (ELECTRA's embedding_size 128); a field of another family member is dropped."""
+    model_type = d.get("model_type", families.DEFAULT)
+    if not isinstance(model_type, str) or model_type not in families.FAMILIES:
+        raise ConfigError(f"{source}: {families.refusal(model_type)}")
+    family = families.get(model_type)
+    renames = dict(family.config_fields)
+    d = {renames.get(k, k): v for k, v in d.items() if k not in renames.values()}
+    d.update(family.config_fixed, model_type=model_type)
+    for field, value in family.config_defaults:
+        d.setdefault(field, value)
+    for field in families.OWN_FIELDS - set(family.config_own):  # another member's field: not this one's math
+        d.pop(field, None)
+    if d.get("embedding_size") is not None and d["embedding_size"] == d.get("hidden_size", 768):
+        d["embedding_size"] = None  # no embeddings_project when E == H (as transformers)
     return d
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..apps.st_config import sentence_transformers_pooling
 from ..errors import MissingWeightsError, NumpybertError, WeightsError
 from ..loading.config import read_json_object
+from ..loading.family import DEFAULT
 from ..util import cosine
 
 SATURATION = 0.99  # |tanh(z)| above this: the slope 1 - tanh² is < 0.02, the unit is "saturated"
@@ -89,25 +90,8 @@ class Explanation:
     pooler_refusal: str  # the model's refusal message when it has no pooler, else ""
     nsp_is_next: float | None  # P(B follows A) from the checkpoint's NSP head, for a pair; else None
     sentence_pooling: str | None  # sentence-transformers pooling mode(s) as encode names them, e.g. "mean"
-    model_type: str = "bert"  # config.json's: the family member (what it uses instead of a pooler: INSTEAD_OF_POOLER)
-
-
-# What each family member reads instead of a pooler (transformers 5.23's *ForSequenceClassification heads).
-INSTEAD_OF_POOLER = {
-    "bert": "BertForSequenceClassification reads the pooler; without one, use last_hidden_state (e.g. its mean "
-            "over real tokens).",
-    "roberta": "RoBERTa's classifier does not use the pooler at all: RobertaClassificationHead takes the <s> "
-               "vector, last_hidden_state[:, 0], through dense -> tanh -> out_proj (its own two layers, "
-               "numpybert.reference.first_token_classifier); sentence-transformers RoBERTa models pool the token "
-               "vectors (mean).",
-    "distilbert": "DistilBERT has no pooler by design (it was distilled without next-sentence prediction): "
-                  "DistilBertForSequenceClassification takes the [CLS] vector, last_hidden_state[:, 0], through "
-                  "pre_classifier -> ReLU -> classifier; sentence-transformers DistilBERT models pool the token "
-                  "vectors (mean or CLS).",
-    "electra": "ELECTRA has no pooler (its discriminator is trained per token): ElectraClassificationHead takes "
-               "the first token's vector, last_hidden_state[:, 0], through dense -> gelu -> out_proj.",
-}
-INSTEAD_OF_POOLER["xlm-roberta"] = INSTEAD_OF_POOLER["roberta"]
+    model_type: str = DEFAULT  # config.json's: the family member
+    instead_of_pooler: str = ""  # what its classifier reads instead of a pooler (the family registry's words)
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -142,7 +126,7 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         lesson=lesson, pooler_refusal=refusal,
         nsp_is_next=_nsp_is_next(model, text, pair),
         sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
-        model_type=model.config.model_type,
+        model_type=model.config.model_type, instead_of_pooler=model.config.family.instead_of_pooler,
     )
 
 
@@ -164,7 +148,7 @@ class CheckpointFile:
         for path in self.paths:
             with safe_open(path, framework="np") as f:
                 self.where.update({name: path for name in f.keys()})
-        if config is not None and config.model_type != "bert":  # the family's names (loading's map)
+        if config is not None and config.model_type != DEFAULT:  # the family's names (loading's map)
             self.family = {canonical_name(name, config): name for name in self.where}
         else:
             self.family = {}

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputTypeError, InputValueError
+from ..loading.family import position_ids as family_position_ids
 
 # transformers' wording (modeling_utils.warn_if_padding_and_no_attention_mask)
 PADDING_WITHOUT_MASK_WARNING = (
@@ -109,12 +110,14 @@ def check_inputs(config, input_ids, attention_mask=None, token_type_ids=None, po
         input_ids = input_ids.astype(np.int64, copy=False)
     attention_mask = _check_mask(attention_mask, (B, T))
     token_type_ids = _same_shape("token_type_ids", token_type_ids, (B, T), np.zeros((B, T), np.int64))
-    if config.type_vocab_size:  # DistilBERT has no token types: they are not used (its tokenizer makes none)
+    if config.type_vocab_size:  # DistilBERT and MPNet have no token types: they are not used (its tokenizer makes none)
         _in_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
-    if position_ids is not None:  # else the model's default (numpybert/reference.py `default_position_ids`)
+    if position_ids is None:  # filled as token types are: the family's rule (numpybert/loading/family.py)
+        position_ids = family_position_ids(input_ids, (B, T), config.padding_idx)
+    else:
         position_ids = _same_shape("position_ids", position_ids, (B, T), None)
         _in_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
-        position_ids = position_ids.astype(np.int64, copy=False)
+    position_ids = position_ids.astype(np.int64, copy=False)
     return [input_ids, *(a.astype(np.int64, copy=False) for a in (attention_mask, token_type_ids)), position_ids]
 
 

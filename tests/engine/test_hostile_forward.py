@@ -189,11 +189,12 @@ def test_all_zero_mask_row_with_minus_inf_is_refused():
 
 
 def test_check_inputs_returns_int64_defaults(model):
-    """Default positions are the model's (`default_position_ids`: RoBERTa's come from the ids), so
-    check_inputs leaves them None; given ones come back int64."""
+    """Default positions are filled as token types are (the family registry's rule, `family.position_ids`:
+    BERT's 0..T-1, RoBERTa's from the ids); given ones come back int64."""
     ids, mask, types, positions = check_inputs(model.config, IDS.astype(np.int8))
-    assert all(a.dtype == np.int64 and a.shape == IDS.shape for a in (ids, mask, types))
-    assert mask.all() and not types.any() and positions is None
+    assert all(a.dtype == np.int64 and a.shape == IDS.shape for a in (ids, mask, types, positions))
+    assert mask.all() and not types.any()
+    np.testing.assert_array_equal(positions, np.broadcast_to(np.arange(IDS.shape[1]), IDS.shape))
     given = np.broadcast_to(np.arange(5, dtype=np.int8), (2, 5))
     positions = check_inputs(model.config, IDS, position_ids=given)[3]
     assert positions.dtype == np.int64 and positions.shape == IDS.shape

@@ -15,6 +15,7 @@ import numpybert
 from numpybert import reference as R
 from numpybert.engine import model as M
 from numpybert.errors import ConfigError, InputValueError, MissingWeightsError, WeightsError
+from numpybert.loading import family
 from numpybert.loading.config import BertConfig
 
 from helpers import CHECKPOINTS
@@ -22,7 +23,7 @@ from helpers import CHECKPOINTS
 FAMILY = ["tiny-roberta", "tiny-xlm-roberta", "tiny-distilbert", "tiny-electra"]
 
 
-@pytest.mark.parametrize("model_type, name", [("albert", "ALBERT"), ("deberta-v2", "DeBERTa"), ("mpnet", "MPNet"),
+@pytest.mark.parametrize("model_type, name", [("albert", "ALBERT"), ("deberta-v2", "DeBERTa"), ("modernbert", "ModernBERT"),
                                               ("gpt2", None), ("t5", None)])
 def test_unsupported_model_types_are_refused_in_one_line(model_type, name):
     with pytest.raises(ConfigError) as e:
@@ -89,9 +90,9 @@ def test_electra_discriminator_head_is_ignored_not_dropped_silently(tmp_path):
             "ELECTRA's replaced-token-detection head (not computed by numpybert)") in model.manifest.ignored
 
 
-@pytest.mark.parametrize("positions", [R.default_position_ids, M.default_position_ids])
-def test_roberta_positions_count_real_tokens_from_padding_idx_plus_one(positions):
+def test_roberta_positions_count_real_tokens_from_padding_idx_plus_one():
     """transformers' create_position_ids_from_input_ids, and sequential ones for inputs_embeds."""
+    positions = family.position_ids  # both engines get them as inputs (check_inputs fills them)
     ids = np.array([[0, 7, 8, 2, 1, 1], [1, 1, 0, 9, 2, 1]])  # right and left padding (pad id 1)
     assert positions(ids, ids.shape, 1).tolist() == [[2, 3, 4, 5, 1, 1], [1, 1, 2, 3, 4, 1]]
     assert positions(None, (2, 3), 1).tolist() == [[2, 3, 4], [2, 3, 4]]

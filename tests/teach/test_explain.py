@@ -266,13 +266,15 @@ def test_command_prints_the_checks_and_the_lesson(sentence, explained):
     assert "bit for bit" not in out and "proof" not in out
 
 
-def test_command_shows_the_code_with_line_numbers(explained):
+def test_command_shows_the_code_by_function_name(explained):
+    """transformers' pooler with its (pinned) line numbers; the textbook's by name, without line
+    numbers, so that editing reference.py never changes the docs (issue 25)."""
     _, out = explained
     t = TRANSFORMERS_POOLER
     assert f"{t['first_line'] + 9:5d}  {t['lines'][9]}" in out  # first_token_tensor = hidden_states[:, 0]
     path, first, lines = reference_pooler_source()
-    assert f"numpybert's textbook model, {path}:" in out
-    assert f"{first:5d}  {lines[0]}" in out
+    assert f"numpybert's textbook model, {path}, its function pooler:" in out
+    assert f"          {lines[0]}" in out and f"{first:5d}  {lines[0]}" not in out
 
 
 def test_command_pair_shows_segments_and_nsp(capsys):

@@ -43,6 +43,7 @@ import tokenizers
 
 from numpybert.errors import MissingExtraError
 from numpybert.audit.golden import FORMAT, FORMAT_VERSION
+from numpybert.loading import family as families
 from numpybert.loading.checkpoint import weights_sha256
 from numpybert.loading.files import sha256_files
 
@@ -106,6 +107,7 @@ ROBERTA = dict(TINY_CONFIG, max_position_embeddings=66, type_vocab_size=1, pad_t
 DISTILBERT = dict(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64,
                   activation="gelu", initializer_range=0.2)
 ELECTRA = dict(TINY_CONFIG, embedding_size=16)
+MPNET = {k: v for k, v in ROBERTA.items() if k != "type_vocab_size"}  # MPNetConfig: no token types; pad id 1
 LABELS = {"num_labels": 3, "id2label": {0: "negative", 1: "neutral", 2: "positive"}}
 FAMILY_MODELS = {
     "tiny-roberta": {"family": "roberta"},
@@ -120,14 +122,16 @@ FAMILY_MODELS = {
     "tiny-electra": {"family": "electra"},
     "tiny-electra-generator": {"family": "electra", "arch": "ElectraForMaskedLM"},
     "tiny-electra-classifier": {"family": "electra", "arch": "ElectraForSequenceClassification", "config": LABELS},
+    "tiny-mpnet": {"family": "mpnet"},  # issue 25: relative position buckets (long_64 reaches bucket 13)
 }
 FAMILY_CONFIG = {"roberta": ("RobertaConfig", "RobertaModel", ROBERTA),
                  "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaModel", ROBERTA),
                  "distilbert": ("DistilBertConfig", "DistilBertModel", DISTILBERT),
-                 "electra": ("ElectraConfig", "ElectraModel", ELECTRA)}
+                 "electra": ("ElectraConfig", "ElectraModel", ELECTRA),
+                 "mpnet": ("MPNetConfig", "MPNetModel", MPNET)}
 TINY_MODELS.update(FAMILY_MODELS)
 CASES = ["one_sentence", "padded_batch", "pair", "masked_first", "fully_masked"]
-LEFT_PADDED = ("roberta", "xlm-roberta")  # positions from the ids: left padding gives the same real-token positions
+LEFT_PADDED = ("roberta", "xlm-roberta", "mpnet")  # positions from the ids: left padding gives the same real-token positions
 
 
 def model_cases(name):
@@ -143,6 +147,8 @@ def model_cases(name):
         return ["padded_batch"]
     if family == "xlm-roberta":  # RoBERTa's math under another model_type: two cases keep the goldens small
         return ["one_sentence", "left_padded"]
+    if family == "mpnet":  # no token types (no pair case); long_64 spans 64 positions, so 14 of the 32 buckets
+        return ["one_sentence", "padded_batch", "masked_first", "fully_masked", "left_padded", "long_64"]
     return CASES + (["left_padded"] if family in LEFT_PADDED else [])
 DESCRIPTIONS = {
     "one_sentence": "one unpadded sequence (B=1); the only case with trace.* sub-operation tensors "
@@ -152,6 +158,8 @@ DESCRIPTIONS = {
     "masked_first": "two rows; row 1 has attention_mask 0 at position 0 only",
     "fully_masked": "two rows; row 1 has an all-zero attention_mask (eager gives uniform probs)",
     "left_padded": "four left-padded rows (RoBERTa: positions from the ids, so real tokens keep theirs)",
+    "long_64": "one sequence of 64 tokens (relative distances up to 63: MPNet's logarithmic buckets); "
+               "no attentions",
     "long_512": "one English text truncated to exactly 512 tokens; for size no attentions and "
                 "of the hidden states only hidden_states.0",
 }
@@ -281,8 +289,8 @@ def tiny_inputs(case, config):
     DistilBERT: no token_type_ids (its forward takes none)."""
     lengths, seq_len = {"one_sentence": ([9], 9), "padded_batch": ([12, 3, 7, 1], 12),
                         "pair": ([10, 8], 10), "masked_first": ([8, 8], 8),
-                        "fully_masked": ([6, 6], 6), "left_padded": ([12, 3, 7, 1], 12)}[case]
-    rng = np.random.default_rng(100 + (CASES + ["left_padded"]).index(case))
+                        "fully_masked": ([6, 6], 6), "left_padded": ([12, 3, 7, 1], 12), "long_64": ([64], 64)}[case]
+    rng = np.random.default_rng(100 + (CASES + ["left_padded", "long_64"]).index(case))
     mask = (np.arange(seq_len)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
     roberta = config.model_type in LEFT_PADDED
     if roberta:
@@ -304,7 +312,7 @@ def tiny_inputs(case, config):
         mask[1, :] = 0
     inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
               "token_type_ids": torch.from_numpy(types)}
-    if config.model_type == "distilbert":
+    if not families.get(config.model_type).token_types:  # DistilBERT's and MPNet's forward take none
         del inputs["token_type_ids"]
     return inputs
 
@@ -350,7 +358,7 @@ def export_golden(target, path, ckpt_root, minilm_dir):
     # Size: no trace in all-MiniLM-L6-v2's float64 one_sentence (2.6 MB); long_512 keeps only
     # hidden_states.0 of the hidden states (hidden_states.L is last_hidden_state).
     trace = case == "one_sentence" and not (name == MINILM and dtype == "float64")
-    tensors = bridge.golden_tensors(model, inputs, dtype, trace=trace, attentions=case != "long_512")
+    tensors = bridge.golden_tensors(model, inputs, dtype, trace=trace, attentions=not case.startswith("long_"))
     if case == "long_512":
         for i in range(1, bert.config.num_hidden_layers + 1):  # (MiniLM only)
             del tensors[f"outputs.hidden_states.{i}"]
@@ -416,7 +424,8 @@ def tiny_targets():
     """Ids of the tiny checkpoints and their goldens (checkpoints first)."""
     return ([f"checkpoints/{n}" for n in TINY_MODELS]
             + [f"{n}/{c}.{d}" for n in TINY_MODELS for c in model_cases(n) for d in DTYPES
-               if d == "float32" or n not in FAMILY_MODELS or c not in ("masked_first", "fully_masked")])
+               if d == "float32" or n not in FAMILY_MODELS or c not in ("masked_first", "fully_masked")
+               and not (n == "tiny-mpnet" and c != "one_sentence")])  # MPNet: float64 once (20 MB budget)
 
 
 def minilm_targets():

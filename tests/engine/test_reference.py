@@ -69,6 +69,7 @@ CASES = [  # (checkpoint, what it adds to the comparison)
     ("tiny-distilbert-classifier", "DistilBERT's pre_classifier (ReLU), sinusoidal positions"),
     ("tiny-electra-generator", "ELECTRA: embeddings_project E -> H, generator head"),
     ("tiny-electra-classifier", "ELECTRA's classifier (gelu)"),
+    ("tiny-mpnet", "MPNet: relative position buckets, no token types, positions from the ids"),
     ("all-MiniLM-L6-v2", "the real weights, 6 layers, 12 heads"),
 ]
 

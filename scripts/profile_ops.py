@@ -157,9 +157,9 @@ def main():
             nb_wall, nb, nb_total = numpybert_ops(model_dir, B, T, args.reps)
             t_wall, tt, t_total = torch_ops(model_dir, B, T, args.reps)
             nb_wall, t_wall = interleaved_ms(side_by_side(model_dir, B, T), args.reps)
-            print(f"\n{model_dir} {B}×{T}, one thread, {args.clock} clock: numpybert {nb_wall:.1f} ms, torch {t_wall:.1f} ms "
-                  f"per forward, interleaved: {nb_wall / t_wall:.2f}× (profiled: {nb_total:.1f} / {t_total:.1f} ms; "
-                  f"load average {os.getloadavg()[0]:.1f})\n")
+            print(f"\n{model_dir} {B}×{T}, one thread: numpybert {nb_wall:.1f} ms, torch {t_wall:.1f} ms per forward "
+                  f"(profiled: {nb_total:.1f} / {t_total:.1f} ms); {args.clock} clock, interleaved: "
+                  f"{nb_wall / t_wall:.2f}×, load average {os.getloadavg()[0]:.1f}\n")
             print("| operation | numpybert ms | torch ms | numpybert / torch |")
             print("|---|---|---|---|")
             for kind in [k for k, _ in TORCH_KINDS] + ["bias adds after the GEMMs", "everything else"]:

@@ -15,8 +15,9 @@ checked against the same golden files, computed so that it costs less:
 - results written in place (`out=`); P·V lands directly in the rows' [R, N, D] layout, so
   merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
-  `BLOCK_BYTES`, so its passes hit the CPU cache; LayerNorm in float64 blocks (more accurate
-  than torch's float32 one, see `_layer_norm_rows`);
+  `BLOCK_BYTES`, so its passes hit the CPU cache; row sums (LayerNorm's means, softmax's
+  denominators) as BLAS matrix-vector products; the FFN's intermediate bias added inside the
+  activation's blocks; float32 LayerNorm in float32 as torch's, float64 in float64 (`_layer_norm_rows`);
 - threads (`numpybert.set_threads`, numpybert/engine/blocks.py): each takes a share of the
   sequences through all the layers, BLAS on one thread each.
 
@@ -76,7 +77,7 @@ def linear(x, weight, bias, out=None):
 
 def layer_norm(x, weight, bias, eps, out=None, add=()):
     """Normalise each vector over its last axis (biased variance, as torch), then scale and shift.
-    `add`: arrays summed into x first ([..., H] like x, or [H]), in the same float64 block.
+    `add`: arrays summed into x first, in order ([..., H] like x, or [H]), in the same blocks.
     Row blocks at a time, so the passes stay in cache; `out` may be x."""
     x = np.asarray(x)
     out = np.empty_like(x) if out is None else out
@@ -91,9 +92,8 @@ def layer_norm(x, weight, bias, eps, out=None, add=()):
 
 def add_layer_norm(h, dense_bias, residual, LayerNorm, eps, out=None):
     """Post-LN: LayerNorm(h + b + residual), where h is a dense layer's x·Wᵀ without its bias b.
-    HF rounds the sum twice in float32 (`dense(x)`, then `+ residual`); here the three are summed
-    in float64 inside LayerNorm's blocks, so the result is rounded once (and two passes over
-    memory are saved). `out` may be h."""
+    The sum is HF's, (h + b) + residual rounded to the dtype each time, done inside LayerNorm's
+    cache-sized blocks (two passes over memory saved). `out` may be h."""
     return layer_norm(h, **LayerNorm, eps=eps, out=out, add=(dense_bias, residual))
 
 
@@ -120,12 +120,13 @@ _constants = {}
 
 
 def _layer_norm_rows32(x, add, weight, bias, eps, out):
-    """float32 LayerNorm in six passes over a cache-resident block (torch's precision): the sum
-    in HF's order (dense output + its bias, + residual, rounded as torch rounds it), the row means
-    by one BLAS matrix-vector product, centring, the centred sum of squares (einsum), then scale
-    and shift. Replaces nine float64 passes: 2.0x faster per LayerNorm (scripts/profile_ops.py,
-    docs/performance.md); the variance is formed in float64 from the float32 sum of squares,
-    and rows whose sum of squares overflows float32 (|x - mean| > 1e19) are redone in float64."""
+    """float32 LayerNorm over a cache-resident block: the sum in HF's order (dense output + its
+    bias, + residual, rounded as torch rounds it), the row means by one BLAS matrix-vector
+    product, centring, then the centred sum of squares in float64 (float32's einsum is off by up
+    to 8e-7 relative with BERT's outlier dimensions, which scaled whole rows: 1.8e-5 from the
+    float64 result at MiniLM's h5 vs torch's 7.5e-6), then scale and shift in float32.
+    Nine passes, seven of them over float32 (half the bytes), instead of nine over float64
+    (docs/performance.md)."""
     H = x.shape[-1]
     src = x
     for a in add:
@@ -136,10 +137,9 @@ def _layer_norm_rows32(x, add, weight, bias, eps, out):
     mean = np.matmul(out, _ones(H, np.float32))  # [rows, H] @ [H] -> [rows]
     mean *= 1.0 / H
     out -= mean[:, None]
-    ss = np.einsum("ij,ij->i", out, out).astype(np.float64)  # centred sum of squares: [rows]
-    bad = ~np.isfinite(ss)
-    if bad.any():  # float32 overflowed: the same sum in float64
-        ss[bad] = np.einsum("ij,ij->i", *[out[bad].astype(np.float64)] * 2)
+    centred = scratch(out.shape, np.float64, "layer_norm")
+    np.copyto(centred, out)  # [rows, H] in float64
+    ss = np.einsum("ij,ij->i", centred, centred)  # centred sum of squares in float64: [rows]
     ss *= 1.0 / H
     ss += eps
     rstd = np.sqrt(ss, out=ss)

@@ -185,8 +185,8 @@ def test_add_layer_norm_sums_in_hfs_order_then_normalises(dtype):
 
 
 def test_float32_layer_norm_survives_a_sum_of_squares_over_float32s_range():
-    """|x - mean| ~ 1e20: the float32 sum of squares overflows; those rows are redone in float64
-    (finite, correct), never normalised by an infinite variance."""
+    """|x - mean| ~ 1e20: a float32 sum of squares would overflow (and normalise by an infinite
+    variance); it is summed in float64, so the row comes out finite and right."""
     rng = np.random.default_rng(8)
     x = rng.normal(0, 1, (4, 384)).astype(np.float32)
     x[2] *= 1e20

@@ -16,8 +16,8 @@ checked against the same golden files, computed so that it costs less:
   merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
   `BLOCK_BYTES`, so its passes hit the CPU cache; row sums (LayerNorm's means, softmax's
-  denominators) as BLAS matrix-vector products; the FFN's intermediate bias added inside the
-  activation's blocks; float32 LayerNorm in float32 as torch's, float64 in float64 (`_layer_norm_rows`);
+  denominators) as BLAS matrix-vector products; float32 LayerNorm in float32 as torch's (its
+  variance in float64), float64 in float64 (`_layer_norm_rows`);
 - threads (`numpybert.set_threads`, numpybert/engine/blocks.py): each takes a share of the
   sequences through all the layers, BLAS on one thread each.
 
@@ -280,21 +280,6 @@ def tanh(x, out=None):
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu, "tanh": tanh}
 
 
-def activate(act, h, bias=None):
-    """ACTIVATIONS[act](h + bias) in place on the rows h [R, I]; the bias [I] (None: none) is added
-    block by block, while each block is in cache, instead of in a pass of its own over memory."""
-    fn = ACTIVATIONS[act]
-    if bias is None:
-        return fn(h, out=h)
-    step = max(1, BLOCK_BYTES // (h.shape[1] * h.itemsize))
-
-    def block(s):
-        np.add(h[s], bias, out=h[s])
-        fn(h[s], out=h[s])
-    for_each_block(block, [(s,) for s in blocks(len(h), step)], h.nbytes)
-    return h
-
-
 def softmax(x, out=None):
     """Stable softmax over the last axis. A row masked with finfo.min everywhere stays finite
     (all scores equal, so the result is uniform), exactly as torch's eager attention. `out` may be x."""
@@ -465,11 +450,9 @@ def attention_block(x, groups, self, output, n_head, eps, work, context, out, wh
 def feed_forward(x, intermediate, output, act, eps, work, out, where, trace=NO_TRACE):
     """Position-wise FFN: H -> I -> activation -> H, then post-LN with the residual (into `out`)."""
     R, I = len(x), intermediate["dense"]["weight"].shape[0]
-    fold = not trace.wants("intermediate.pre_act")  # the bias joins the activation's cache-sized blocks
-    h = linear(x, intermediate["dense"]["weight"], None if fold else intermediate["dense"]["bias"],
-               out=work[:R * I].reshape(R, I))  # [R, H] -> [R, I]
+    h = linear(x, **intermediate["dense"], out=work[:R * I].reshape(R, I))  # [R, H] -> [R, I]
     trace.rows("intermediate.pre_act", h, where)
-    h = activate(act, h, intermediate["dense"]["bias"] if fold else None)
+    h = ACTIVATIONS[act](h, out=h)
     trace.rows("intermediate.output", h, where)
     y = linear(h, output["dense"]["weight"], None, out=out)  # [R, I] -> [R, H]; bias added with the residual
     y = add_layer_norm(y, output["dense"]["bias"], x, output["LayerNorm"], eps, out=y)  # LN(y + b + x)

@@ -98,73 +98,45 @@ def add_layer_norm(h, dense_bias, residual, LayerNorm, eps, out=None):
 
 
 def _layer_norm_rows(x, add, weight, bias, eps, out):
-    """One block of rows: float32 in float32 (`_layer_norm_rows32`, torch's precision at half
-    the cost), anything else in float64 (`_layer_norm_rows64`)."""
-    if x.dtype == np.float32 and out.dtype == np.float32:
-        _layer_norm_rows32(x, add, weight, bias, eps, out)
-    else:
-        _layer_norm_rows64(x, add, weight, bias, eps, out)
+    """One block of rows. The sum first, in HF's order and dtype ((dense output + its bias) +
+    residual, rounded as torch rounds it: two passes over the dtype instead of over float64);
+    then in float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds
+    four times (centre, divide, scale, shift), which made numpybert's hidden states less accurate
+    than torch's (`numpybert audit --live --oracle`). The row means by one BLAS matrix-vector
+    product. add_layer_norm of [4096, 384] float32, one thread: 8.5 ms (9.7 with the sum in
+    float64 too); normalising in float32 from the centring on would take 6.0 ms but doubles the
+    distance from the float64 result at MiniLM's fifth layer on 8 × 256 inputs (1.4e-5; this
+    9.0e-6, torch 7.5e-6): docs/performance.md."""
+    H = x.shape[-1]
+    y = scratch(x.shape, np.float64, "layer_norm")
+    if add:
+        np.add(x, add[0], out=out)
+        for a in add[1:]:
+            out += a
+        x = out
+    np.copyto(y, x)  # [rows, H] in float64
+    mean = np.matmul(y, _ones(H, np.float64))  # [rows, H] @ [H] -> [rows]
+    mean *= 1.0 / H
+    y -= mean[:, None]
+    var = np.einsum("ij,ij->i", y, y)  # sum of squares without a temporary: [rows]
+    var *= 1.0 / H
+    var += eps
+    y /= np.sqrt(var, out=var)[:, None]
+    y *= weight
+    np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
 
 
 def _ones(n, dtype):
     """A read-only vector of n ones: a row sum as one BLAS matrix-vector product."""
-    key = ("ones", n, np.dtype(dtype).str)
-    v = _constants.get(key)
+    key = (n, np.dtype(dtype).str)
+    v = _ONES.get(key)
     if v is None:
-        v = _constants[key] = np.ones(n, dtype)
+        v = _ONES[key] = np.ones(n, dtype)
         v.flags.writeable = False
     return v
 
 
-_constants = {}
-
-
-def _layer_norm_rows32(x, add, weight, bias, eps, out):
-    """float32 LayerNorm over a cache-resident block: the sum in HF's order (dense output + its
-    bias, + residual, rounded as torch rounds it), the row means by one BLAS matrix-vector
-    product, centring, then the centred sum of squares in float64 (float32's einsum is off by up
-    to 8e-7 relative with BERT's outlier dimensions, which scaled whole rows: 1.8e-5 from the
-    float64 result at MiniLM's h5 vs torch's 7.5e-6), then scale and shift in float32.
-    Nine passes, seven of them over float32 (half the bytes), instead of nine over float64
-    (docs/performance.md)."""
-    H = x.shape[-1]
-    src = x
-    for a in add:
-        np.add(src, a, out=out)
-        src = out
-    if src is not out:
-        np.copyto(out, src)
-    mean = np.matmul(out, _ones(H, np.float32))  # [rows, H] @ [H] -> [rows]
-    mean *= 1.0 / H
-    out -= mean[:, None]
-    centred = scratch(out.shape, np.float64, "layer_norm")
-    np.copyto(centred, out)  # [rows, H] in float64
-    ss = np.einsum("ij,ij->i", centred, centred)  # centred sum of squares in float64: [rows]
-    ss *= 1.0 / H
-    ss += eps
-    rstd = np.sqrt(ss, out=ss)
-    np.divide(1.0, rstd, out=rstd)
-    out *= rstd.astype(np.float32)[:, None]
-    out *= weight
-    out += bias
-
-
-def _layer_norm_rows64(x, add, weight, bias, eps, out):
-    """In float64 whatever x is, rounded once at the end. Nine passes over a reused float64 block."""
-    H = x.shape[-1]
-    y = scratch(x.shape, np.float64, "layer_norm")
-    np.copyto(y, x)  # [rows, H] in float64
-    for a in add:
-        y += a
-    mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
-    mean /= H
-    y -= mean
-    var = np.einsum("ij,ij->i", y, y)[:, None]  # sum of squares without a temporary: [rows, 1]
-    var /= H
-    var += eps
-    y /= np.sqrt(var, out=var)
-    y *= weight
-    np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
+_ONES = {}
 
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,

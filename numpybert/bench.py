@@ -1,7 +1,9 @@
 """`numpybert bench`: numpybert vs torch eager on the same inputs, thread count and machine.
 
 What it measures: the issue's timed shapes (SHAPES, one padded: numpybert runs it packed, as
-encode does; single inputs also back to back, as a caller in a loop sees them), the peak memory growth of one forward in fresh processes (MEMORY_SHAPES), corpus
+encode does; single inputs also back to back, as a caller in a loop sees them), each beside its
+floor (`gemm_floor`: NumPy's matrix products alone for the same forward, so every engine's time
+reads as a multiple of what NumPy's BLAS cannot go under), the peak memory growth of one forward in fresh processes (MEMORY_SHAPES), corpus
 throughput of `encode` against sentence-transformers (make_corpus), and the cold start.
 
 Every engine runs in its own worker process (so torch's start-up or thread pools never touch
@@ -134,6 +136,60 @@ def numpybert_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) 
     info = {"engine": "numpybert", "threads": threads_info(), "skip_padding": skip,
             "sgemm_peak_gflops": sgemm_peak() if warmup else None}  # warmup 0: a memory worker, untimed
     serve(lambda: model(**inputs, skip_padding=skip), info, warmup)
+
+
+FLOOR = "numpy GEMM floor"  # the engine name of gemm_floor's worker in the tables
+
+
+def gemm_floor(params: dict, config, attention_mask: np.ndarray):
+    """A callable doing only the matrix products of one forward, with NumPy (its BLAS, its threads):
+    per layer the dense GEMMs on the computed rows, as the engine multiplies them (x·Wᵀ with the
+    checkpoint's [out, in] weights, Q|K|V fused), and each sequence's Q·Kᵀ and P·V over its heads,
+    on contiguous operands. No element-wise work at all: the floor a NumPy forward cannot go under.
+    Rows are the real tokens when the mask pads (numpybert skips padding), else all B·T."""
+    from .engine.model import qkv_weights
+    H, N = config.hidden_size, config.num_attention_heads
+    lengths = attention_mask.sum(axis=1).astype(int) if not attention_mask.all() else \
+        np.full(len(attention_mask), attention_mask.shape[1])
+    R = int(lengths.sum())
+    rng = np.random.default_rng(0)
+    layers = []
+    for layer in params["encoder"]["layer"]:
+        Wqkv, _ = qkv_weights(**layer["attention"]["self"])
+        layers.append((Wqkv, layer["attention"]["output"]["dense"]["weight"],
+                       layer["intermediate"]["dense"]["weight"], layer["output"]["dense"]["weight"]))
+    dtype = layers[0][0].dtype if layers else np.float32
+    I = max([w[2].shape[0] for w in layers] + [H])
+    x, y = (rng.standard_normal((R, H)).astype(dtype) for _ in range(2))
+    qkv, h = np.empty((R, 3 * H), dtype), np.empty((R, I), dtype)
+    groups = []  # (q, k, v, scores, context) per run of sequences of equal length, [G, N, n, D] etc.
+    for n in sorted(set(lengths.tolist()), reverse=True):
+        G = int((lengths == n).sum())
+        q, k, v = (rng.standard_normal((G, N, n, H // N)).astype(dtype) for _ in range(3))
+        groups.append((q, k.swapaxes(-1, -2), v, np.empty((G, N, n, n), dtype), np.empty_like(q)))
+
+    def forward():
+        for Wqkv, Wo, Wi, Wout in layers:
+            np.matmul(x, Wqkv.T, out=qkv)  # [R, H] @ [H, 3H]
+            for q, kT, v, scores, context in groups:
+                np.matmul(q, kT, out=scores)  # [G, N, n, D] @ [G, N, D, n]
+                np.matmul(scores, v, out=context)  # [G, N, n, n] @ [G, N, n, D]
+            np.matmul(x, Wo.T, out=y)  # [R, H] @ [H, H]
+            np.matmul(y, Wi.T, out=h[:, :Wi.shape[0]])  # [R, H] @ [H, I]
+            np.matmul(h[:, :Wi.shape[0]], Wout.T, out=y)  # [R, I] @ [I, H]
+    return forward
+
+
+def floor_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) -> None:
+    """`python -m numpybert.bench floor-worker DIR B T THREADS WARMUP`: `gemm_floor` of the same
+    model and inputs as the numpybert worker, BLAS on `threads` threads."""
+    import numpybert
+    from numpybert.engine.threads import threads_info
+    numpybert.set_threads(threads)
+    model = numpybert.load(model_dir, mmap=True)
+    inputs = make_inputs(model.config.vocab_size, B, T)
+    info = {"engine": FLOOR, "threads": threads_info()}
+    serve(gemm_floor(model.params, model.config, inputs["attention_mask"]), info, warmup)
 
 
 def ort_worker(model_dir: str, onnx_path: str, B: int, T: int, threads: int, warmup: int) -> None:
@@ -317,8 +373,8 @@ def cold_start(command: list, env: dict, runs: int = 5) -> dict:
 # ----------------------------------------------------------------------------- report
 
 def markdown(results: dict) -> str:
-    head = ("| model | B × T | engine | median ms | min–max ms | ratio to torch | target | GFLOP/s | of peak |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | B × T | engine | median ms | min–max ms | ratio to torch | target | GFLOP/s | of peak "
+            "| over the GEMM floor |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head] if results["shapes"] else []
     for r in results["shapes"]:
         for engine, row in r["engines"].items():
@@ -327,7 +383,8 @@ def markdown(results: dict) -> str:
                          f"{row['median_ms']:.1f} | "
                          f"{row['min_ms']:.1f}–{row['max_ms']:.1f} | {_ratio_cell(row, r, engine)} | "
                          f"{'≤ %s×' % r['target'] if engine == 'numpybert' and r['target'] else ''} | {row['gflops']:.0f} | "
-                         f"{'%.0f%%' % (100 * row['fraction_of_peak']) if 'fraction_of_peak' in row else ''} |")
+                         f"{'%.0f%%' % (100 * row['fraction_of_peak']) if 'fraction_of_peak' in row else ''} | "
+                         f"{'%.2f×' % row['ratio_to_floor'] if 'ratio_to_floor' in row and engine != FLOOR else ''} |")
     if results.get("memory"):
         lines += ["", "| memory: one forward, fresh process | numpybert MB | torch MB | ratio to torch | target |",
                   "|---|---|---|---|---|"]
@@ -406,11 +463,12 @@ def write(results: dict, out_dir: str, with_plot: bool) -> list:
 def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, shapes=SHAPES,
               with_torch: bool = False, keep_env: bool = False, cold_runs: int = 5, log=print,
               memory_shapes=MEMORY_SHAPES, memory_runs: int = 1, corpus_texts: int = CORPUS_TEXTS,
-              corpus_runs: int = 0, onnx: dict | None = None) -> dict:
+              corpus_runs: int = 0, onnx: dict | None = None, floor: bool = True) -> dict:
     """Run every shape (models: {"minilm": dir, "base": dir}; a missing key skips its shapes).
     `log` gets one short progress line per measurement (the tables are `markdown(results)`, printed once).
     `with_torch`: also time torch eager and sentence-transformers (the corpus), in torch_bridge's
-    workers (needs the golden extra); `onnx`: {"minilm": FILE.onnx, ...} adds ONNX Runtime."""
+    workers (needs the golden extra); `onnx`: {"minilm": FILE.onnx, ...} adds ONNX Runtime; `floor`:
+    NumPy's GEMMs alone for the same forward (`gemm_floor`), each engine's time over it in the table."""
     env = worker_env(threads, keep_env)
     results = {"threads": threads, "reps": reps, "warmup": warmup, "unset_env": [] if keep_env else
                [n for n in OPENBLAS_ENV if n in os.environ], "shapes": [], "memory": [], "cold_start": {},
@@ -419,7 +477,7 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
         name, B, T = shape[:3]
         if name not in models:
             continue
-        commands = worker_commands(models[name], B, T, threads, warmup, with_torch, (onnx or {}).get(name))
+        commands = worker_commands(models[name], B, T, threads, warmup, with_torch, (onnx or {}).get(name), floor)
         for back_to_back in (False, True) if B == 1 else (False,):  # small shapes depend on the protocol: both
             run = run_shape(commands, dict(env, **{PADDED_ENV: "1" if len(shape) > 3 else "0"}), reps, back_to_back)
             results["shapes"].append(_shape_result(shape, models[name], run) | {"back_to_back": back_to_back})
@@ -439,10 +497,14 @@ def benchmark(models: dict, threads: int = 2, reps: int = 10, warmup: int = 3, s
 
 
 def worker_commands(model_dir: str, B: int, T: int, threads: int, warmup: int, with_torch: bool,
-                    onnx_path: str | None = None) -> dict:
-    """{engine: command line} of the workers for one shape (ONNX Runtime when given an exported model)."""
+                    onnx_path: str | None = None, floor: bool = False) -> dict:
+    """{engine: command line} of the workers for one shape (ONNX Runtime when given an exported model;
+    NumPy's GEMMs alone, `gemm_floor`, with `floor`)."""
     commands = {"numpybert": [sys.executable, "-m", "numpybert.bench", "worker", model_dir, str(B), str(T),
                               str(threads), str(warmup)]}
+    if floor:
+        commands[FLOOR] = [sys.executable, "-m", "numpybert.bench", "floor-worker", model_dir, str(B), str(T),
+                           str(threads), str(warmup)]
     if with_torch:
         commands["torch"] = [*TORCH_BRIDGE, "worker", model_dir, str(B), str(T), str(threads), str(warmup)]
     if onnx_path:
@@ -481,6 +543,9 @@ def _shape_result(shape: tuple, model_dir: str, run: dict) -> dict:
     if "torch" in engines:
         for row in engines.values():
             row["ratio_to_torch"] = row["median_ms"] / engines["torch"]["median_ms"]
+    if FLOOR in engines:
+        for row in engines.values():
+            row["ratio_to_floor"] = row["median_ms"] / engines[FLOOR]["median_ms"]
     return {"model": name, "B": B, "T": T, "padded": len(shape) > 3, "target": TARGETS.get(tuple(shape)),
             "gflop": gflop, "engines": engines, "info": run["info"]}
 
@@ -507,6 +572,8 @@ def main_worker(argv: list) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     main_worker(sys.argv[2:])
+elif __name__ == "__main__" and sys.argv[1:2] == ["floor-worker"]:
+    floor_worker(sys.argv[2], *map(int, sys.argv[3:7]))
 elif __name__ == "__main__" and sys.argv[1:2] == ["ort-worker"]:
     ort_worker(sys.argv[2], sys.argv[3], *map(int, sys.argv[4:8]))
 elif __name__ == "__main__" and sys.argv[1:2] == ["corpus"]:

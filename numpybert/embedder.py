@@ -44,7 +44,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .api import load, resolve_model_dir
-from .apps.batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, length_sorted_batches, tokenize_texts
+from .apps.batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, length_sorted_batches, token_budget, tokenize_texts
 from .apps.long import check_long, token_counts
 from .apps.st_config import encode_settings
 from .errors import InputTypeError, InputValueError, NumpybertError
@@ -122,7 +122,8 @@ class Embedder:
         `embed` keeps its order, and it starts on a batch boundary."""
         texts = [check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
         lengths = tokenize_texts(self.tokenizer, texts, self.settings)["attention_mask"].sum(axis=1)
-        runs = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
+        runs = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens,
+                                     token_budget(self.batch_size, self.settings))
         return [np.concatenate(runs[i:i + batches]) for i in range(0, len(runs), batches)]
 
     def token_counts(self, texts):

@@ -1,8 +1,15 @@
 """Texts -> sentence vectors in batches: the model's forward, then pooling and Normalize.
 
 Batching: texts are taken in windows of WINDOW, each window is sorted by token count (longest
-first) and cut into batches of at most batch_size texts and max_batch_tokens token positions
-(a memory budget), so a batch holds texts of similar length; results come back in input order.
+first) and cut into batches by a *token budget*: batch_size × max_seq_length real tokens (so
+batch_size texts of the longest allowed length, as many shorter ones as make the same number of
+tokens), and at most max_batch_tokens token positions (a memory cap); a batch holds texts of
+similar length; results come back in input order. The engine skips padding, so a forward costs
+what its real tokens cost: the budget makes every forward about as big as sentence-transformers'
+batch of batch_size full-length texts (memory bounded alike) while short texts no longer pay a
+forward's fixed costs per 32 texts (`encode` of 1,000 mixed-length MiniLM texts: see
+docs/performance.md). The answers are sentence-transformers' (per text, up to float rounding:
+different GEMM shapes, ~1e-7).
 Each batch runs with skip_padding=True: only real tokens are computed, each text attending over
 its own tokens (the same values as HF's padded batch at real tokens). A text's embedding
 depends only on its window, batch_size and max_batch_tokens, so a corpus cut into whole windows
@@ -46,18 +53,32 @@ def embed_batch(model, batch: dict, settings: EncodeSettings):
     return forward_batch(model, batch, settings)[0]
 
 
-def length_sorted_batches(lengths, batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS) -> list:
+def length_sorted_batches(lengths, batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS,
+                          token_budget: int | None = None) -> list:
     """Row indices in batches, longest texts first (a stable sort, so ties keep input order):
-    at most batch_size texts, and at most max_batch_tokens token positions (texts × the first,
-    longest, text's length; a longer text alone still gets its own batch)."""
+    at most max_batch_tokens token positions (texts × the first, longest, text's length; a longer
+    text alone still gets its own batch), and at most batch_size texts or, given `token_budget`,
+    texts whose token counts sum to at most token_budget (at least one text a batch)."""
     lengths = np.asarray(lengths)
     order = np.argsort(-lengths, kind="stable")
+    sorted_lengths = np.maximum(lengths[order].astype(np.int64), 1)
+    spent = np.cumsum(sorted_lengths)  # tokens of the sorted texts [0, i]
     batches, start = [], 0
     while start < len(order):
-        rows = min(batch_size, max(1, max_batch_tokens // max(1, int(lengths[order[start]]))))
+        rows = max(1, max_batch_tokens // int(sorted_lengths[start]))
+        if token_budget is None:
+            rows = min(batch_size, rows)
+        else:  # texts while their tokens fit the budget
+            before = int(spent[start - 1]) if start else 0
+            rows = min(rows, max(1, int(np.searchsorted(spent, before + token_budget, side="right")) - start))
         batches.append(order[start:start + rows])
         start += rows
     return batches
+
+
+def token_budget(batch_size: int, settings: EncodeSettings) -> int:
+    """The real tokens one forward takes: batch_size texts of the longest allowed length."""
+    return batch_size * settings.max_seq_length
 
 
 def tokenize_texts(tokenizer, texts: list, settings: EncodeSettings, pairs: list | None = None) -> dict:
@@ -76,7 +97,7 @@ def run_window(model, texts: list, settings: EncodeSettings, batch_size: int = 3
     (rows, batch, sentence embeddings [b, D], last_hidden_state [b, T, H]); rows index the window."""
     tokens = tokenize_texts(model.tokenizer, texts, settings, pairs)
     lengths = tokens["attention_mask"].sum(axis=1)
-    for rows in length_sorted_batches(lengths, batch_size, max_batch_tokens):
+    for rows in length_sorted_batches(lengths, batch_size, max_batch_tokens, token_budget(batch_size, settings)):
         width = int(lengths[rows].max())  # right padding: the columns past the longest row are all padding
         batch = {key: value[rows, :width] for key, value in tokens.items()}
         sentence, hidden = forward_batch(model, batch, settings, prompt_length)
@@ -153,7 +174,7 @@ def chunked_vectors(model, docs: list, settings: EncodeSettings, batch_size: int
     rows, owner = window_rows(docs, settings.max_seq_length - 2, stride, tok.cls_token_id, tok.sep_token_id)
     lengths = np.array([len(r) for r in rows])
     vectors = np.empty((len(rows), model.config.hidden_size * len(settings.pooling)), dtype=model.dtype)
-    for batch_rows in length_sorted_batches(lengths, batch_size, max_batch_tokens):
+    for batch_rows in length_sorted_batches(lengths, batch_size, max_batch_tokens, token_budget(batch_size, settings)):
         width = int(lengths[batch_rows].max())
         ids = np.full((len(batch_rows), width), tok.pad_token_id, dtype=np.int64)  # [b, T]
         mask = np.zeros((len(batch_rows), width), dtype=np.int64)  # [b, T]

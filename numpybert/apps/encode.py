@@ -92,6 +92,9 @@ class SentenceEncoder:
         truncate_dim: keep the first truncate_dim dimensions (before normalize_embeddings, as sentence-transformers).
         convert_to_numpy=False: a list of 1-D arrays. convert_to_tensor=True: an error (numpybert has no torch).
         device: None or "cpu". show_progress_bar: a tqdm bar over texts (needs the `cli` extra).
+        batch_size: sentence-transformers' meaning for full-length texts; numpybert skips padding, so a
+            forward takes a token budget of batch_size × max_seq_length real tokens instead: batch_size
+            texts of max_seq_length tokens, more of shorter ones (same answers; apps/batching.py).
 
         numpybert's own, keyword-only: pooling (override the model's pooling modes, POOLING_MODES),
         normalize (True/False: run or skip the model's Normalize module, as Embedder and `--normalize`;

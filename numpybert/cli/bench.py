@@ -46,6 +46,8 @@ def add_arguments(p):
                    help="also time ONNX Runtime (pip install onnxruntime) on this export of the MiniLM model "
                         "(the float32 export of scripts/export_onnx.py minilm --out DIR)")
     p.add_argument("--onnx-base", default=None, metavar="FILE", help="the same for the bert-base model")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the floor line (NumPy's GEMMs alone for the same forward, timed beside each shape)")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
     p.add_argument("--no-torch", action="store_true",
                    help="time numpybert only (timing torch needs the golden extra: pip install 'numpybert[golden]')")
@@ -102,7 +104,7 @@ def run(args):
                               not args.no_torch, args.keep_env, args.cold_runs,
                               memory_shapes=parse_shapes(args.memory_shapes, bench.MEMORY_SHAPES, padded_ok=False),
                               memory_runs=args.memory_runs, corpus_texts=args.corpus_texts,
-                              corpus_runs=args.corpus_runs, onnx=onnx,
+                              corpus_runs=args.corpus_runs, onnx=onnx, floor=not args.no_floor,
                               log=lambda line: print(f"numpybert bench: {line}", file=sys.stderr, flush=True))
     paths = bench.write(results, args.out, args.plot)
     print(bench.markdown(results))

@@ -15,8 +15,9 @@ checked against the same golden files, computed so that it costs less:
 - results written in place (`out=`); P·V lands directly in the rows' [R, N, D] layout, so
   merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
-  `BLOCK_BYTES`, so its passes hit the CPU cache; LayerNorm in float64 blocks (more accurate
-  than torch's float32 one, see `_layer_norm_rows`);
+  `BLOCK_BYTES`, so its passes hit the CPU cache; row sums (LayerNorm's means, softmax's
+  denominators) as BLAS matrix-vector products; float32 LayerNorm in float32 as torch's (its
+  variance in float64), float64 in float64 (`_layer_norm_rows`);
 - threads (`numpybert.set_threads`, numpybert/engine/blocks.py): each takes a share of the
   sequences through all the layers, BLAS on one thread each.
 
@@ -78,7 +79,7 @@ def linear(x, weight, bias, out=None):
 
 def layer_norm(x, weight, bias, eps, out=None, add=()):
     """Normalise each vector over its last axis (biased variance, as torch), then scale and shift.
-    `add`: arrays summed into x first ([..., H] like x, or [H]), in the same float64 block.
+    `add`: arrays summed into x first, in order ([..., H] like x, or [H]), in the same blocks.
     Row blocks at a time, so the passes stay in cache; `out` may be x."""
     x = np.asarray(x)
     out = np.empty_like(x) if out is None else out
@@ -93,30 +94,51 @@ def layer_norm(x, weight, bias, eps, out=None, add=()):
 
 def add_layer_norm(h, dense_bias, residual, LayerNorm, eps, out=None):
     """Post-LN: LayerNorm(h + b + residual), where h is a dense layer's x·Wᵀ without its bias b.
-    HF rounds the sum twice in float32 (`dense(x)`, then `+ residual`); here the three are summed
-    in float64 inside LayerNorm's blocks, so the result is rounded once (and two passes over
-    memory are saved). `out` may be h."""
+    The sum is HF's, (h + b) + residual rounded to the dtype each time, done inside LayerNorm's
+    cache-sized blocks (two passes over memory saved). `out` may be h."""
     return layer_norm(h, **LayerNorm, eps=eps, out=out, add=(dense_bias, residual))
 
 
 def _layer_norm_rows(x, add, weight, bias, eps, out):
-    """In float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds four
-    times (centre, divide, scale, shift), which made numpybert's hidden states less accurate than
-    torch's (`numpybert audit --live --oracle`). Nine passes over a reused float64 block."""
+    """One block of rows. The sum first, in HF's order and dtype ((dense output + its bias) +
+    residual, rounded as torch rounds it: two passes over the dtype instead of over float64);
+    then in float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds
+    four times (centre, divide, scale, shift), which made numpybert's hidden states less accurate
+    than torch's (`numpybert audit --live --oracle`). The row means by one BLAS matrix-vector
+    product. add_layer_norm of [4096, 384] float32, one thread: 8.5 ms (9.7 with the sum in
+    float64 too); normalising in float32 from the centring on would take 6.0 ms but doubles the
+    distance from the float64 result at MiniLM's fifth layer on 8 × 256 inputs (1.4e-5; this
+    9.0e-6, torch 7.5e-6): docs/performance.md."""
     H = x.shape[-1]
     y = scratch(x.shape, np.float64, "layer_norm")
+    if add:
+        np.add(x, add[0], out=out)
+        for a in add[1:]:
+            out += a
+        x = out
     np.copyto(y, x)  # [rows, H] in float64
-    for a in add:
-        y += a
-    mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
-    mean /= H
-    y -= mean
-    var = np.einsum("ij,ij->i", y, y)[:, None]  # sum of squares without a temporary: [rows, 1]
-    var /= H
+    mean = np.matmul(y, _ones(H, np.float64))  # [rows, H] @ [H] -> [rows]
+    mean *= 1.0 / H
+    y -= mean[:, None]
+    var = np.einsum("ij,ij->i", y, y)  # sum of squares without a temporary: [rows]
+    var *= 1.0 / H
     var += eps
-    y /= np.sqrt(var, out=var)
+    y /= np.sqrt(var, out=var)[:, None]
     y *= weight
     np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
+
+
+def _ones(n, dtype):
+    """A read-only vector of n ones: a row sum as one BLAS matrix-vector product."""
+    key = (n, np.dtype(dtype).str)
+    v = _ONES.get(key)
+    if v is None:
+        v = _ONES[key] = np.ones(n, dtype)
+        v.flags.writeable = False
+    return v
+
+
+_ONES = {}
 
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,
@@ -237,7 +259,12 @@ def softmax(x, out=None):
     (all scores equal, so the result is uniform), exactly as torch's eager attention. `out` may be x."""
     e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
     np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    n = e.shape[-1]
+    if e.flags.c_contiguous and e.size:  # the row sums as one BLAS matrix-vector product: 3.5x numpy's sum
+        total = np.matmul(e.reshape(-1, n), _ones(n, e.dtype)).reshape(*e.shape[:-1], 1)  # [..., n] -> [..., 1]
+    else:
+        total = e.sum(axis=-1, keepdims=True)
+    e /= total
     return e
 
 

@@ -253,3 +253,30 @@ def test_max_batch_tokens_does_not_change_the_embeddings(minilm):
     assert np.abs(a - b).max() <= 1e-6  # different GEMM shapes only (measured ~1e-7)
     with pytest.raises(numpybert.InputValueError):
         minilm.encode(texts, max_batch_tokens=0)
+
+
+def test_token_budget_packs_short_texts_and_keeps_the_memory_cap():
+    """A batch takes batch_size full-length texts' worth of tokens (batch_size × max_seq_length),
+    never more token positions than max_batch_tokens (texts × the batch's longest)."""
+    from numpybert.apps.batching import length_sorted_batches
+    lengths = [10] * 100 + [256] * 40
+    batches = length_sorted_batches(lengths, 32, 16384, token_budget=32 * 256)
+    assert [len(b) for b in batches] == [32, 64, 44]  # 32 long; 8 long + 56 short (64 × 256 positions); the rest
+    assert sorted(np.concatenate(batches).tolist()) == list(range(140))
+    assert all(sum(lengths[i] for i in b) <= 32 * 256 for b in batches)
+    assert [list(b) for b in length_sorted_batches([5, 7, 3], 1, 100, token_budget=10)] == [[1], [0, 2]]
+    assert [list(b) for b in length_sorted_batches([5, 3, 2], 1, 100, token_budget=10)] == [[0, 1, 2]]
+
+
+def test_encode_with_the_defaults_runs_short_texts_in_fewer_forwards(tiny, monkeypatch):
+    """sentence-transformers would run 100 short texts in 4 forwards of batch_size 32; numpybert's
+    token budget (32 × max_seq_length tokens) takes them in one, with the same answers."""
+    from numpybert.apps import batching
+    texts = [TEXTS[i % len(TEXTS)] + f" {i}" for i in range(100)]
+    calls, forward = [], batching.forward_batch
+    monkeypatch.setattr(batching, "forward_batch", lambda model, batch, *a: calls.append(len(batch["input_ids"]))
+                        or forward(model, batch, *a))
+    got = tiny.encode(texts)
+    assert calls == [100]
+    alone = np.stack([_alone(tiny, t) for t in texts[:10]])
+    np.testing.assert_allclose(got[:10], alone, rtol=0, atol=1e-5)  # alone vs batch, as test_results_come_back_in_input_order

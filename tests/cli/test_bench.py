@@ -95,7 +95,29 @@ def test_onnxruntime_column_on_the_onnx_audits_export(tmp_path, capsys):
                      "--out", str(out_dir)])
     assert code == 0, capsys.readouterr().err
     engines = json.loads((out_dir / "bench.json").read_text())["shapes"][0]["engines"]
-    assert set(engines) == {"numpybert", "onnxruntime"} and engines["onnxruntime"]["runs"] == 1
+    assert set(engines) == {"numpybert", bench.FLOOR, "onnxruntime"} and engines["onnxruntime"]["runs"] == 1
+    assert engines["numpybert"]["ratio_to_floor"] > 0 and "| over the GEMM floor |" in (out_dir / "bench.md").read_text()
     assert cli.main(["bench", "--minilm", str(CHECKPOINTS / "tiny-bert"), "--no-torch", "--onnx-minilm",
                      str(tmp_path / "missing.onnx"), "--out", str(out_dir)]) != 0
     assert "missing.onnx: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_gemm_floor_does_the_forwards_products_and_nothing_else(monkeypatch, padded):
+    """The floor multiplies exactly the forward's useful work (bench.flops: the dense layers on the
+    computed rows, each sequence's two attention products), and only multiplies."""
+    import numpybert
+    model = numpybert.load(CHECKPOINTS / "tiny-bert")
+    c = model.config
+    mask = bench.make_inputs(c.vocab_size, 5, 12, padded=padded)["attention_mask"]
+    forward = bench.gemm_floor(model.params, c, mask)
+    done, matmul = [], np.matmul
+
+    def counting(a, b, out):
+        done.append(2 * a.shape[-1] * out.size)  # 2 × multiply-adds: out's elements × the inner size
+        return matmul(a, b, out=out)
+    monkeypatch.setattr(np, "matmul", counting)
+    forward()
+    config = {"hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size,
+              "num_hidden_layers": c.num_hidden_layers, "vocab_size": c.vocab_size}
+    assert sum(done) == bench.flops(config, 5, 12, padded=padded)

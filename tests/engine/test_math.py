@@ -160,17 +160,31 @@ def test_layer_norm_matches_the_float64_formula(dtype, bound):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_add_layer_norm_sums_in_float64_and_rounds_once(dtype):
-    """Post-LN's LayerNorm(h + b + residual): the same numbers as LayerNorm of the float64 sum,
-    rounded once to the model's dtype; batched [B, T, H] inputs and out=h work as in the model."""
+def test_add_layer_norm_sums_in_hfs_order_then_normalises(dtype):
+    """Post-LN's LayerNorm(h + b + residual): the sum rounded as HF rounds it, (h + b) + residual
+    in the model's dtype, then exactly layer_norm of that sum (normalised in float64, rounded
+    once); batched [B, T, H] inputs and out=h work as in the model."""
     rng = np.random.default_rng(5)
     h, x = (rng.normal(0, 3, (3, 700, 384)).astype(dtype) for _ in range(2))  # several row blocks
     b, w, beta = (rng.normal(0, 0.5, 384).astype(dtype) for _ in range(3))
+    x[..., 7] += 40  # an outlier dimension, as BERT's hidden states have
     y = M.add_layer_norm(h, b, x, {"weight": w, "bias": beta}, 1e-12)
     assert y.dtype == dtype and y.shape == h.shape
-    total = h.astype(np.float64) + b + x
-    assert np.array_equal(y, M.layer_norm(total, w, beta, 1e-12).astype(dtype))
+    total = (h + b) + x  # HF: dense(x) (its bias included), then + residual, each rounded to dtype
+    assert np.array_equal(y, M.layer_norm(total, w, beta, 1e-12))
     assert np.array_equal(M.add_layer_norm(h.copy(), b, x, {"weight": w, "bias": beta}, 1e-12, out=h), y)
+
+
+def test_float32_layer_norm_survives_a_sum_of_squares_over_float32s_range():
+    """|x - mean| ~ 1e20: a float32 sum of squares would overflow (and normalise by an infinite
+    variance); LayerNorm's float64 keeps the row finite and right."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, (4, 384)).astype(np.float32)
+    x[2] *= 1e20
+    y = M.layer_norm(x, np.ones(384, np.float32), np.zeros(384, np.float32), 1e-12)
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(-1, keepdims=True)) / x64.std(-1, keepdims=True)
+    assert np.isfinite(y).all() and np.abs(y - ref).max() <= 1e-5
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -144,7 +144,7 @@ def test_tei_embed_all_tokenize_info_health_metrics(server, minilm):
     assert [np.asarray(t).shape for t in tokens] == [e.shape for e in expected]
     assert max(max_diff(t, e) for t, e in zip(tokens, expected)) <= ATOL
     tok = post(server, "/tokenize", {"inputs": ["Hello world"]}).json()
-    assert [t["text"] for t in tok[0]] == ["[CLS]", "hello", "world", "[SEP]"]
+    assert [t["text"] for t in tok[0]] == ["[CLS]", "Hello", "world", "[SEP]"]  # the input's own substrings
     assert [t["id"] for t in tok[0]] == [int(i) for i in minilm.tokenize(["Hello world"])["input_ids"][0]]
     assert tok[0][1]["special"] is False and tok[0][0]["special"] is True and tok[0][1]["start"] == 0
     info = httpx.get(server.url + "/info").json()
@@ -310,7 +310,7 @@ def test_missing_serve_extra_is_one_line_exit_2(tmp_path):
                        env={**os.environ, **env})
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == ["numpybert serve: error: numpybert serve needs the 'serve' extra "
-                                             "(starlette is missing): pip install 'numpybert[serve]'"]
+                                             "(starlette is missing): pip install 'starlette>=0.37' 'uvicorn>=0.30'"]
 
 
 @pytest.mark.parametrize("args, code, message", [

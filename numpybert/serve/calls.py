@@ -39,11 +39,12 @@ class TokenEmbeddings:
 @dataclasses.dataclass(frozen=True)
 class Classify:
     """Texts or (text, pair) tuples -> [{label, score}] best first (TEI's /predict): probabilities, or
-    the logits with raw_scores. Single texts and pairs run in separate calls to `model.classify`."""
-    raw_scores: bool = False
+    the logits with function_to_apply "none" (TEI's raw_scores), as `model.classify`. Single texts
+    and pairs run in separate calls."""
+    function_to_apply: str | None = None
 
     def run(self, sm, items):
-        function = "none" if self.raw_scores else None
+        function = self.function_to_apply
         out = [None] * len(items)
         singles = [i for i, t in enumerate(items) if isinstance(t, str)]
         pairs = [i for i, t in enumerate(items) if not isinstance(t, str)]

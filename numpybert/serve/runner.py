@@ -31,20 +31,24 @@ from .app import Options, create_app
 
 class _Server(uvicorn.Server):
     """uvicorn's server, minus re-raising SIGTERM after its graceful shutdown (which would end the
-    process with status 143 after all the work was done): numpybert serve exits 0."""
+    process with status 143 after all the work was done): numpybert serve exits 0.
+
+    uvicorn restores the handlers it found when it stops, then re-raises the signals it caught. So
+    SIGTERM is set to "ignore" just before uvicorn installs its handler (what it restores is then
+    "ignore": a repeated SIGTERM during the teardown that follows the drain cannot kill the process),
+    and no signal is kept for re-raising (handle_exit forgets it: a SIGTERM arriving between the
+    drain's end and the restore once turned the status into 143)."""
 
     @contextlib.contextmanager
     def capture_signals(self):
-        try:
-            with super().capture_signals():
-                yield
-                self._captured_signals.clear()
-        finally:
-            # uvicorn restores the default SIGTERM action here, and the process still has its teardown to
-            # go: a repeated SIGTERM then (a supervisor's second one) would kill it with status 143 after every
-            # admitted request was answered. Ignore it: the work is done, the process is about to exit 0.
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with super().capture_signals():
+            yield
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def load_serve_model(options: Options):

@@ -99,7 +99,18 @@ async def predict(server, request, data=None):
         per_item.append(sum(counts[k:k + n]) - (n - 1))
         k += n
     tokens = rq.fit(per_item, server.limits, truncate, "inputs")
-    results = await server.run(request, Classify(raw), items, tokens)
+    parameters = data.get("parameters")  # Hugging Face's Inference API form (InferenceClient.text_classification)
+    function, top_k = ("none" if raw else None), None
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise rq.ApiError(422, "'parameters' must be an object", "parameters")
+        function = rq.optional_str(parameters, "function_to_apply", 422, ("softmax", "sigmoid", "none")) or function
+        top_k = parameters.get("top_k")
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+            raise rq.ApiError(422, f"'parameters.top_k' must be a positive integer, got {top_k!r}"[:120], "top_k")
+    results = await server.run(request, Classify(function), items, tokens)
+    if parameters is not None:  # that API answers a list per input, even for one text
+        return json_response([r[:top_k] for r in results])
     return json_response(results[0] if single else results)
 
 

@@ -5,21 +5,22 @@ A second SIGTERM (a supervisor repeating itself) changes nothing: during the dra
 notes it, and once the drain is done the process ignores SIGTERM for the rest of its teardown, so
 the exit status stays 0 and no admitted request is lost. To stop at once: SIGKILL, or Ctrl-C twice.
 
-`--workers N` (N > 1): the parent binds the port once and starts N worker processes (spawned, not
-forked: no BLAS thread pool crosses a fork) that accept on that one socket, each with its own
-event loop, batcher and compute thread. Each maps the weights (`mmap=True` is implied), so the
-page cache holds one copy for all of them. The parent forwards SIGTERM/SIGINT to every worker,
-waits for all to drain, and exits 0 (or a worker's failure status, e.g. 2/3 when the model fails
-to load: then it stops the others).
+`--workers N` (N > 1): this process binds the port once, starts N - 1 more worker processes that
+inherit the socket (started fresh, not forked: no BLAS thread pool crosses a fork), and serves as
+the first worker itself; the kernel hands each new connection to one of them. Each has its own
+event loop, batcher and compute thread, and maps the weights (`mmap=True` is implied), so the
+page cache holds one copy for all. The first SIGTERM/SIGINT is forwarded to every other worker;
+all drain at once; the exit status is 0 (or a worker's failure status, e.g. 2/3 when the model
+fails to load: then the others stop).
 """
 
 import contextlib
 import dataclasses
-import multiprocessing
-import multiprocessing.connection
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 
@@ -46,9 +47,14 @@ class _Server(uvicorn.Server):
         with super().capture_signals():
             yield
 
+    on_exit = None  # called on the first SIGTERM/SIGINT (--workers: forward it to the other workers)
+
     def handle_exit(self, sig, frame):
+        first = not self.should_exit
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+        if first and self.on_exit is not None:
+            self.on_exit()
 
 
 def load_serve_model(options: Options):
@@ -61,13 +67,16 @@ def load_serve_model(options: Options):
     return ServeModel(model, options.name, options.max_input_length, options.max_batch_tokens)
 
 
-def _run_one(options: Options, host, port, log_level, sockets=None) -> int:
+def _run_one(options: Options, host, port, log_level, sockets=None, on_exit=None, watch=None) -> int:
     app = create_app(options, lambda: load_serve_model(options))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=None, limit_concurrency=None)
     server = _Server(config)
+    server.on_exit = on_exit
     state = app.state.server
     state.on_load_error = lambda e: setattr(server, "should_exit", True)
+    if watch is not None:
+        threading.Thread(target=watch, args=(server,), daemon=True, name="numpybert-workers").start()
     server.run(sockets=sockets)
     if state.load_error is not None:
         return 2 if isinstance(state.load_error, NumpybertError) and not isinstance(state.load_error, OSError) else 3
@@ -84,53 +93,46 @@ def serve(options: Options, host="127.0.0.1", port=8080, log_level="warning") ->
 
 # ----------------------------------------------------------------------------- --workers N
 
-def _worker(options, host, port, log_level, sock, index):
-    """A worker process (spawned): serve on the parent's socket; SIGINT is the parent's to handle."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print(f"numpybert serve: worker {index} (pid {os.getpid()}) loading {options.model}", flush=True)
-    sys.exit(_run_one(options, host, port, log_level, sockets=[sock]))
-
-
 def _serve_workers(options: Options, host, port, log_level) -> int:
-    sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
-    sock.set_inheritable(True)
-    multiprocessing.allow_connection_pickling()  # the socket goes to each worker
-    ctx = multiprocessing.get_context("spawn")
-    stopping = threading.Event()
-    workers = []
+    """This process binds the port and serves as worker 0; workers 1..N-1 are `python -m
+    numpybert.serve.worker` processes that inherit the socket (no fork: no BLAS thread pool crosses
+    one; no supervisor process of its own: N processes in all). The first SIGTERM/SIGINT here is
+    forwarded to every other worker, so all drain at once; then this one waits for them."""
+    sock = socket.create_server((host, port), backlog=2048)
+    env = {**os.environ, "NUMPYBERT_SERVE_WORKER": json.dumps({
+        "options": dataclasses.asdict(options), "host": host, "port": port, "log_level": log_level,
+        "fd": sock.fileno()})}
+    print(f"numpybert serve: listening on http://{host}:{port} (pid {os.getpid()}), {options.workers} workers, "
+          f"loading {options.model} (memory-mapped: the page cache holds one copy)", flush=True)
+    others = [subprocess.Popen([sys.executable, "-m", "numpybert.serve.worker", str(k)], pass_fds=(sock.fileno(),),
+                               env=env) for k in range(1, options.workers)]
+    failed = []
 
-    def stop(sig, frame):  # the first SIGTERM/SIGINT: every worker drains; more change nothing
-        if not stopping.is_set():
-            stopping.set()
-            for p in workers:
+    def stop_others():
+        for p in others:
+            if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGTERM)
+                    p.send_signal(signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        print(f"numpybert serve: listening on http://{host}:{port} (pid {os.getpid()}), {options.workers} "
-              f"workers, loading {options.model} (memory-mapped, shared)", flush=True)
-        for k in range(options.workers):
-            p = ctx.Process(target=_worker, args=(options, host, port, log_level, sock, k), daemon=False,
-                            name=f"numpybert-serve-{k}")
-            p.start()
-            workers.append(p)
-        status = 0
-        alive = list(workers)
-        while alive:
-            ended = multiprocessing.connection.wait([p.sentinel for p in alive])
-            for p in [p for p in alive if p.sentinel in ended]:
-                p.join()
-                alive.remove(p)
-                if p.exitcode != 0 and not stopping.is_set():  # a worker failed on its own: stop the rest
-                    status = status or (p.exitcode if p.exitcode and p.exitcode > 0 else 3)
-                    stop(None, None)
-                elif p.exitcode not in (0, None) and status == 0 and p.exitcode > 0:
-                    status = p.exitcode
-        print(f"numpybert serve: stopped; {options.workers} workers drained", flush=True)
-        return status
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as _Server: a late repeat must not turn 0 into 143
-        sock.close()
+    def watch(server):  # a worker that ends on its own (e.g. its model failed to load) stops them all
+        for p in others:
+            code = p.wait()
+            if code != 0 and not server.should_exit:
+                failed.append(code if code > 0 else 3)
+                server.should_exit = True
+    status = _run_one(options, host, port, log_level, sockets=[sock], on_exit=stop_others, watch=watch)
+    stop_others()
+    codes = [p.wait() for p in others]
+    sock.close()
+    print(f"numpybert serve: stopped; {options.workers} workers drained", flush=True)
+    bad = failed + [c for c in codes if c > 0]
+    return status or (bad[0] if bad else 0)
+
+
+def worker_main(index: int) -> int:
+    """A worker started by _serve_workers: serve on the inherited socket (`python -m numpybert.serve.worker K`)."""
+    spec = json.loads(os.environ.pop("NUMPYBERT_SERVE_WORKER"))
+    options = Options(**spec["options"])
+    sock = socket.socket(fileno=spec["fd"])
+    print(f"numpybert serve: worker {index} (pid {os.getpid()}) loading {options.model}", flush=True)
+    return _run_one(options, spec["host"], spec["port"], spec["log_level"], sockets=[sock])

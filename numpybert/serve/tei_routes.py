@@ -6,6 +6,8 @@ Errors have TEI's shape, {"error", "error_type"}, with status 422 for a bad requ
 much (app.route wraps every handler). /health answers without the API key (load balancers probe it).
 """
 
+import os
+
 import numpy as np
 from starlette.responses import Response
 
@@ -151,7 +153,7 @@ async def info(server, request):
             "max_concurrent_requests": o.max_concurrent_requests, "max_batch_tokens": o.max_batch_tokens,
             "max_client_batch_size": o.max_client_batch_size, "payload_limit": o.payload_limit,
             "auth_required": o.api_key is not None, "version": _version(), "backend": "numpybert",
-            "workers": o.workers}
+            "workers": o.workers, "pid": os.getpid()}  # with --workers N: the worker that answered
     if sm is not None:
         pooling = {"modes": list(sm.settings.pooling), "normalize": sm.settings.normalize}
         body.update({"max_input_length": sm.max_input_length, "dimensions": sm.dimensions, "pooling": pooling,

@@ -82,8 +82,8 @@ def _ids(row, name, limits, status, framed=True):
         if not _is_int(t):
             raise ApiError(status, f"{name}[{j}] must be a token id (an integer), got {json.dumps(t)[:40]}", name)
         if not 0 <= t < limits.vocab_size:
-            raise ApiError(status, f"{name}[{j}] = {t} is outside the vocabulary [0, {limits.vocab_size}); "
-                                   f"{LANGCHAIN_HINT}", name)
+            hint = f"; {LANGCHAIN_HINT}" if framed else ""
+            raise ApiError(status, f"{name}[{j}] = {t} is outside the vocabulary [0, {limits.vocab_size}){hint}", name)
     if framed and limits.first_id is not None and (len(row) < 2 or row[0] != limits.first_id or row[-1] != limits.last_id):
         contract = IDS_CONTRACT.format(first=limits.first_id, last=limits.last_id)
         raise ApiError(status, f"{name}: {contract}; got {row[0]} ... {row[-1]}. {LANGCHAIN_HINT}", name)

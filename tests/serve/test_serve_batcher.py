@@ -92,8 +92,10 @@ def test_a_cancelled_job_is_dropped_from_the_queue_and_others_still_run():
     compute = Recorder()
     compute.gate.clear()
 
+    metrics = Metrics()
+
     async def main():
-        b = Batcher(compute, max_batch_tokens=1, lone_wait=0)
+        b = Batcher(compute, max_batch_tokens=1, metrics=metrics, lone_wait=0)
         b.start()
         loop = asyncio.get_running_loop()
         blocker = Job(EmbedTexts(None), ["slow"], [1], loop)
@@ -114,6 +116,31 @@ def test_a_cancelled_job_is_dropped_from_the_queue_and_others_still_run():
     (slow, y), cancelled = run(main())
     assert slow == ["None:slow"] and y == ["None:y"] and cancelled
     assert [items for _, items in compute.calls] == [["slow"], ["y"]]  # x1..x3 never computed
+    assert metrics.inputs == 2  # nor taken into a batch: dropped from the queue
+
+
+def test_a_job_cancelled_inside_a_taken_batch_is_skipped():
+    """Its inputs were taken with others (another call's group computing first): they are not computed."""
+    compute = Recorder()
+    compute.gate.clear()
+
+    async def main():
+        b = Batcher(compute, lone_wait=0)
+        loop = asyncio.get_running_loop()
+        blocker = Job(EmbedTexts(None), ["slow"], [1], loop)
+        leaving = Job(EmbedTexts(False), ["x"], [1], loop)
+        b.start()
+        b.submit_nowait(blocker)
+        b.submit_nowait(leaving)  # no await between: the batcher's first look takes both, two groups
+        while not compute.calls:
+            await asyncio.sleep(0.001)
+        leaving.cancel()
+        compute.gate.set()
+        result = await blocker.future
+        await b.stop()
+        return result
+    assert run(main()) == ["None:slow"]
+    assert [items for _, items in compute.calls] == [["slow"]]
 
 
 def test_histogram_buckets_are_cumulative():

@@ -59,10 +59,14 @@ def test_langchain_default_tiktoken_ids_are_refused_naming_the_fix(server, monke
     """LangChain's default tokenizes with tiktoken (cl100k_base) and sends the ids: never embedded silently."""
     import openai
     from langchain_openai import OpenAIEmbeddings
+    import tiktoken
     offline_tiktoken(monkeypatch)
+    texts = ["Hello world", "A man is playing a guitar."]
+    ids = tiktoken.get_encoding("cl100k_base").encode_batch(texts)
+    assert max(max(r) for r in ids) < 30522  # inside MiniLM's vocabulary: only the ids' frame betrays them
     embed = OpenAIEmbeddings(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError) as e:
-        embed.embed_documents(TEXTS)
+        embed.embed_documents(texts)
     assert e.value.status_code == 400
     assert "check_embedding_ctx_length=False" in str(e.value)
 

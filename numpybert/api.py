@@ -318,9 +318,9 @@ class BertModel:
         """P(text_b follows text_a) (next-sentence head); see `numpybert.apps.heads.next_sentence`."""
         return apps.next_sentence(self, text_a, text_b)
 
-    def classify(self, texts, text_pairs=None) -> list:
+    def classify(self, texts, text_pairs=None, **kwargs) -> list:
         """Label probabilities (classifier head); see `numpybert.apps.heads.classify`."""
-        return apps.classify(self, texts, text_pairs)
+        return apps.classify(self, texts, text_pairs, **kwargs)
 
 
 def _pooler_missing(model_dir, family) -> str:

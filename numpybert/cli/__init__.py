@@ -45,7 +45,8 @@ def _sigterm_raises():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _raise_terminated:  # not when the command chose otherwise (serve
+            signal.signal(signal.SIGTERM, previous)                 # ignores a repeated SIGTERM: it is exiting 0)
 
 
 def add_model_argument(parser):

@@ -9,7 +9,8 @@ def register(subparsers):
                               description="Serve the model over HTTP: OpenAI's POST /v1/embeddings and "
                                           "text-embeddings-inference's /embed, /embed_all, /tokenize, /predict, "
                                           "/rerank, /health, /info, /metrics, with dynamic batching "
-                                          "(pip install 'numpybert[serve]'; docs/serving.md).")
+                                          "(needs the serve extra: pip install -e '.[serve]' in a checkout, "
+                                          "or pip install 'numpybert-*.whl[serve]'; docs/serving.md).")
     from . import add_model_argument
     add_model_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
@@ -33,6 +34,9 @@ def register(subparsers):
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads of a forward (default: numpybert's choice, every core it may use; "
                         "1 on a machine shared with other busy processes)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes serving the one port, each with its own batcher (default 1); the weights "
+                        "are memory-mapped (--mmap implied), so the page cache holds one copy for all")
     p.add_argument("--mmap", action="store_true", help="map the weights instead of copying them (smaller, "
                                                        "faster start; the file must not change while serving)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
@@ -42,7 +46,7 @@ def register(subparsers):
 
 def run(args):
     from ..errors import InputValueError
-    for name in ("threads", "port", "max_batch_tokens", "max_concurrent_requests", "max_client_batch_size", "payload_limit"):
+    for name in ("threads", "port", "workers", "max_batch_tokens", "max_concurrent_requests", "max_client_batch_size", "payload_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
     from ..serve import Options, serve  # the serve extra: a one-line error when it is missing
@@ -51,5 +55,5 @@ def run(args):
                       max_concurrent_requests=args.max_concurrent_requests,
                       max_client_batch_size=args.max_client_batch_size, max_input_length=args.max_input_length,
                       payload_limit=args.payload_limit, api_key=args.api_key, mmap=args.mmap,
-                      threads=args.threads)
+                      threads=args.threads, workers=args.workers)
     return serve(options, args.host, args.port, args.log_level)

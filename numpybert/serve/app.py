@@ -1,20 +1,26 @@
-"""The HTTP routes (starlette): OpenAI's /v1/embeddings and /v1/models, and text-embeddings-
-inference's /embed, /embed_all, /tokenize, /predict, /rerank, /health, /info, /metrics.
+"""The app: the state every route shares (`Server`), the one route wrapper (`route`), `create_app`.
 
-Handlers parse and check (numpybert/serve/requests.py), count tokens, queue the work with the
-batcher (numpybert/serve/batcher.py) and format the answer; no handler runs a forward.
+The routes themselves live in openai_routes.py (/v1/embeddings, /v1/models) and tei_routes.py
+(text-embeddings-inference's /embed, /embed_all, /tokenize, /decode, /predict, /rerank, POST /,
+/invocations, GET /, /health, /info, /metrics). Handlers parse and check (requests.py), count
+tokens, hand a typed call (calls.py) to the batcher (batcher.py) and format the answer; no handler
+runs a forward. `route` does for every handler what each would otherwise repeat: the API key
+(constant-time compare), "not ready yet" (503), errors in the route's API shape (OpenAI or TEI),
+a client that left (499, counted, no traceback) and a catch-all that answers an API-shaped 500,
+counts it and logs one line.
 """
 
 import asyncio
-import base64
+import contextlib
 import dataclasses
+import hmac
 import json
 import sys
 import threading
 import time
 
-import numpy as np
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -22,9 +28,9 @@ from ..errors import NumpybertError
 from . import requests as rq
 from .batcher import Batcher, Job
 from .metrics import Metrics
-from .model import shorten
 
 INLINE_CHARS = 4096  # requests with fewer characters are tokenized on the event loop (~20 us per short text)
+CLIENT_GONE = 499  # nginx's status for "the client closed the connection before the answer"
 
 
 @dataclasses.dataclass
@@ -39,6 +45,7 @@ class Options:
     api_key: str | None = None
     mmap: bool = False
     threads: int | None = None  # None: numpybert's default (numpybert.set_threads)
+    workers: int = 1  # processes sharing the port (runner.py)
 
 
 class ClientGone(Exception):
@@ -50,6 +57,10 @@ def json_response(data, status=200, headers=None):
     return Response(body, status, headers=headers, media_type="application/json")
 
 
+def error_response(error: rq.ApiError, flavor: str):
+    return json_response(error.openai() if flavor == "openai" else error.tei(), error.status, error.headers)
+
+
 class Server:
     """The state every route shares: options, the model once loaded, the batcher, the counters."""
 
@@ -59,11 +70,13 @@ class Server:
         self.sm = None
         self.load_error = None
         self.metrics = Metrics()
-        self.batcher = Batcher(self.compute, options.max_batch_tokens, self.metrics)
+        self.batcher = Batcher(lambda call, items: call.run(self.sm, items), options.max_batch_tokens, self.metrics)
         self.in_flight = 0
         self.limits = None
         self.on_load_error = None
-        self.admitted = self.answered = 0  # POST requests whose handler started / returned an answer
+        # POST requests whose handler started / that got an answer / whose client left first (499):
+        # admitted == answered + gone once all are done (the SIGTERM summary)
+        self.admitted = self.answered = self.gone = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def startup(self):
@@ -81,7 +94,7 @@ class Server:
                 self.on_load_error(e)  # the runner stops the server: exit 2 or 3, as every command
             return
         self.limits = rq.Limits(self.options.max_client_batch_size, sm.max_input_length, sm.vocab_size,
-                                sm.dimensions)
+                                sm.dimensions, sm.first_id, sm.last_id)
         self.sm = sm
         print(f"numpybert serve: model {self.options.name} loaded; ready", flush=True)
 
@@ -89,45 +102,25 @@ class Server:
         """After uvicorn stopped accepting and every admitted request was answered (SIGTERM)."""
         await self.batcher.stop()
         print(f"numpybert serve: stopped; answered {self.answered} of {self.admitted} requests admitted "
-              "(POST routes)", flush=True)
+              f"(POST routes), {self.gone} whose client left first (499)", flush=True)
 
-    # -- the compute thread -----------------------------------------------------------------------
-    def compute(self, key, items):
-        kind, sm = key[0], self.sm
-        if kind == "texts":
-            return list(sm.embed_texts(items, key[1], key[2]))
-        if kind == "ids":
-            return list(sm.embed_ids(items, key[1]))
-        if kind == "tokens":
-            return sm.token_embeddings(items)
-        if kind == "predict":
-            texts = [t if isinstance(t, str) else t[0] for t in items]
-            pairs = None if all(isinstance(t, str) for t in items) else [None if isinstance(t, str) else t[1]
-                                                                         for t in items]
-            if pairs is not None and None in pairs:
-                return [self.compute(key, [t])[0] for t in items]  # singles and pairs do not mix in one call
-            return self._predict(texts, pairs, key[1])
-        if kind == "rerank":
-            scores = sm.rerank_scores(key[1], items, key[2])
-            return [float(s) for s in scores]
-        raise ValueError(f"unknown work {kind!r}")
-
-    def _predict(self, texts, pairs, raw_scores):
-        if not raw_scores:
-            return self.sm.classify(texts, pairs)
-        logits = self.sm.logits(texts, pairs)
-        return [[{"label": self.sm.labels[i], "score": float(row[i])} for i in np.argsort(-row, kind="stable")]
-                for row in logits]
-
-    # -- helpers for handlers ---------------------------------------------------------------------
-    async def body(self, request, flavor):
+    # -- checks every route shares -----------------------------------------------------------------
+    def check_key(self, request):
         key = self.options.api_key
-        if key is not None and request.headers.get("authorization", "") != f"Bearer {key}":
+        if key is None:
+            return
+        sent = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(sent, f"Bearer {key}".encode("latin-1", "replace")):  # constant time
             raise rq.ApiError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
                               "authorization")
+
+    def check_ready(self):
         if self.sm is None:
             why = f"the model failed to load: {self.load_error}" if self.load_error else "the model is loading"
             raise rq.ApiError(503, why, None, headers={"Retry-After": "1"})
+
+    # -- helpers for handlers ---------------------------------------------------------------------
+    async def body(self, request, flavor):
         limit = self.options.payload_limit
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -141,17 +134,16 @@ class Server:
             chunks.append(chunk)
         return rq.parse_json(b"".join(chunks), 400 if flavor == "openai" else 422)
 
+    async def tokenizing(self, fn, texts, *args):
+        """fn(texts, *args) on the event loop for short inputs, else on a worker thread."""
+        if sum(map(len, texts)) < INLINE_CHARS:
+            return fn(texts, *args)
+        return await asyncio.to_thread(fn, texts, *args)
+
     async def count(self, texts):
-        if sum(map(len, texts)) < INLINE_CHARS:
-            return self.sm.count(texts)
-        return await asyncio.to_thread(self.sm.count, texts)
+        return await self.tokenizing(self.sm.count, texts)
 
-    async def encodings(self, texts):
-        if sum(map(len, texts)) < INLINE_CHARS:
-            return self.sm.encodings(texts)
-        return await asyncio.to_thread(self.sm.encodings, texts)
-
-    async def run(self, request, key, items, tokens):
+    async def run(self, request, call, items, tokens):
         """Queue the work, wait for it (or for the client to leave), return the results in order."""
         if self.in_flight >= self.options.max_concurrent_requests:
             raise rq.ApiError(429, f"the server is busy: {self.in_flight} requests in flight, its "
@@ -159,7 +151,7 @@ class Server:
                                    "retry after 1 s", None,
                               headers={"Retry-After": "1"})
         self.in_flight += 1
-        job = Job(key, items, tokens, asyncio.get_running_loop())
+        job = Job(call, items, tokens, asyncio.get_running_loop())
         watcher = asyncio.ensure_future(_disconnected(request))
         try:
             self.batcher.submit_nowait(job)
@@ -180,34 +172,76 @@ async def _disconnected(request):
             return
 
 
-def route(server, name, flavor, method="POST"):
-    """A starlette endpoint around a handler: errors in their API's shape, and the metrics."""
-    def decorate(handler):
-        async def endpoint(request):
-            start = time.perf_counter()
-            server.admitted += method == "POST"
-            try:
-                response = await handler(server, request)
-            except rq.ApiError as e:
-                response = json_response(e.openai() if flavor == "openai" else e.tei(), e.status, e.headers)
-            except ClientGone:
-                response = Response(status_code=499)
-            except NumpybertError as e:  # the model refused an input the checks let through
-                status = 400 if flavor == "openai" else 422
-                e = rq.ApiError(status, str(e).splitlines()[0], None)
-                response = json_response(e.openai() if flavor == "openai" else e.tei(), status)
-            server.metrics.request(name, response.status_code, time.perf_counter() - start)
-            server.answered += method == "POST" and response.status_code != 499
-            return response
-        return Route(name, endpoint, methods=[method])
-    return decorate
+def route(server, path, flavor, handler, method="POST", auth=True, ready=True):
+    """A starlette Route around `handler(server, request) -> Response`: the API key, readiness, errors
+    in the API's shape (OpenAI's {"error": {...}} or TEI's {"error", "error_type"}), 499 for a client
+    that left, an API-shaped 500 for anything unexpected; every answer counted in /metrics."""
+    status_of_refusal = 400 if flavor == "openai" else 422
+
+    async def endpoint(request):
+        start = time.perf_counter()
+        server.admitted += method == "POST"
+        try:
+            if auth:
+                server.check_key(request)
+            if ready:
+                server.check_ready()
+            response = await handler(server, request)
+        except rq.ApiError as e:
+            response = error_response(e, flavor)
+        except (ClientGone, ClientDisconnect):
+            response = Response(status_code=CLIENT_GONE)
+        except NumpybertError as e:  # the library refused an input the checks let through: say why
+            response = error_response(rq.ApiError(status_of_refusal, str(e).splitlines()[0]), flavor)
+        except Exception as e:  # noqa: BLE001 - a bug: one log line, an API-shaped 500, counted
+            what = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            print(f"numpybert serve: error: {method} {path} failed: {what}", file=sys.stderr, flush=True)
+            response = error_response(rq.ApiError(500, f"internal error ({what}); the server log has this line"),
+                                      flavor)
+        status = response.status_code
+        server.metrics.request(path, status, time.perf_counter() - start)
+        if method == "POST":
+            server.gone += status == CLIENT_GONE
+            server.answered += status != CLIENT_GONE
+        return response
+
+    return Route(path, endpoint, methods=[method])
 
 
-# ----------------------------------------------------------------------------- embeddings
+def create_app(options: Options, load):
+    """The ASGI app. `load()` returns the ServeModel; it runs on a thread once the server listens."""
+    from . import openai_routes, tei_routes
+    server = Server(options, load)
+    routes = openai_routes.routes(server) + tei_routes.routes(server)
 
-async def _embed(server, data, field, flavor, truncate_default):
-    """Shared by /v1/embeddings and /embed: the body, checked -> (kind "texts" | "ids", the inputs
-    (cut when truncating from the left), real tokens per input, the batcher's key, dimensions)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await server.startup()
+        yield
+        await server.shutdown()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app
+
+
+# ----------------------------------------------------------------------------- shared by /v1/embeddings and /embed
+
+@dataclasses.dataclass
+class EmbeddingWork:
+    call: object  # calls.EmbedTexts | calls.EmbedIds
+    items: list  # texts, or token-id rows
+    tokens: list  # real tokens per input, after truncation
+    dimensions: int | None
+    normalize: bool | None
+
+
+async def embedding_work(server, data, field, flavor, truncate_default) -> EmbeddingWork:
+    """The body of an embedding request, checked: what to run, on which inputs, at what token cost.
+    Texts are cut (right: by the library's tokenizer, after its char cap; left: as token ids with
+    the special tokens kept); token-id rows must be the model's own (requests.IDS_CONTRACT) and are
+    cut the same way."""
+    from .calls import EmbedIds, EmbedTexts
     status = 400 if flavor == "openai" else 422
     limits, sm = server.limits, server.sm
     kind, items = rq.inputs(data.get(field), field, limits, status)
@@ -222,215 +256,11 @@ async def _embed(server, data, field, flavor, truncate_default):
         counts = await server.count(items)
         tokens = rq.fit(counts, limits, truncate, field)
         if direction == "left" and any(n > limits.max_input_length for n in counts):  # cut from the start: ids
-            encs = await server.encodings(items)
-            kind, items = "ids", [rq.cut_encoding(e.ids, limits.max_input_length, "left", sm.cls_id, sm.sep_id)
-                                  for e in encs]
+            kind, items = "ids", await server.tokenizing(sm.left_cut, items)
     else:
         tokens = rq.fit([len(r) for r in items], limits, truncate, field)
         items = [rq.cut_ids(r, limits.max_input_length, direction) for r in items]
-    if kind == "ids" and sm.pooling is None:
-        raise rq.ApiError(status, f"'{field}': this model's pooling combines several modes, which the server "
-                                  "computes from text only; send text", field)
     if kind == "ids" and prompt_name is not None:
         raise rq.ApiError(status, "'prompt_name' applies to text inputs, not token ids", "prompt_name")
-    key = ("texts", normalize, prompt_name) if kind == "texts" else ("ids", normalize)
-    return kind, items, tokens, key, dims
-
-
-async def openai_embeddings(server, request):
-    data = await server.body(request, "openai")
-    model = data.get("model")
-    if model is not None and not isinstance(model, str):
-        raise rq.ApiError(400, f"'model' must be a string, got {type(model).__name__}", "model")
-    fmt = rq.optional_str(data, "encoding_format", 400, ("float", "base64")) or "float"
-    user = data.get("user")
-    if user is not None and not isinstance(user, str):
-        raise rq.ApiError(400, f"'user' must be a string, got {type(user).__name__}", "user")
-    kind, items, tokens, key, dims = await _embed(server, data, "input", "openai", True)
-    vectors = shorten(np.stack(await server.run(request, key, items, tokens)), dims)
-    if fmt == "base64":
-        rows = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
-    else:
-        rows = vectors.tolist()
-    total = int(sum(tokens))
-    return json_response({"object": "list",
-                          "data": [{"object": "embedding", "index": i, "embedding": r} for i, r in enumerate(rows)],
-                          "model": server.options.name,
-                          "usage": {"prompt_tokens": total, "total_tokens": total}})
-
-
-async def tei_embed(server, request):
-    data = await server.body(request, "tei")
-    kind, items, tokens, key, dims = await _embed(server, data, "inputs", "tei", False)
-    vectors = np.stack(await server.run(request, key, items, tokens))
-    if dims is not None:
-        vectors = vectors[:, :dims]
-        vectors = shorten(vectors, vectors.shape[1]) if key[1] else vectors
-    return json_response(vectors.tolist())
-
-
-async def tei_embed_all(server, request):
-    data = await server.body(request, "tei")
-    limits = server.limits
-    kind, items = rq.inputs(data.get("inputs"), "inputs", limits, 422, allow_ids=False)
-    truncate = rq.boolean(data, "truncate", False, 422)
-    direction = (rq.optional_str(data, "truncation_direction", 422, ("right", "left", "Right", "Left"))
-                 or "right").lower()
-    if direction != "right":
-        raise rq.ApiError(422, "'truncation_direction' left is supported by /embed only", "truncation_direction")
-    tokens = rq.fit(await server.count(items), limits, truncate, "inputs")
-    results = await server.run(request, ("tokens",), items, tokens)
-    return json_response([r.tolist() for r in results])
-
-
-async def tei_tokenize(server, request):
-    data = await server.body(request, "tei")
-    kind, items = rq.inputs(data.get("inputs"), "inputs", server.limits, 422, allow_ids=False)
-    special = rq.boolean(data, "add_special_tokens", True, 422)
-    encs = await asyncio.to_thread(server.sm.counter.encode_batch, items, add_special_tokens=special)
-    answer = []
-    for text, e in zip(items, encs):
-        answer.append([{"id": int(i), "text": tok, "special": bool(s), "start": None if s else int(a),
-                        "stop": None if s else int(b)}
-                       for i, tok, s, (a, b) in zip(e.ids, e.tokens, e.special_tokens_mask, e.offsets)])
-    return json_response(answer)
-
-
-# ----------------------------------------------------------------------------- classifier routes
-
-def _need_classifier(server, route_name):
-    if server.sm.labels is None:
-        raise rq.ApiError(422, f"{route_name} needs a checkpoint with a sequence-classification head "
-                               "(classifier.weight); this model has none", None)
-
-
-async def tei_predict(server, request):
-    data = await server.body(request, "tei")
-    _need_classifier(server, "/predict")
-    value = data.get("inputs")
-    single = isinstance(value, str)  # one text -> one list of scores; a list -> one list per input
-    if single:
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise rq.ApiError(422, "'inputs' must be a string, a list of strings, or a list of [text, text] pairs",
-                          "inputs")
-    if len(value) > server.limits.max_client_batch_size:
-        raise rq.ApiError(413, f"'inputs' has {len(value)} inputs, more than the server's --max-client-batch-size "
-                               f"{server.limits.max_client_batch_size}", "inputs")
-    items = []
-    for i, t in enumerate(value):
-        ok = (isinstance(t, str) and t) or (isinstance(t, list) and 1 <= len(t) <= 2 and
-                                            all(isinstance(s, str) and s for s in t))
-        if not ok:
-            raise rq.ApiError(422, f"inputs[{i}] must be a non-empty string or a [text, text] pair", "inputs")
-        items.append(t if isinstance(t, str) else (t[0] if len(t) == 1 else tuple(t)))
-    raw = rq.boolean(data, "raw_scores", False, 422)
-    truncate = rq.boolean(data, "truncate", False, 422)
-    flat = [s for t in items for s in ((t,) if isinstance(t, str) else t)]
-    counts = await server.count(flat)
-    per_item, k = [], 0
-    for t in items:
-        n = 1 if isinstance(t, str) else 2
-        per_item.append(sum(counts[k:k + n]) - (n - 1))
-        k += n
-    tokens = rq.fit(per_item, server.limits, truncate, "inputs")
-    results = await server.run(request, ("predict", raw), items, tokens)
-    return json_response(results[0] if single else results)
-
-
-async def tei_rerank(server, request):
-    data = await server.body(request, "tei")
-    _need_classifier(server, "/rerank")
-    query = data.get("query")
-    if not isinstance(query, str) or not query:
-        raise rq.ApiError(422, "'query' must be a non-empty string", "query")
-    kind, texts = rq.inputs(data.get("texts"), "texts", server.limits, 422, allow_ids=False)
-    raw = rq.boolean(data, "raw_scores", False, 422)
-    return_text = rq.boolean(data, "return_text", False, 422)
-    truncate = rq.boolean(data, "truncate", False, 422)
-    counts = await server.count([query] + texts)
-    tokens = rq.fit([counts[0] + n - 1 for n in counts[1:]], server.limits, truncate, "texts")
-    scores = await server.run(request, ("rerank", query, raw), texts, tokens)
-    ranked = sorted(range(len(texts)), key=lambda i: -scores[i])
-    return json_response([{"index": i, "score": scores[i], **({"text": texts[i]} if return_text else {})}
-                          for i in ranked])
-
-
-# ----------------------------------------------------------------------------- GET routes
-
-async def health(server, request):
-    if server.sm is None:
-        why = f"the model failed to load: {server.load_error}" if server.load_error else "the model is loading"
-        raise rq.ApiError(503, why)
-    return Response(status_code=200)
-
-
-async def info(server, request):
-    o, sm = server.options, server.sm
-    body = {"model_id": o.name, "model_dir": o.model, "model_dtype": "float32", "ready": sm is not None,
-            "max_concurrent_requests": o.max_concurrent_requests, "max_batch_tokens": o.max_batch_tokens,
-            "max_client_batch_size": o.max_client_batch_size, "payload_limit": o.payload_limit,
-            "auth_required": o.api_key is not None, "version": _version(), "backend": "numpybert"}
-    if sm is not None:
-        body.update({"max_input_length": sm.max_input_length, "dimensions": sm.dimensions,
-                     "pooling": None if sm.pooling is None else dataclasses.asdict(sm.pooling),
-                     "model_type": {"classifier": {"id2label": dict(enumerate(sm.labels))}} if sm.labels else
-                     {"embedding": {"pooling": None if sm.pooling is None else sm.pooling.mode}}})
-    return json_response(body)
-
-
-async def metrics(server, request):
-    return Response(server.metrics.render(server.batcher.depth, server.in_flight, server.sm is not None),
-                    media_type="text/plain; version=0.0.4")
-
-
-async def models(server, request):
-    return json_response({"object": "list", "data": [{"id": server.options.name, "object": "model", "created": 0,
-                                                      "owned_by": "numpybert"}]})
-
-
-def _version():
-    from .. import __version__
-    return __version__
-
-
-def _guarded(handler):
-    """GET routes other than /health need the API key too, when one is set."""
-    async def wrapped(server, request):
-        key = server.options.api_key
-        if key is not None and request.headers.get("authorization", "") != f"Bearer {key}":
-            raise rq.ApiError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                              "authorization")
-        return await handler(server, request)
-    return wrapped
-
-
-def create_app(options: Options, load):
-    """The ASGI app. `load()` returns the ServeModel; it runs on a thread once the server listens."""
-    server = Server(options, load)
-    routes = [
-        route(server, "/v1/embeddings", "openai")(openai_embeddings),
-        route(server, "/embeddings", "openai")(openai_embeddings),
-        route(server, "/v1/models", "openai", "GET")(_guarded(models)),
-        route(server, "/models", "openai", "GET")(_guarded(models)),
-        route(server, "/embed", "tei")(tei_embed),
-        route(server, "/embed_all", "tei")(tei_embed_all),
-        route(server, "/tokenize", "tei")(tei_tokenize),
-        route(server, "/predict", "tei")(tei_predict),
-        route(server, "/rerank", "tei")(tei_rerank),
-        route(server, "/health", "tei", "GET")(health),
-        route(server, "/info", "tei", "GET")(_guarded(info)),
-        route(server, "/metrics", "tei", "GET")(_guarded(metrics)),
-    ]
-
-    import contextlib
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        await server.startup()
-        yield
-        await server.shutdown()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.server = server
-    return app
+    call = EmbedTexts(normalize, prompt_name) if kind == "texts" else EmbedIds(normalize)
+    return EmbeddingWork(call, items, tokens, dims, normalize)

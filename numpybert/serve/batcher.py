@@ -1,9 +1,9 @@
 """Dynamic batching: the inputs of concurrent requests run together on one compute thread.
 
-A request becomes a `Job` (its inputs, what to compute, a future); its inputs wait in one queue.
+A request becomes a `Job` (its inputs, its call, a future); its inputs wait in one queue.
 The batcher (an asyncio task) takes queued inputs in arrival order up to `max_batch_tokens` real
-tokens, groups them by what they ask (`Job.key`: e.g. ("texts", normalize, prompt_name)), and
-hands the groups to the compute thread; the computation itself sorts by length and skips padding
+tokens, groups them by equal calls (`Job.call`, a frozen dataclass of numpybert/serve/calls.py,
+e.g. EmbedTexts(normalize=True)), and hands the groups to the compute thread; the computation itself sorts by length and skips padding
 (`model.encode`, `model(..., skip_padding=True)`). The event loop never runs a forward: while a
 batch computes, requests keep arriving and queue up for the next one. A lone input waits at most
 `lone_wait` seconds (0.5 ms) for company before it runs.
@@ -22,10 +22,10 @@ LONE_WAIT = 0.0005  # seconds a lone input waits for company (issue 20: <= ~1 ms
 
 class Job:
     """One request's inputs of one kind, and the future its handler awaits."""
-    __slots__ = ("key", "items", "tokens", "results", "left", "future", "cancelled", "started")
+    __slots__ = ("call", "items", "tokens", "results", "left", "future", "cancelled", "started")
 
-    def __init__(self, key, items, tokens, loop):
-        self.key, self.items, self.tokens = key, list(items), list(tokens)
+    def __init__(self, call, items, tokens, loop):
+        self.call, self.items, self.tokens = call, list(items), list(tokens)
         self.results = [None] * len(self.items)
         self.left = len(self.items)
         self.future = loop.create_future()
@@ -40,7 +40,7 @@ class Job:
 
 class Batcher:
     """`await batcher.submit(job)` -> job.results once every input has been computed.
-    `compute(key, items) -> results` runs on the compute thread, a list in the order of items."""
+    `compute(call, items) -> results` runs on the compute thread, a list in the order of items."""
 
     def __init__(self, compute, max_batch_tokens=16384, metrics=None, lone_wait=LONE_WAIT):
         self.compute = compute
@@ -94,7 +94,7 @@ class Batcher:
             batch = self.take()
             groups = {}
             for job, i in batch:
-                groups.setdefault(job.key, []).append((job, i))
+                groups.setdefault(job.call, []).append((job, i))
             outcome = await loop.run_in_executor(self.executor, self.run_groups, groups)
             self.deliver(outcome)
             if self.queue:
@@ -116,12 +116,12 @@ class Batcher:
     def run_groups(self, groups):
         """On the compute thread: each group's results, or its exception (then job by job)."""
         outcome = []
-        for key, entries in groups.items():
+        for call, entries in groups.items():
             entries = [(job, i) for job, i in entries if not job.cancelled]
             if not entries:
                 continue
             try:
-                results = self.compute(key, [job.items[i] for job, i in entries])
+                results = self.compute(call, [job.items[i] for job, i in entries])
                 outcome.extend((job, i, r, None) for (job, i), r in zip(entries, results))
             except Exception as error:  # noqa: BLE001 - one bad request must not fail the others
                 jobs = list(dict.fromkeys(job for job, _ in entries))
@@ -131,7 +131,7 @@ class Batcher:
                 for job in jobs:
                     mine = [(j, i) for j, i in entries if j is job]
                     try:
-                        results = self.compute(key, [job.items[i] for _, i in mine])
+                        results = self.compute(call, [job.items[i] for _, i in mine])
                         outcome.extend((job, i, r, None) for (_, i), r in zip(mine, results))
                     except Exception as own:  # noqa: BLE001
                         outcome.extend((job, i, None, own) for _, i in mine)

@@ -1,4 +1,4 @@
-"""The serving benchmark (issue 20, docs/serving.md): `python -m numpybert.serve.bench`.
+"""The serving benchmark (docs/serving.md): `python -m numpybert.serve.bench` (the serve-bench extra: httpx).
 
 Measures, on one mixed-length corpus (numpybert.bench.make_corpus), for `numpybert serve` and a
 peer server side by side in one run:
@@ -11,7 +11,10 @@ and, in this process, offline `model.encode` throughput on the same texts and a 
 the short text. The peer: infinity-emb (`--peer infinity --peer-bin DIR/infinity_emb`, installed in
 its own venv, with torch pinned: only numpybert/audit/torch_bridge.py may import torch in the
 package, so the peer runs in its own process); `--peer none` skips it.
-Writes a JSON file and prints a markdown table; `--plot F.png` (the plot extra) draws it.
+`--variant NAME="ARGS"` (repeatable) benchmarks numpybert serve with those extra arguments instead,
+each variant side by side in the same run (e.g. --workers 2 --threads 1 vs --workers 1 --threads 2).
+Writes a JSON file and prints a markdown table; `--plot F.png` (the plot extra) draws it. Every
+server it starts is stopped, also when the run fails or is interrupted.
 """
 
 import argparse
@@ -32,6 +35,15 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _httpx():
+    try:
+        import httpx
+    except ImportError:  # one line naming the extra, never a traceback
+        raise SystemExit("python -m numpybert.serve.bench: error: needs httpx (the serve-bench extra): "
+                         "pip install 'httpx>=0.27'") from None
+    return httpx
 
 
 def proc_kb(pid, key):
@@ -67,7 +79,7 @@ class Server:
 
     def first_200(self, what, timeout=300):
         """Seconds from process start to the first 200 on /health or the embeddings route."""
-        import httpx
+        httpx = _httpx()
         body = {"input": [SHORT], "model": self.model_name}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,6 +96,8 @@ class Server:
         raise RuntimeError(f"{self.name}: no 200 on {what} within {timeout} s")
 
     def stop(self):
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -93,7 +107,7 @@ class Server:
 
 
 async def _load(url, route, model_name, texts, concurrency, n_requests):
-    import httpx
+    httpx = _httpx()
     latencies, errors, cursor = [], [], iter(range(n_requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=300, limits=limits) as c:
@@ -117,11 +131,13 @@ def measure_server(server, texts, concurrencies, requests_per_client, lone_reque
     """Two starts (first 200 on /health, then on the route), then the load runs on the second."""
     out = {}
     server.start(free_port())
-    out["first_200_health_s"] = server.first_200("health")
-    server.stop()
-    server.start(free_port())
-    out["first_200_embeddings_s"] = server.first_200("embeddings")
     try:
+        out["first_200_health_s"] = server.first_200("health")
+    finally:
+        server.stop()
+    server.start(free_port())
+    try:
+        out["first_200_embeddings_s"] = server.first_200("embeddings")
         asyncio.run(_load(server.url, server.route, server.model_name, texts, 8, 64))  # warm-up
         lone = asyncio.run(_load(server.url, server.route, server.model_name, [SHORT], 1, lone_requests))
         out["lone_short_p50_ms"] = lone["p50_ms"]
@@ -179,6 +195,12 @@ def markdown(result):
 
 
 def ratios(result):
+    if "numpybert serve" not in result["servers"]:  # --variant runs: each variant against the first
+        names = list(result["servers"])
+        n = max(result["concurrencies"])
+        first = result["servers"][names[0]][f"c{n}"]["texts_per_s"]
+        return {f"{name}_vs_{names[0]}_throughput_c{n}": result["servers"][name][f"c{n}"]["texts_per_s"] / first
+                for name in names[1:]}
     nb = result["servers"]["numpybert serve"]
     n = max(result["concurrencies"])
     out = {"throughput_vs_offline": nb[f"c{n}"]["texts_per_s"] / result["offline"]["encode_texts_per_s"],
@@ -226,6 +248,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="numpybert's threads (default: its own choice)")
     p.add_argument("--peer", choices=("infinity", "none"), default="none")
     p.add_argument("--peer-bin", help="the infinity_emb executable (--peer infinity)")
+    p.add_argument("--variant", action="append", default=[], metavar='NAME="ARGS"',
+                   help="numpybert serve with these extra arguments, e.g. w2t1=\"--workers 2 --threads 1\" "
+                        "(repeatable; default: one server named 'numpybert serve' with --mmap and --threads)")
     p.add_argument("--json", default="serve-bench.json")
     p.add_argument("--plot", default=None)
     args = p.parse_args(argv)
@@ -235,8 +260,12 @@ def main(argv=None):
     texts = make_corpus(model_dir, args.texts)
     concurrencies = [int(n) for n in args.concurrency.split(",")]
     threads = ["--threads", str(args.threads)] if args.threads else []
-    servers = [Server("numpybert serve", [sys.executable, "-m", "numpybert", "serve", "--model", model_dir,
-                                          "--port", "{port}", "--mmap", *threads], "/v1/embeddings", "m")]
+    base = [sys.executable, "-m", "numpybert", "serve", "--model", model_dir, "--port", "{port}", "--mmap"]
+    servers = [Server("numpybert serve", base + threads, "/v1/embeddings", "m")]
+    if args.variant:
+        import shlex
+        servers = [Server(name, base + shlex.split(extra), "/v1/embeddings", "m")
+                   for name, _, extra in (v.partition("=") for v in args.variant)]
     offline_env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
                    "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
     if args.peer == "infinity":

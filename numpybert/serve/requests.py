@@ -33,6 +33,28 @@ class Limits:
     max_input_length: int  # tokens, [CLS]/[SEP] included
     vocab_size: int
     dimensions: int
+    first_id: int | None = None  # the model's own frame of a token-id input ([CLS] ... [SEP]; <s> ... </s>)
+    last_id: int | None = None
+
+
+IDS_CONTRACT = ("token ids must be this model's own, framed by its special tokens as /tokenize returns them "
+                "(first {first}, last {last})")
+LANGCHAIN_HINT = ("ids from another tokenizer (LangChain's OpenAIEmbeddings sends tiktoken ids by default) are "
+                  "refused: send text instead, e.g. OpenAIEmbeddings(..., check_embedding_ctx_length=False)")
+
+
+def text(value, name, status):
+    """A non-empty string that UTF-8 can encode (JSON's \\ud800 escapes make lone surrogates)."""
+    if not isinstance(value, str):
+        raise ApiError(status, f"{name} must be a string, got {type(value).__name__}", name)
+    if not value:
+        raise ApiError(status, f"{name} is an empty string", name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ApiError(status, f"{name} holds a lone surrogate U+{ord(value[e.start]):04X} at character {e.start}, "
+                               "which is not text (a broken UTF-16 pair); send valid Unicode", name) from None
+    return value
 
 
 def parse_json(body: bytes, invalid_status=400) -> dict:
@@ -41,6 +63,9 @@ def parse_json(body: bytes, invalid_status=400) -> dict:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ApiError(invalid_status, f"the body is not valid JSON: {e}", "body") from None
+    except RecursionError:  # e.g. 10,000 nested arrays: Python's parser gives up on the depth
+        raise ApiError(invalid_status, "the body is nested too deeply to be a request (JSON arrays or objects "
+                                       "inside each other thousands of levels deep)", "body") from None
     if not isinstance(data, dict):
         raise ApiError(invalid_status, f"the body must be a JSON object, got {type(data).__name__}", "body")
     return data
@@ -50,15 +75,31 @@ def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _ids(row, name, limits, status):
+def _ids(row, name, limits, status, framed=True):
     if not row:
         raise ApiError(status, f"{name} is an empty list of token ids", name)
     for j, t in enumerate(row):
         if not _is_int(t):
             raise ApiError(status, f"{name}[{j}] must be a token id (an integer), got {json.dumps(t)[:40]}", name)
         if not 0 <= t < limits.vocab_size:
-            raise ApiError(status, f"{name}[{j}] = {t} is outside the vocabulary [0, {limits.vocab_size})", name)
+            hint = f"; {LANGCHAIN_HINT}" if framed else ""
+            raise ApiError(status, f"{name}[{j}] = {t} is outside the vocabulary [0, {limits.vocab_size}){hint}", name)
+    if framed and limits.first_id is not None and (len(row) < 2 or row[0] != limits.first_id or row[-1] != limits.last_id):
+        contract = IDS_CONTRACT.format(first=limits.first_id, last=limits.last_id)
+        raise ApiError(status, f"{name}: {contract}; got {row[0]} ... {row[-1]}. {LANGCHAIN_HINT}", name)
     return list(row)
+
+
+def ids_rows(value, field, limits, status):
+    """TEI's /decode `ids`: one row of token ids or a list of rows (any ids of the vocabulary)."""
+    if isinstance(value, list) and value and all(_is_int(t) for t in value):
+        return [_ids(value, field, limits, status, framed=False)]
+    if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+        raise ApiError(status, f"'{field}' must be an array of token ids or an array of such arrays", field)
+    if len(value) > limits.max_client_batch_size:
+        raise ApiError(413, f"'{field}' has {len(value)} rows, more than the server's --max-client-batch-size "
+                            f"{limits.max_client_batch_size}", field)
+    return [_ids(r, f"{field}[{i}]", limits, status, framed=False) for i, r in enumerate(value)]
 
 
 def inputs(value, field, limits, status=400, allow_ids=True):
@@ -66,17 +107,18 @@ def inputs(value, field, limits, status=400, allow_ids=True):
     kind "texts" (non-empty str) or "ids" (lists of in-vocabulary ints)."""
     if value is None:
         raise ApiError(status, f"'{field}' is required", field)
-    if isinstance(value, str):
+    single = isinstance(value, str)
+    if single:
         value = [value]
     elif not isinstance(value, list):
         raise ApiError(status, f"'{field}' must be a string or an array, got {type(value).__name__}", field)
     if not value:
         raise ApiError(status, f"'{field}' is an empty array; send at least one input", field)
+    if allow_ids and all(_is_int(t) for t in value):  # a flat array of ids is ONE input, whatever its length
+        return "ids", [_ids(value, field, limits, status)]
     if len(value) > limits.max_client_batch_size:
         raise ApiError(413, f"'{field}' has {len(value)} inputs, more than the server's --max-client-batch-size "
                             f"{limits.max_client_batch_size}", field)
-    if allow_ids and all(_is_int(t) for t in value):
-        return "ids", [_ids(value, field, limits, status)]
     if allow_ids and all(isinstance(t, list) for t in value):
         return "ids", [_ids(row, f"{field}[{i}]", limits, status) for i, row in enumerate(value)]
     for i, t in enumerate(value):
@@ -84,8 +126,7 @@ def inputs(value, field, limits, status=400, allow_ids=True):
             what = "strings" if not allow_ids else "strings, or token ids, or token-id arrays (not mixed)"
             raise ApiError(status, f"{field}[{i}] must be a string (the array holds {what}), "
                                    f"got {type(t).__name__}", f"{field}[{i}]" if allow_ids else field)
-        if not t:
-            raise ApiError(status, f"{field}[{i}] is an empty string", field)
+        text(t, field if single else f"{field}[{i}]", status)
     return "texts", value
 
 
@@ -123,28 +164,21 @@ def dimensions(data, limits, status):
 
 def fit(counts, limits, truncate, field, status=413):
     """Inputs over max_input_length tokens: cut (truncate) or refused (413 naming the input).
-    Returns the token counts that will run."""
+    Counts may stop at max_input_length + 1 (texts are counted that far only). Returns the token
+    counts that will run."""
     limit = limits.max_input_length
     for i, n in enumerate(counts):
         if n > limit and not truncate:
-            raise ApiError(status, f"{field}[{i}] has {n} tokens, more than the maximum input length {limit}; "
+            raise ApiError(status, f"{field}[{i}] has more than the maximum input length of {limit} tokens; "
                                    "shorten it or send \"truncate\": true", field)
     return [min(n, limit) for n in counts]
 
 
 def cut_ids(ids, limit, direction):
-    """A token-id sequence cut to `limit` tokens, taken as given: the first ones (right) or the
-    last ones (left); special tokens are not added back (the client chose the ids)."""
-    if len(ids) <= limit:
-        return ids
-    return ids[:limit] if direction == "right" else ids[-limit:]
-
-
-def cut_encoding(ids, limit, direction, cls_id, sep_id):
-    """A text's ids ([CLS] ... [SEP]) cut to `limit` tokens keeping [CLS] and [SEP], from the end
-    (right, as transformers' truncation) or from the start (left)."""
+    """A framed token-id row ([CLS] ... [SEP], the contract) cut to `limit` tokens as a text is:
+    its first and last (special) tokens kept, the content cut at the end (right) or the start (left)."""
     if len(ids) <= limit:
         return ids
     body = ids[1:-1]
     keep = body[:limit - 2] if direction == "right" else body[len(body) - (limit - 2):]
-    return [cls_id] + keep + [sep_id]
+    return [ids[0]] + keep + [ids[-1]]

@@ -16,7 +16,7 @@ import openai
 import pytest
 import tokenizers
 
-from helpers import make_text_model, running
+from helpers import make_text_model, running, running_classifier
 
 ATOL = 1e-6
 TEXTS = ["A man is playing a guitar.", "Hello world", "The quick brown fox jumps over the lazy dog. " * 3,
@@ -144,7 +144,7 @@ def test_tei_embed_all_tokenize_info_health_metrics(server, minilm):
     assert [np.asarray(t).shape for t in tokens] == [e.shape for e in expected]
     assert max(max_diff(t, e) for t, e in zip(tokens, expected)) <= ATOL
     tok = post(server, "/tokenize", {"inputs": ["Hello world"]}).json()
-    assert [t["text"] for t in tok[0]] == ["[CLS]", "hello", "world", "[SEP]"]
+    assert [t["text"] for t in tok[0]] == ["[CLS]", "Hello", "world", "[SEP]"]  # the input's own substrings
     assert [t["id"] for t in tok[0]] == [int(i) for i in minilm.tokenize(["Hello world"])["input_ids"][0]]
     assert tok[0][1]["special"] is False and tok[0][0]["special"] is True and tok[0][1]["start"] == 0
     info = httpx.get(server.url + "/info").json()
@@ -152,7 +152,7 @@ def test_tei_embed_all_tokenize_info_health_metrics(server, minilm):
     assert info["max_input_length"] == 256 and info["max_client_batch_size"] == MAX_CLIENT_BATCH
     assert httpx.get(server.url + "/health").status_code == 200
     text = httpx.get(server.url + "/metrics").text
-    assert 'numpybert_requests_total{route="/embed",status="200"}' in text
+    assert 'numpybert_requests_total{route="/tokenize",status="200"}' in text  # posted by this test itself
     assert "numpybert_queue_depth 0" in text and "numpybert_batch_inputs_bucket" in text
     assert "numpybert_request_duration_seconds_bucket" in text
 
@@ -251,10 +251,8 @@ def test_queue_full_is_429_with_retry_after(tmp_path):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    import numpybert
-    d = make_text_model(tmp_path_factory.mktemp("serve-clf") / "clf", "tiny-classifier")
-    with running(d) as s:
-        yield s, numpybert.load(d)
+    with running_classifier(tmp_path_factory.mktemp("serve-clf") / "clf") as server_and_model:
+        yield server_and_model
 
 
 def test_predict_equals_classify(classifier):
@@ -310,7 +308,7 @@ def test_missing_serve_extra_is_one_line_exit_2(tmp_path):
                        env={**os.environ, **env})
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == ["numpybert serve: error: numpybert serve needs the 'serve' extra "
-                                             "(starlette is missing): pip install 'numpybert[serve]'"]
+                                             "(starlette is missing): pip install 'starlette>=0.37' 'uvicorn>=0.30'"]
 
 
 @pytest.mark.parametrize("args, code, message", [

@@ -24,6 +24,14 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -qq --disable-pip-version-check -e ".[test]"
 
+# 2b. keras-hub 0.32 for tests/keras/ (presets made by keras-hub on the torch backend), without its
+#     tensorflow-text requirement (it pulls TensorFlow, a 3.2 GB venv): --no-deps, its other dependencies
+#     come from the test extra above. Only when missing: pip then says keras-hub's tensorflow-text and
+#     kagglesdk==0.1.28 requirements are not met, which is expected (neither is used for local presets).
+if ! .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("keras-hub") != "0.32.0")' 2>/dev/null; then
+  .venv/bin/pip install -qq --disable-pip-version-check --no-deps "keras-hub==0.32.0"
+fi
+
 # 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
 .venv/bin/numpybert fetch
 

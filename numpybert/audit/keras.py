@@ -18,10 +18,12 @@ No keras, TensorFlow or torch here: keras-hub's own outputs are checked by the t
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
 from ..errors import NumpybertError
+from ..loading import keras as keras_loading
 from .onnx import GraphRow, compare_row, reference_tensors
 from .stats import TOLERANCES, error_stats, number, real_positions, sci, stats_json
 
@@ -116,6 +118,9 @@ def tokenizer_line(preset, model, texts) -> str:
 
 def audit_preset(preset_dir, model_dir, inputs: dict, texts=None, engine="fast") -> KerasReport:
     """The preset and the original checkpoint, both through numpybert, tensor by tensor."""
+    if os.path.isdir(preset_dir) and not keras_loading.is_preset(preset_dir):
+        raise KerasAuditError(f"{preset_dir}: not a keras-hub BertBackbone preset (its config.json names no keras_hub "
+                              "module); pass the preset directory to --keras and the original checkpoint to --model")
     preset, model = load(preset_dir, "float32", engine), load(model_dir, "float32", engine)
     oracle = load(model_dir, "float64", "reference")
     weights = compare_weights(preset, model)

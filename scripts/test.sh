@@ -35,6 +35,17 @@ fi
 # 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
 .venv/bin/numpybert fetch
 
+# 3b. keras-hub presets of the real all-MiniLM-L6-v2, made by keras-hub itself on the torch backend with its
+#     outputs on fixed texts (tests/keras/test_keras_live.py, docs/keras-hub.md): one as keras-hub converts it
+#     (tanh GELU), one with the exact GELU configured. ~1 min each the first time, then kept in weights/.
+for variant in keras keras-exact-gelu; do
+  dir="weights/all-MiniLM-L6-v2-$variant"
+  if [ ! -f "$dir/keras_outputs.safetensors" ]; then
+    .venv/bin/python scripts/make_keras_preset.py --from-hf weights/all-MiniLM-L6-v2 --out "$dir" \
+      --outputs "$dir/keras_outputs.safetensors" $([ "$variant" = keras-exact-gelu ] && echo --exact-gelu) >/dev/null
+  fi
+done
+
 # 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,
 #    the stale-golden check, and the built wheel in fresh venvs (tests/project/test_wheel.py).
 .venv/bin/python -m pytest "$@"

@@ -136,7 +136,8 @@ def _lesson_section(e) -> list:
 
 
 def _checks_section(e) -> list:
-    lines = ["checked independently (tensors read with the safetensors library, plain NumPy in float64)"]
+    source = "read from model.weights.h5 with h5py" if e.keras_preset else "read with the safetensors library"
+    lines = [f"checked independently (tensors {source}, plain NumPy in float64)"]
     for check in (e.embedding_check, e.pooler_check):
         if check is None:
             continue

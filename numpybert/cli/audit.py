@@ -8,6 +8,7 @@
     numpybert audit --live --json > report.json
     numpybert audit --onnx model.int8.onnx          # a deployed ONNX graph vs numpybert's reference (onnx extra)
     numpybert audit --tokenizer other/tokenizer.json  # another deployment's tokenizer vs the model's
+    numpybert audit --keras PRESET_DIR --model DIR  # a keras-hub BERT preset vs the checkpoint it came from
 
 Exit status: 0 every tensor within tolerance, 1 some tensor is not, 2 bad usage (or no torch
 for --live), 3 a missing file or model.
@@ -46,6 +47,10 @@ def register(subparsers):
     source.add_argument("--tokenizer", metavar="DIR_OR_JSON",
                         help="compare another deployment's tokenizer (a directory or a tokenizer.json) with "
                              "--model's on built-in tricky texts; report the first text whose ids differ")
+    source.add_argument("--keras", metavar="PRESET_DIR",
+                        help="audit a keras-hub BertBackbone preset against the checkpoint --model it was converted "
+                             "from: both through numpybert, every weight and tensor, the float64 oracle, the first "
+                             "divergence and why (the keras extra: h5py)")
     p.add_argument("--text", action="append", metavar="TEXT",
                    help=f"input text, repeatable (live / conventions; default: {len(DEFAULT_TEXTS)} fixed "
                         "sentences; models without a tokenizer get fixed random ids)")
@@ -73,6 +78,8 @@ def run(args):
         return run_onnx(args)
     if args.tokenizer:
         return run_tokenizer(args)
+    if args.keras:
+        return run_keras(args)
     report = golden_audit(args) if args.golden else live_audit(args)
     return emit(args, lambda: audit.report_json(report), lambda: audit.render_table(report), report.passed)
 
@@ -89,9 +96,12 @@ def emit(args, as_json, as_text, passed: bool = True) -> int:
 
 def check_args(args) -> None:
     """Refuse combinations that would silently mean something else."""
-    if not (args.golden or args.live or args.compare_conventions or args.onnx or args.tokenizer):
+    if not (args.golden or args.live or args.compare_conventions or args.onnx or args.tokenizer or args.keras):
         raise InputValueError("choose what to compare with: --golden FILE, --live, --compare-conventions, "
-                              "--onnx FILE or --tokenizer PATH")
+                              "--onnx FILE, --tokenizer PATH or --keras PRESET_DIR")
+    if args.keras and (args.mask_value or args.gelu or args.eps is not None or args.dtype or args.oracle):
+        raise InputValueError("--keras takes the preset and the checkpoint as they are (it always reports the float64 "
+                              "oracle): drop --mask-value/--gelu/--eps/--dtype/--oracle")
     if (args.onnx or args.tokenizer) and (args.mask_value or args.gelu or args.eps is not None or args.dtype
                                           or args.oracle):
         raise InputValueError("--onnx and --tokenizer take the model as it is (--onnx always reports the float64 "
@@ -173,6 +183,17 @@ def run_tokenizer(args) -> int:
     report = tokenizer_audit.audit_tokenizer(args.tokenizer, args.model)
     return emit(args, lambda: tokenizer_audit.report_json(report), lambda: tokenizer_audit.render(report),
                 report.passed)
+
+
+def run_keras(args) -> int:
+    """`--keras PRESET_DIR`: a keras-hub preset against --model, its original checkpoint (numpybert/audit/keras.py)."""
+    from ..audit import keras as preset_audit
+    model = cli.load_model(args)  # the checkpoint: its tokenizer makes the inputs
+    inputs = audit_inputs(model, args.text)
+    texts = list(args.text or DEFAULT_TEXTS) if has_tokenizer(model) else None
+    report = preset_audit.audit_preset(args.keras, args.model, inputs, texts, engine=args.engine)
+    return emit(args, lambda: preset_audit.report_keras_json(report),
+                lambda: preset_audit.render_keras_report(report), report.passed)
 
 
 def has_tokenizer(model) -> bool:

@@ -63,6 +63,8 @@ def report(e, model) -> list:
     else:
         sections += [_pooler_section(e), _lesson_section(e)]
     sections += [_checks_section(e), _code_section(), _api_section(e), _uses_section(e)]
+    if e.keras_preset is not None:
+        sections.append(_keras_section(e))
     lines = _header(e, model)
     for number, (title, *body) in enumerate(sections, start=1):
         lines += ["", f"{number}. {title}", *body]
@@ -134,7 +136,8 @@ def _lesson_section(e) -> list:
 
 
 def _checks_section(e) -> list:
-    lines = ["checked independently (tensors read with the safetensors library, plain NumPy in float64)"]
+    source = "read from model.weights.h5 with h5py" if e.keras_preset else "read with the safetensors library"
+    lines = [f"checked independently (tensors {source}, plain NumPy in float64)"]
     for check in (e.embedding_check, e.pooler_check):
         if check is None:
             continue
@@ -176,6 +179,36 @@ def _api_section(e) -> list:
             f"   attentions:    {L} = L: one softmax per layer (the embeddings have none)",
             f"   TF Hub (out.tfhub()): encoder_outputs = hidden_states[1:] ({L}); encoder_outputs[-1] is "
             "sequence_output = last_hidden_state; default is pooled_output = pooler_output"]
+
+
+def _keras_section(e) -> list:
+    """TF Hub's four keys, computed from the keras-hub preset itself."""
+    k, L = e.keras_preset, e.num_layers
+    keys = k["tfhub"]
+    lines = [f"TF Hub's four keys, from this keras-hub preset ({k['class_name']}, keras-hub "
+             f"{k['keras_hub_version'] or '?'}; out.tfhub())"]
+    if "pooled_output" in keys:
+        lines += [f"   sequence_output  {list(keys['sequence_output'].shape)}  = keras-hub's \"sequence_output\"; "
+                  f"[CLS] {_vec(keys['sequence_output'][0, 0])}",
+                  f"   pooled_output    {list(keys['pooled_output'].shape)}  = keras-hub's \"pooled_output\" "
+                  f"(pooled_dense, tanh) {_vec(keys['pooled_output'][0])}",
+                  f"   default          {list(keys['default'].shape)}  = pooled_output, the same array (TF Hub's alias; "
+                  "keras-hub has no such key)"]
+    else:
+        lines += [f"   sequence_output  {list(keys['sequence_output'].shape)}  = keras-hub's \"sequence_output\"",
+                  "   pooled_output, default: refused, the preset has no pooled_dense weights"]
+    lines.append(f"   encoder_outputs  {L} × {list(keys['encoder_outputs'][0].shape)}  = each transformer_layer_i's "
+                 "output (keras-hub's backbone returns only the last: encoder_outputs[-1] is sequence_output)")
+    if k["hidden_act"] == "gelu":
+        gelu = "This preset says it was built with the exact GELU (config.json's \"activation\": \"gelu\"; " \
+               "keras-hub's own BertBackbone always uses the tanh approximation, gelu_approximate)."
+    else:
+        gelu = (f"This preset runs GELU as {k['hidden_act']}: keras-hub's BertBackbone builds every layer with the "
+                "tanh approximation (gelu_approximate). A checkpoint trained with the exact erf GELU and converted "
+                "to keras-hub differs from its original by about 1e-3 in sequence_output: "
+                "`numpybert audit --keras PRESET --model ORIGINAL` names where (docs/keras-hub.md).")
+    lines += _para(gelu)
+    return lines
 
 
 def _uses_section(e) -> list:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..apps.st_config import sentence_transformers_pooling
 from ..errors import MissingWeightsError, NumpybertError, WeightsError
+from ..loading import keras
 from ..loading.config import read_json_object
 from ..loading.family import DEFAULT
 from ..util import cosine
@@ -92,6 +93,7 @@ class Explanation:
     sentence_pooling: str | None  # sentence-transformers pooling mode(s) as encode names them, e.g. "mean"
     model_type: str = DEFAULT  # config.json's: the family member
     instead_of_pooler: str = ""  # what its classifier reads instead of a pooler (the family registry's words)
+    keras_preset: dict | None = None  # a keras-hub preset: its class, versions, GELU and TF Hub's four keys (keras_view)
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -127,7 +129,22 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         nsp_is_next=_nsp_is_next(model, text, pair),
         sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
         model_type=model.config.model_type, instead_of_pooler=model.config.family.instead_of_pooler,
+        keras_preset=keras_view(model, out) if keras.is_preset(model.model_dir) else None,
     )
+
+
+def keras_view(model, out) -> dict:
+    """A keras-hub preset as a TF Hub user meets it: the preset's class and versions, its GELU, and TF Hub's four
+    keys computed from it (`out.tfhub()`: keras-hub's BertBackbone returns sequence_output and pooled_output
+    under those names; default and encoder_outputs are TF Hub's)."""
+    config = keras.keras_config(model.model_dir)
+    metadata = read_json_object(os.path.join(model.model_dir, "metadata.json"), "metadata.json", absent={})
+    try:
+        keys = out.tfhub()
+    except MissingWeightsError:
+        keys = {"sequence_output": out.last_hidden_state, "encoder_outputs": list(out.hidden_states[1:])}
+    return {"class_name": config.get("class_name"), "keras_hub_version": metadata.get("keras_hub_version"),
+            "hidden_act": model.config.hidden_act, "tfhub": keys}
 
 
 # ----------------------------------------------------------------------------- independent checks
@@ -141,6 +158,13 @@ class CheckpointFile:
         from safetensors import safe_open
         from ..loading.checkpoint import canonical_name
         self.config = config
+        self.arrays = None
+        if keras.is_preset(model_dir):  # model.weights.h5 read with h5py, its variables under checkpoint names
+            _, tensors, _ = keras.read_preset(model_dir)
+            self.arrays = {name: array for name, (_, array, _) in tensors.items()}
+            self.paths = [os.path.join(model_dir, keras.WEIGHTS_FILE)]
+            self.where, self.family = {name: self.paths[0] for name in self.arrays}, {}
+            return
         self.paths = sorted(glob.glob(os.path.join(os.fspath(model_dir or ""), "*.safetensors")))
         if not self.paths:
             raise WeightsError(f"{model_dir}: no .safetensors file to read the weights from")
@@ -166,6 +190,8 @@ class CheckpointFile:
     def __getitem__(self, name: str) -> np.ndarray:
         from safetensors import safe_open
         saved = self.name_of(name)
+        if self.arrays is not None:
+            return self.arrays[saved].astype(np.float64)
         with safe_open(self.where[saved], framework="np") as f:
             return f.get_tensor(saved).astype(np.float64)
 

@@ -8,6 +8,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokeniz
 from tokenizers.models import WordPiece
 
 from ..errors import ConfigError, WeightsNotFoundError
+from ..loading import keras
 from ..loading.config import read_json_object
 
 REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "unk_token")  # [PAD] only when padding is needed
@@ -28,6 +29,9 @@ def read_tokenizer(model_dir) -> tuple:
     limit = config.get("model_max_length")
     limit = int(limit) if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit < 1e9 else None
     tok_json, vocab_txt = model_dir / "tokenizer.json", model_dir / "vocab.txt"
+    if (preset := keras.tokenizer_files(model_dir)) is not None:  # keras-hub: its tokenizer.json is Keras' own
+        vocabulary, flags = preset
+        return _wordpiece_from_vocab(Path(vocabulary), dict(config, **flags), special), special, vocabulary, limit
     if tok_json.is_file():
         try:
             return Tokenizer.from_file(str(tok_json)), special, str(tok_json), limit

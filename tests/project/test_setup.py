@@ -28,6 +28,17 @@ def extras_installed_by_test_sh():
     return set(found[0].split(","))
 
 
+# What scripts/test.sh installs with --no-deps leaves out of its requirements, and why (nothing else may be left out).
+NOT_INSTALLED = {"tensorflow-text": "keras-hub's, pulls TensorFlow (3.2 GB); keras-hub runs on the torch backend without it"}
+
+
+def no_deps_installs():
+    """The packages scripts/test.sh installs alone with `pip install --no-deps "name==version"` (pip cannot put
+    --no-deps in an extra): {name: version}."""
+    text = (ROOT / "scripts" / "test.sh").read_text()
+    return dict(re.findall(r'pip install [^\n]*--no-deps "([\w.-]+)==([\w.]+)"', text))
+
+
 def closure(name, extras, seen):
     """Every distribution that `pip install name[extras]` brings in (as installed here)."""
     key = canonicalize_name(name)
@@ -64,7 +75,7 @@ def third_party_imports():
 def test_every_third_party_import_is_installed_by_the_test_command():
     seen = set()
     closure("numpybert", extras_installed_by_test_sh(), seen)
-    installed_by_setup = {name for name, _ in seen}
+    installed_by_setup = {name for name, _ in seen} | {canonicalize_name(n) for n in no_deps_installs()}
     providers = md.packages_distributions()
     missing = []
     for module, where in sorted(third_party_imports().items()):
@@ -85,3 +96,25 @@ def test_the_check_sees_what_it_should():
     bare, full = {n for n, _ in bare}, {n for n, _ in full}
     assert {"numpy", "safetensors", "tokenizers"} <= bare and not {"torch", "pytest", "transformers"} & bare
     assert {"torch", "transformers", "sentence-transformers", "pytest", "onnxruntime"} <= full
+
+
+def test_no_deps_installs_get_their_requirements_from_the_test_extra():
+    """keras-hub is installed with --no-deps: every requirement of it (but the ones NOT_INSTALLED names) must
+    then come from the test extra, at the version scripts/test.sh pins; and the closure never holds TensorFlow."""
+    installs = no_deps_installs()
+    assert installs.get("keras-hub") == "0.32.0", f"scripts/test.sh should install keras-hub 0.32.0 alone: {installs}"
+    seen = set()
+    closure("numpybert", extras_installed_by_test_sh(), seen)
+    full = {n for n, _ in seen}
+    assert not {"tensorflow", "tensorflow-text", "tensorflow-cpu"} & full
+    for name, version in installs.items():
+        assert md.version(name) == version, f"{name} {md.version(name)} installed, scripts/test.sh pins {version}"
+        missing = []
+        for line in md.distribution(name).requires or []:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate({**default_environment(), "extra": ""}):
+                continue
+            key = canonicalize_name(req.name)
+            if key not in full and key not in NOT_INSTALLED:
+                missing.append(req.name)
+        assert not missing, f"{name} (installed with --no-deps) needs {missing}: add them to the test extra"

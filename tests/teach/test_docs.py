@@ -14,7 +14,8 @@ import pytest
 
 from helpers import parse, require_minilm, ROOT, run_block, same_output
 
-DOCS = [ROOT / "docs" / "pooled-vs-cls.md", ROOT / "docs" / "bert-family.md"]
+DOCS = [ROOT / "docs" / "pooled-vs-cls.md", ROOT / "docs" / "bert-family.md",
+        ROOT / "docs" / "keras-hub.md"]  # its keras-hub presets of MiniLM: made by scripts/test.sh
 
 
 @pytest.fixture(scope="module")

@@ -96,13 +96,21 @@ def _check_against_torch(model_dir, batch, labels, loss, grads) -> str:
     ref = torch_bridge.training_reference(str(model_dir), "classification", "float64", {**batch, "labels": labels})
     theirs = {n.removeprefix("bert."): g for n, g in ref["grads"].items()}
     ours = {n.removeprefix("bert."): g for n, g in grads.items()}
-    worst = max(np.abs(ours[n] - theirs[n]).max() / np.abs(theirs[n]).max() for n in theirs)
-    same = sorted(ours) == sorted(theirs)
-    return (f"torch autograd, step 1: loss {ref['loss']:.12f} vs {float(loss):.12f}; {len(theirs)} gradient tensors"
-            f"{'' if same else ' (NOT the same set!)'}, worst relative difference {'below 1e-10' if worst < 1e-10 else f'{worst:.1e}'}")
+    # K's bias: softmax ignores a constant added to a row of scores, so its gradient is 0 and both hold noise
+    rel = [np.abs(ours[n] - theirs[n]).max() / np.abs(theirs[n]).max() for n in theirs if not n.endswith("key.bias")]
+    worst = max(rel)
+    same = "the same" if sorted(ours) == sorted(theirs) else "NOT the same"
+    return (f"torch autograd, step 1: loss {ref['loss']:.10f} (numpybert {float(loss):.10f}); {same} {len(theirs)} "
+            f"gradient tensors, worst relative difference {'below 1e-11' if worst < 1e-11 else f'{worst:.1e}'} "
+            "(the key biases aside: their gradient is 0, rounding noise on both sides)")
 
 
-def train_lesson(model_dir, steps=30, lr=3e-5, seed=0, check=True) -> Lesson:
+def _accuracy(model, pooled, labels) -> float:
+    logits = pooled @ model.params["classifier"]["weight"].T + model.params["classifier"]["bias"]  # [S, 2]
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def train_lesson(model_dir, steps=20, lr=5e-5, seed=0, check=True) -> Lesson:
     """Fine-tune a new 2-label classifier on `model_dir`'s encoder (a copy; nothing is written there)."""
     import numpybert
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,24 +119,22 @@ def train_lesson(model_dir, steps=30, lr=3e-5, seed=0, check=True) -> Lesson:
         texts, labels = [t for t, _ in SENTENCES], np.array([y for _, y in SENTENCES])
         batch = model.tokenize(texts)
         before, weights_before = sentence_vectors(model, batch), {n: w.copy() for n, w in model.flat_params.items()}
-        entry = gradient_entry(model, batch, labels)
-        optimizer, losses, accuracy = numpybert.AdamW(model, lr=lr), [], []
-        for step in range(steps + 1):
+        entry, accuracy = gradient_entry(model, batch, labels), [_accuracy(model, before["pooled_output"], labels)]
+        optimizer, losses = numpybert.AdamW(model, lr=lr), []
+        for step in range(steps):
             loss, grads = numpybert.value_and_grad(model, "classification", **batch, labels=labels)
             if step == 0:
                 checked = _check_against_torch(head_dir, batch, labels, loss, grads) if check else "not run"
-            pooled = sentence_vectors(model, batch)["pooled_output"]
-            logits = pooled @ model.params["classifier"]["weight"].T + model.params["classifier"]["bias"]
             losses.append(float(loss))
-            accuracy.append(float((logits.argmax(axis=1) == labels).mean()))
-            if step < steps:
-                optimizer.step(grads)
+            optimizer.step(grads)
+        losses.append(float(numpybert.value_and_grad(model, "classification", **batch, labels=labels)[0]))
         after = sentence_vectors(model, batch)
+        accuracy.append(_accuracy(model, after["pooled_output"], labels))
         norm = np.linalg.norm
         moved = {k: float((norm(after[k] - before[k], axis=1) / norm(before[k], axis=1)).mean()) for k in KINDS}
         weights_moved = {part: norm([norm(model.flat_params[n] - weights_before[n]) for n in names])
                          / norm([norm(weights_before[n]) for n in names]) for part, names in _parts(model).items()}
-        return Lesson(steps, lr, len(texts), losses, (accuracy[0], accuracy[-1]),
+        return Lesson(steps, lr, len(texts), losses, tuple(accuracy),
                       {k: (separation(before[k], labels), separation(after[k], labels)) for k in KINDS},
                       {k: (alike(before[k]), alike(after[k])) for k in KINDS},
                       float((np.abs(before["pooled_output"]) > 0.9).mean()), moved,
@@ -143,8 +149,10 @@ def report(lesson: Lesson) -> list:
               "", "1. Before training: how well does each sentence vector tell the labels apart?",
               "   (same-label cosine minus other-label cosine; and the mean cosine of two different sentences)"]
     lines += [f"   {k:<14} separation {lesson.separation[k][0]:+.4f}   alike {lesson.alike[k][0]:.4f}" for k in KINDS]
-    lines += [f"   {lesson.saturated:.0%} of pooled_output's entries are beyond ±0.9: tanh squashes the [CLS] row, "
-              "and the pooler was trained for next-sentence prediction, not to summarise a sentence.",
+    lines += [f"   Untrained for this task, pooled_output maps unrelated sentences close together (mean cosine "
+              f"{lesson.alike['pooled_output'][0]:.3f}, mean pooling {lesson.alike['mean pooling'][0]:.3f}; "
+              f"{lesson.saturated:.0%} of its entries beyond ±0.9): the pooler re-maps the [CLS] row for the task "
+              "it was trained on (next-sentence prediction), not to summarise a sentence.",
               "", "2. Where the first step's gradient enters (norms over the batch):",
               f"   dloss/dlogits {e['dlogits']:.4f} -> dloss/dpooled {e['dpooled']:.4f} -> x (1 - pooled²), mean "
               f"{e['tanh_slope']:.4f} -> {e['dpre_tanh']:.4f}",

@@ -11,10 +11,10 @@ from helpers import CHECKPOINTS
 
 from numpybert.audit import torch_bridge  # needs the golden extra (in CI): a failure, not a skip
 
-# float64: the target, 1e-8 of each tensor's largest entry; measured worst 3.5e-15 (tiny) and MINILM64
-# (MiniLM): the two differ only in summation order. float32: measured worst 1.7e-6 (tiny) / MINILM32 (MiniLM);
+# float64: the target, 1e-8 of each tensor's largest entry; measured worst 3.5e-15 (tiny) and 6.9e-14
+# (MiniLM): the two differ only in summation order. float32: measured worst 1.7e-6 (tiny) / 3.5e-5 (MiniLM);
 # bound ~10x the measurement for machine and BLAS drift.
-TOL = {"float64": 1e-8, "float32": {"tiny": 2e-5, "minilm": 3e-3}}
+TOL = {"float64": 1e-8, "float32": {"tiny": 2e-5, "minilm": 3e-4}}
 TINY = {"classification": CHECKPOINTS / "tiny-classifier", "pretraining": CHECKPOINTS / "tiny-pretraining"}
 
 

@@ -357,7 +357,8 @@ def copy_model(model):
 
 def training_step_worker(model_dir: str, B: int, T: int, threads: int, steps: int) -> None:
     """The bench's torch side of one classification training step (forward, loss, backward, AdamW):
-    prints the median seconds and the peak RSS growth in bytes, as `time peak` on one line."""
+    prints the median seconds and the peak RSS growth in bytes over the steps (peak RSS minus the RSS
+    before them), as `time growth` on one line (scripts/bench_train.py)."""
     import resource
     import time
     setup(threads)
@@ -366,15 +367,16 @@ def training_step_worker(model_dir: str, B: int, T: int, threads: int, steps: in
     inputs = {"input_ids": torch.from_numpy(rng.integers(1000, model.config.vocab_size, (B, T))),
               "attention_mask": torch.ones(B, T, dtype=torch.int64), "labels": torch.from_numpy(rng.integers(0, 2, B))}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    base, times = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, []
+    with open("/proc/self/statm") as f:
+        base, times = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"), []  # RSS now, bytes
     for _ in range(steps):
         start = time.perf_counter()
         model.zero_grad(set_to_none=True)
         model(**inputs).loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(sorted(times)[len(times) // 2], (peak - base) * 1024, flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
+    print(sorted(times)[len(times) // 2], peak - base, flush=True)
 
 
 def bench_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) -> None:

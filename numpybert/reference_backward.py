@@ -192,9 +192,9 @@ def pooler_backward(dpooled, last_hidden_state, pooled, dense):
     """pooled = tanh(W·h_[CLS] + b): tanh' = 1 - tanh², then the dense layer. The gradient enters the
     encoder at the [CLS] row only; every other row gets it through attention, layers below."""
     dpre_tanh = dpooled * (1.0 - pooled * pooled)  # [B, H]
-    dcls, grads = linear_backward(dpre_tanh, last_hidden_state[:, 0], dense["weight"])  # [B, H]
+    dcls, grads = linear_backward(dpre_tanh, last_hidden_state[:, 0], dense["weight"])  # [B, T, H] -> [B, H]
     dh = np.zeros_like(last_hidden_state)  # [B, T, H]
-    dh[:, 0] = dcls
+    dh[:, 0] = dcls  # [B, H] -> row 0 of [B, T, H]
     return dh, {"dense": grads}
 
 

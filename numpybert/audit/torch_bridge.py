@@ -364,7 +364,7 @@ def training_step_worker(model_dir: str, B: int, T: int, threads: int, steps: in
     setup(threads)
     model = load_reference(model_dir, "float32", "BertForSequenceClassification", True)
     rng = np.random.default_rng(SEED)
-    inputs = {"input_ids": torch.from_numpy(rng.integers(1000, model.config.vocab_size, (B, T))),
+    inputs = {"input_ids": torch.from_numpy(rng.integers(1, model.config.vocab_size, (B, T))),
               "attention_mask": torch.ones(B, T, dtype=torch.int64), "labels": torch.from_numpy(rng.integers(0, 2, B))}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     with open("/proc/self/statm") as f:

@@ -174,7 +174,9 @@ class AdamW:
             p = params[name]
             if g.shape != p.shape:
                 raise InputValueError(f"AdamW.step: gradient {name!r} has shape {g.shape}, the parameter {p.shape}")
-            m, v = self.state.setdefault(name, (np.zeros_like(p), np.zeros_like(p)))
+            if name not in self.state:  # torch's exp_avg and exp_avg_sq, zeros at the first step
+                self.state[name] = (np.zeros_like(p), np.zeros_like(p))
+            m, v = self.state[name]
             p *= 1.0 - self.lr * self.weight_decay
             m += (g - m) * (1.0 - b1)  # torch's lerp
             v *= b2

@@ -89,8 +89,8 @@ def _check_model(model, objective):
 def _forward(model, input_ids, attention_mask, token_type_ids, position_ids):
     """The textbook's forward with the record the backward reads."""
     ids, mask, types, positions = check_inputs(model.config, input_ids, attention_mask, token_type_ids, position_ids)
-    if positions is None:
-        positions = R.default_position_ids(ids, mask.shape, model.config.padding_idx)  # [B, T]
+    if positions is None:  # BERT's: 0, 1, ..., T-1 (only BERT checkpoints train here, _check_model)
+        positions = np.broadcast_to(np.arange(mask.shape[1]), mask.shape)  # [T] -> [B, T]
     record = RB.Recorded()
     hidden_states, _, pooled = R.bert(ids, types, positions, mask, model.params, model.config, model.mask_value, record)
     return (ids, types, positions), hidden_states, pooled, record

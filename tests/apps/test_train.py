@@ -104,7 +104,8 @@ def test_minilm_gradients_match_torch(minilm_heads, objective, dtype):
 @pytest.mark.parametrize("objective", ["classification", "pretraining"])
 def test_adamw_losses_match_torch(objective):
     """Six steps of AdamW (lr 1e-2, so every step moves the loss visibly): the loss before each step
-    and after the last equal torch's within 1e-9 relative (float64; measured 1e-14)."""
+    and after the last equal torch's within 1e-9 relative (float64; measured 2.7e-15 classification, 5.9e-16
+    pretraining)."""
     batch = batch_for(objective, 99)
     model = numpybert.load(TINY[objective], dtype="float64")
     optimizer = numpybert.AdamW(model, lr=1e-2, weight_decay=0.1)

@@ -25,3 +25,6 @@ __all__ = ["load", "BertModel", "BertOutput", "BertConfig", "Embedder", "Numpybe
            "WeightsNotFoundError", "MissingWeightsError", "InputValueError", "InputTypeError", "GoldenError",
            "OutputError", "MissingExtraError",
            "DEFAULT_MODEL", "set_threads"]
+from .apps.train import AdamW, add_head, save_pretrained, value_and_grad  # training (issue 29): numpybert/reference_backward.py
+
+__all__ += ["value_and_grad", "AdamW", "save_pretrained", "add_head"]

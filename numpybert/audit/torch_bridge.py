@@ -17,6 +17,7 @@ Command line (the bench's torch worker runs this way, from any directory):
     python -m numpybert.audit.torch_bridge worker MODEL B T THREADS WARMUP   # driven over stdin
     python -m numpybert.audit.torch_bridge cold MODEL                        # torch's cold start
     python -m numpybert.audit.torch_bridge st-corpus MODEL N THREADS         # sentence-transformers' corpus run
+    python -m numpybert.audit.torch_bridge train-step MODEL B T THREADS STEPS  # one training step's cost
 """
 
 import contextlib
@@ -343,6 +344,70 @@ def sentence_embeddings(model_dir, sentences: list) -> tuple:
 
 # ----------------------------------------------------------------------------- the bench's torch side
 
+TRAINING = {"classification": "BertForSequenceClassification", "pretraining": "BertForPreTraining"}
+
+
+def training_reference(model_dir, objective: str, dtype: str, batch: dict, steps: int = 0, lr: float = 1e-3,
+                       weight_decay: float = 1e-2) -> dict:
+    """torch autograd's side of numpybert.value_and_grad / AdamW: transformers' BertForSequenceClassification
+    or BertForPreTraining in eval mode (dropout off) with gradients on. Returns {"loss": float,
+    "grads": {parameter name: NumPy array}} of the batch (NumPy arrays: ids and labels), and with
+    steps > 0 also "losses": the loss before each of `steps` torch.optim.AdamW steps and "after"
+    (the loss after the last one)."""
+    setup()
+    model = load_reference(os.fspath(model_dir), dtype, TRAINING[objective], True)
+    model = copy_model(model)  # load_reference caches: never train the cached one
+    inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+    def loss_of():
+        model.zero_grad(set_to_none=True)
+        loss = model(**inputs).loss
+        loss.backward()
+        return loss
+
+    loss = loss_of()
+    out = {"loss": loss.item(), "grads": {n: p.grad.numpy().copy() for n, p in model.named_parameters()
+                                          if p.grad is not None}}
+    if steps:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        out["losses"] = []
+        for _ in range(steps):
+            out["losses"].append(loss.item())
+            optimizer.step()
+            loss = loss_of()
+        out["after"] = loss.item()
+    return out
+
+
+def copy_model(model):
+    import copy
+    return copy.deepcopy(model)
+
+
+def training_step_worker(model_dir: str, B: int, T: int, threads: int, steps: int) -> None:
+    """The bench's torch side of one classification training step (forward, loss, backward, AdamW):
+    prints the median seconds and the peak RSS growth in bytes over the steps (peak RSS minus the RSS
+    before them), as `time growth` on one line (scripts/bench_train.py)."""
+    import resource
+    import time
+    setup(threads)
+    model = load_reference(model_dir, "float32", "BertForSequenceClassification", True)
+    rng = np.random.default_rng(SEED)
+    inputs = {"input_ids": torch.from_numpy(rng.integers(1, model.config.vocab_size, (B, T))),
+              "attention_mask": torch.ones(B, T, dtype=torch.int64), "labels": torch.from_numpy(rng.integers(0, 2, B))}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    with open("/proc/self/statm") as f:
+        base, times = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"), []  # RSS now, bytes
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        model(**inputs).loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
+    print(sorted(times)[len(times) // 2], peak - base, flush=True)
+
+
 def bench_worker(model_dir: str, B: int, T: int, threads: int, warmup: int) -> None:
     """The torch engine of `numpybert bench`: times BertModel (eager) on the bench's inputs."""
     from ..bench import make_inputs, serve
@@ -387,7 +452,8 @@ def st_corpus(model_dir: str, n: int, threads: int) -> None:
 
 USAGE = ("usage: python -m numpybert.audit.torch_bridge worker MODEL B T THREADS WARMUP\n"
          "       python -m numpybert.audit.torch_bridge cold MODEL\n"
-         "       python -m numpybert.audit.torch_bridge st-corpus MODEL N THREADS")
+         "       python -m numpybert.audit.torch_bridge st-corpus MODEL N THREADS\n"
+         "       python -m numpybert.audit.torch_bridge train-step MODEL B T THREADS STEPS")
 
 
 def main(argv=None) -> int:
@@ -397,6 +463,9 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["st-corpus"] and len(argv) == 4:
         st_corpus(argv[1], int(argv[2]), int(argv[3]))
+        return 0
+    if argv[:1] == ["train-step"] and len(argv) == 6:
+        training_step_worker(argv[1], *map(int, argv[2:6]))
         return 0
     if argv[:1] == ["cold"] and len(argv) == 2:
         cold_start(argv[1])

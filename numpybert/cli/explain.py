@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 
 from .. import cli
-from ..errors import MissingWeightsError
+from ..errors import InputValueError, MissingWeightsError
 from ..teach.explain import (SATURATION, TRANSFORMERS_POOLER, clipped, clipped_tokens, explain,
                              reference_pooler_source)
 
@@ -24,16 +24,21 @@ def register(subparsers):
                               description="Trace one input from h_[CLS] to pooled_output = tanh(W·h + b), recompute "
                                           "two steps from the checkpoint file with plain NumPy, and say what each "
                                           "output is for.")
-    p.add_argument("text", metavar="TEXT", help="the sentence (segment A)")
+    p.add_argument("text", metavar="TEXT", nargs="?", help="the sentence (segment A); not with --train")
     p.add_argument("--pair", metavar="TEXT", help="a second sentence (segment B), as for next-sentence prediction")
     p.add_argument("--plot", metavar="FILE.png", help="also plot h_[CLS], z and pooled_output (needs matplotlib)")
     p.add_argument("--html", metavar="FILE.html", help="also write a self-contained page: data flow, numbers, "
                                                        "plots, attention maps (never overwrites a file)")
+    p.add_argument("--train", action="store_true", help="instead: fine-tune a classifier on numpybert's small labelled "
+                                                       "set and show how the pooler, [CLS] row and mean pooling move")
+    p.add_argument("--steps", type=int, default=20, help="AdamW steps of --train (default 20)")
     cli.add_model_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args):
+    if args.train or args.text is None:
+        return run_train(args)
     if args.html:
         from ..teach.report import check_html_path
         check_html_path(args.html)  # before any work
@@ -53,6 +58,19 @@ def run(args):
         from ..teach.report import write_html
         size = write_html(e, model, args.html)
         print(f"\npage written to {args.html} ({size / 1024:.0f} KiB)")
+
+
+def run_train(args):
+    """`explain --train`: the training lesson (numpybert/teach/train.py), printed."""
+    if not args.train:
+        raise InputValueError("explain needs TEXT (or --train for the training lesson)")
+    if args.text is not None or args.pair or args.plot or args.html:
+        raise InputValueError("--train takes no TEXT, --pair, --plot or --html")
+    if not 1 <= args.steps <= 1000:
+        raise InputValueError(f"--steps {args.steps}: expected 1..1000")
+    from ..teach.train import report as train_report, train_lesson
+    model = cli.load_model(args)
+    print("\n".join(train_report(train_lesson(model.model_dir, steps=args.steps))))
 
 
 def report(e, model) -> list:

@@ -134,12 +134,12 @@ def test_explain_on_mpnet_checks_its_pooler_from_the_file():
     model = numpybert.load(MPNET)  # no tokenizer: the steps of `explain` on ids (the real model: test_mpnet_real)
     batch = {"input_ids": np.array([[0, 7, 8, 2]]), "attention_mask": np.ones((1, 4), np.int64),
              "token_type_ids": np.zeros((1, 4), np.int64)}
-    out = model(**batch)
+    out = model(**batch, output_hidden_states=True)
     file = CheckpointFile(model.model_dir, model.config)
     row = check_embedding_row(file, batch, out.hidden_states[0][0, 0], model)
-    assert row.agrees() and "position[2]" in row.expression and "token_type" not in row.expression
+    assert row.agrees and "position[2]" in row.expression and "token_type" not in row.expression
     pooled = check_pooler(file, out.last_hidden_state[0, 0], out.pooler_output[0], model.dtype)
-    assert pooled.agrees() and "pooler.dense.weight" in pooled.inputs
+    assert pooled.agrees and "pooler.dense.weight" in pooled.inputs
     assert "MPNetClassificationHead" in model.config.family.instead_of_pooler
 
 

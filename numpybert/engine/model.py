@@ -15,9 +15,8 @@ checked against the same golden files, computed so that it costs less:
 - results written in place (`out=`); P·V lands directly in the rows' [R, N, D] layout, so
   merging the heads costs nothing;
 - element-wise work (GELU, LayerNorm, each block of heads' softmax) in blocks of about
-  `BLOCK_BYTES`, so its passes hit the CPU cache; row sums (LayerNorm's means, softmax's
-  denominators) as BLAS matrix-vector products; float32 LayerNorm in float32 as torch's (its
-  variance in float64), float64 in float64 (`_layer_norm_rows`);
+  `BLOCK_BYTES`, so its passes hit the CPU cache; LayerNorm in float64 blocks (more accurate
+  than torch's float32 one) after the post-LN sum in HF's order and dtype (`_layer_norm_rows`);
 - threads (`numpybert.set_threads`, numpybert/engine/blocks.py): each takes a share of the
   sequences through all the layers, BLAS on one thread each.
 
@@ -104,11 +103,11 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
     residual, rounded as torch rounds it: two passes over the dtype instead of over float64);
     then in float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds
     four times (centre, divide, scale, shift), which made numpybert's hidden states less accurate
-    than torch's (`numpybert audit --live --oracle`). The row means by one BLAS matrix-vector
-    product. add_layer_norm of [4096, 384] float32, one thread: 8.5 ms (9.7 with the sum in
-    float64 too); normalising in float32 from the centring on would take 6.0 ms but doubles the
-    distance from the float64 result at MiniLM's fifth layer on 8 × 256 inputs (1.4e-5; this
-    9.0e-6, torch 7.5e-6): docs/performance.md."""
+    than torch's (`numpybert audit --live --oracle`). Row sums by NumPy, not BLAS: a BLAS
+    matrix-vector product's sum for a row depends on where the row sits in the block, so a
+    text's numbers would depend on its neighbours. Normalising in float32 from the centring on
+    was 1.6x faster but doubled the distance from the float64 result at MiniLM's fifth layer on
+    8 × 256 inputs (1.4e-5, torch 7.5e-6): docs/performance.md."""
     H = x.shape[-1]
     y = scratch(x.shape, np.float64, "layer_norm")
     if add:
@@ -117,28 +116,15 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
             out += a
         x = out
     np.copyto(y, x)  # [rows, H] in float64
-    mean = np.matmul(y, _ones(H, np.float64))  # [rows, H] @ [H] -> [rows]
+    mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
     mean *= 1.0 / H
-    y -= mean[:, None]
+    y -= mean
     var = np.einsum("ij,ij->i", y, y)  # sum of squares without a temporary: [rows]
     var *= 1.0 / H
     var += eps
     y /= np.sqrt(var, out=var)[:, None]
     y *= weight
     np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
-
-
-def _ones(n, dtype):
-    """A read-only vector of n ones: a row sum as one BLAS matrix-vector product."""
-    key = (n, np.dtype(dtype).str)
-    v = _ONES.get(key)
-    if v is None:
-        v = _ONES[key] = np.ones(n, dtype)
-        v.flags.writeable = False
-    return v
-
-
-_ONES = {}
 
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,
@@ -259,12 +245,7 @@ def softmax(x, out=None):
     (all scores equal, so the result is uniform), exactly as torch's eager attention. `out` may be x."""
     e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
     np.exp(e, out=e)
-    n = e.shape[-1]
-    if e.flags.c_contiguous and e.size:  # the row sums as one BLAS matrix-vector product: 3.5x numpy's sum
-        total = np.matmul(e.reshape(-1, n), _ones(n, e.dtype)).reshape(*e.shape[:-1], 1)  # [..., n] -> [..., 1]
-    else:
-        total = e.sum(axis=-1, keepdims=True)
-    e /= total
+    e /= e.sum(axis=-1, keepdims=True)
     return e
 
 

@@ -5,7 +5,9 @@
 
 INPUT is a text file (one text per line; an empty line is an empty text) or JSONL (one JSON
 object per line, the text under `text_field`, optionally an id under `id_field`), either one
-gzip-compressed when its name ends in .gz. OUT's format comes from its extension
+gzip-compressed when its name ends in .gz, or Parquet (the `text_field` and `id_field` columns,
+read a row group at a time: apps/parquet_input.py; a row counts as a line, its position in
+`Position.line`). OUT's format comes from its extension
 (numpybert/apps/outputs.py): row i = the i-th good line, with its id (the line number unless
 `id_field` is given) in .parquet and .jsonl.
 

@@ -77,15 +77,16 @@ def parquet_rows(path: str, text_field: str, id_field: str | None, start_row: in
     if first == groups:
         return
     columns = list(dict.fromkeys([text_field] + ([id_field] if id_field is not None else [])))
-    for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, row_groups=range(first, groups), columns=columns):
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        batch, skip = batch.slice(skip), 0
-        texts = batch.column(text_field).to_pylist()
-        ids = batch.column(id_field).to_pylist() if id_field is not None else [None] * len(texts)
-        for text, key in zip(texts, ids):
-            yield _row(text, key, text_field, id_field)
+    for group in range(first, groups):  # one row group at a time: pyarrow pre-buffers what it is asked for
+        for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=columns):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch, skip = batch.slice(skip), 0
+            texts = batch.column(text_field).to_pylist()
+            ids = batch.column(id_field).to_pylist() if id_field is not None else [None] * len(texts)
+            for text, key in zip(texts, ids):
+                yield _row(text, key, text_field, id_field)
 
 
 def _row(text, key, text_field: str, id_field: str | None):

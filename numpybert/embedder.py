@@ -458,12 +458,15 @@ class ray_runner:  # noqa: N801 -- used like the other runners: ray_runner(embed
             self._stop(self.pool or [])
 
     def _stop(self, actors):
-        for actor in actors:
-            self.ray.kill(actor)
+        """Stop the actors: the Ray this run started goes with them (killing them first would make Ray
+        report every unfinished chunk as retried); on a cluster it joined, each is killed."""
         self.pool = None
         if self.started:
             self.ray.shutdown()
             self.started = False
+            return
+        for actor in actors:
+            self.ray.kill(actor)
 
     def _record(self, result, texts: int):
         vectors, seconds, pid = result

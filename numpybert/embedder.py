@@ -13,12 +13,15 @@ The same object runs under an existing engine:
     # a dask DataFrame column: one call per partition (a pandas Series is a sequence of str)
     vectors = np.concatenate(dask.compute(*[dask.delayed(embedder)(part) for part in ddf["text"].to_delayed()]))
 
-    # Ray Data: a callable class; batches are dicts of arrays, the output gets an "embedding" column
-    ds.map_batches(numpybert.Embedder, fn_constructor_args=("/models/all-MiniLM-L6-v2",),
-                   batch_size=4096, concurrency=4)
+    # Ray Data (pip install 'numpybert[ray]'): a callable class, constructed once per actor; every
+    # column is kept and an "embedding" column added; each actor's BLAS threads = its num_cpus
+    ds.map_batches(numpybert.Embedder, fn_constructor_kwargs={"model_dir": "/models/all-MiniLM-L6-v2"},
+                   batch_size=4096, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=4))
 
 Accepted batches: a sequence of str (list, tuple, NumPy array, pandas Series) -> array [B, D];
-a mapping of columns (Ray's default "numpy" batches) -> the same mapping plus `output_field`.
+a table -> the same table plus `output_field`: a mapping of columns (Ray's default "numpy"
+batches; the embeddings as one [B, D] array), a pandas DataFrame (one array per row) or a pyarrow
+Table (a fixed_size_list<float32>[D] column).
 A bare str is refused (iterating it would embed every character): pass [text].
 The model directory must exist at the same path on every worker. Partitions of `window` texts
 (4096, apps/batching.py WINDOW) are batched exactly as one call on the whole list, so they give the same
@@ -26,7 +29,8 @@ numbers: bit for bit with the same number of BLAS threads (Dask workers use 1; 1
 moves MiniLM's float32 embeddings by up to 3e-7). Other partition sizes batch differently, which
 changes the last bits too.
 
-For `numpybert embed`, `process_runner` (--workers N) and `dask_runner` (--dask ADDRESS) spread a
+For `numpybert embed`, `process_runner` (--workers N), `dask_runner` (--dask ADDRESS) and
+`ray_runner` (--ray ADDRESS: actors, each an Embedder) spread a
 file's windows over processes: each window is cut into chunks of whole batches in length order
 (`Embedder.chunks`), so the workers share the work evenly and still compute exactly the batches
 of a single-process run (numpybert/apps/corpus.py does the reading and writing).
@@ -37,6 +41,7 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -76,7 +81,7 @@ class Embedder:
     def __init__(self, model_dir=None, pooling=None, normalize=None, max_seq_length=None, batch_size: int = 32,
                  dtype: str = "float32", text_field: str = "text", output_field: str = "embedding",
                  window: int = WINDOW, long: str = "truncate", stride=None,
-                 max_batch_tokens: int = MAX_BATCH_TOKENS):
+                 max_batch_tokens: int = MAX_BATCH_TOKENS, threads=None):
         # as numpybert.load: a directory, a Hub name (the local cache, else the fetched default's copy), or
         # None: $NUMPYBERT_MODEL, else the fetched default
         self.model_dir = os.path.abspath(resolve_model_dir(resolve_model(model_dir, cli=False)))
@@ -88,6 +93,8 @@ class Embedder:
         self.max_batch_tokens = positive_int("max_batch_tokens", max_batch_tokens)
         self.dtype, self.text_field, self.output_field = str(dtype), text_field, output_field
         self.long, self.stride = long, check_long(long, stride, self.settings.max_seq_length)  # apps/long.py
+        # None: numpybert's choice (numpybert/engine/threads.py), or, in a Ray actor or task, its num_cpus
+        self.threads = None if threads is None else positive_int("threads", threads)
 
     def __repr__(self):
         s = self.settings
@@ -101,6 +108,7 @@ class Embedder:
 
     @property
     def model(self):
+        _pin_threads(self.threads)
         return load_model(self.model_dir, self.dtype)
 
     def embed(self, texts, on_batch=None):
@@ -135,10 +143,74 @@ class Embedder:
         return load_tokenizer(self.model_dir, self.config.max_length)
 
     def __call__(self, batch):
-        """Embed a batch: texts -> array [B, D]; a mapping of columns -> the same plus `output_field`."""
-        if isinstance(batch, Mapping):  # Ray Data's default "numpy" batches: {column: array}
-            return {**batch, self.output_field: self.embed(batch[self.text_field])}
-        return self.embed(batch)
+        """Embed a batch: texts -> array [B, D]; a table (a mapping of columns as Ray Data's default
+        "numpy" batches, a pandas DataFrame, a pyarrow Table) -> the same table plus `output_field`."""
+        kind = _table_kind(batch)
+        if kind is None:
+            return self.embed(batch)
+        vectors = self.embed(self._column(batch, kind))
+        if kind == "mapping":  # {column: array}: the embeddings as one [B, D] array (a Ray tensor column)
+            return {**batch, self.output_field: vectors}
+        if kind == "pandas":  # one 1-D array per row (Ray Data makes it a tensor column)
+            return batch.assign(**{self.output_field: list(vectors)})
+        import pyarrow as pa  # a fixed-size list column, as `numpybert embed --out X.parquet` writes
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+        if self.output_field in batch.column_names:
+            return batch.set_column(batch.column_names.index(self.output_field), self.output_field, column)
+        return batch.append_column(self.output_field, column)
+
+    def _column(self, batch, kind: str):
+        """The texts of a table batch: its `text_field` column, or an error naming the columns it has."""
+        names = list(batch.keys()) if kind == "mapping" else list(batch.columns if kind == "pandas" else batch.column_names)
+        if self.text_field not in names:
+            raise InputValueError(f"the batch has no column {self.text_field!r} (columns: "
+                                  f"{', '.join(map(repr, names[:10]))}); Embedder(text_field=NAME) names the texts' column")
+        column = batch[self.text_field]
+        return column.to_pylist() if kind == "pyarrow" else column
+
+
+def _table_kind(batch):
+    """'mapping', 'pandas' or 'pyarrow' for a batch of columns (Ray Data's batch formats), None for
+    a sequence of texts. Looks at the type only: pandas and pyarrow are never imported here."""
+    if isinstance(batch, Mapping):
+        return "mapping"
+    module = type(batch).__module__.split(".")[0]
+    if module == "pandas" and type(batch).__name__ == "DataFrame":
+        return "pandas"
+    if module == "pyarrow" and type(batch).__name__ == "Table":
+        return "pyarrow"
+    return None
+
+
+_PINNED = []  # the thread count this process was set to by an Embedder (at most once per process)
+
+
+def _pin_threads(threads):
+    """Before the first forward in this process: `threads` when given, else the CPUs Ray assigned to
+    this actor or task (its num_cpus, at least 1), so that actors sharing a node do not oversubscribe
+    it. Elsewhere numpybert chooses (numpybert/engine/threads.py). Once per process."""
+    if _PINNED:
+        return
+    n = threads if threads is not None else _ray_cpus()
+    if n is not None:
+        from .engine.threads import set_threads
+        set_threads(n)
+    _PINNED.append(n)
+
+
+def _ray_cpus():
+    """floor(num_cpus) of the Ray actor or task running this (at least 1), or None outside Ray."""
+    ray = sys.modules.get("ray")  # never imported here: only a process Ray started has it loaded
+    if ray is None or not ray.is_initialized():
+        return None
+    try:
+        context = ray.get_runtime_context()
+        if context.worker.mode != ray.WORKER_MODE:  # the driver: not an actor or task
+            return None
+        cpus = context.get_assigned_resources().get("CPU")
+    except Exception:  # noqa: BLE001 -- another Ray's API: fall back to numpybert's choice
+        return None
+    return max(1, int(cpus)) if cpus else None
 
 
 # ----------------------------------------------------------------------------- spreading a corpus
@@ -237,3 +309,168 @@ def dask_runner(embedder: Embedder, address: str, timeout: float = DASK_TIMEOUT)
         with client:
             yield from _in_chunks(embedder, lambda texts: client.submit(embedder, texts, pure=False).result, windows)
     return run
+
+
+# ----------------------------------------------------------------------------- Ray
+
+RAY_LOCAL = "local"  # --ray local: start a Ray instance on this machine for the run
+RAY_TIMEOUT = 60.0  # seconds for the actors to start and load the model (a busy cluster queues them)
+RAY_RETRIES = 3  # a killed actor is restarted and its unfinished chunks retried this many times
+
+
+class RayActor:
+    """One actor of `numpybert embed --ray`: an Embedder whose model it loads once (`ready`), then
+    chunks of texts. Its BLAS threads are its num_cpus (`Embedder(threads=None)` under Ray)."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def ready(self) -> int:
+        self.embedder.model.tokenizer  # a broken checkpoint fails here, before any work is sent
+        return os.getpid()
+
+    def embed(self, texts):
+        """(vectors, seconds spent, this process's id): the runner reports each actor's throughput."""
+        start = time.perf_counter()
+        vectors = self.embedder.embed(texts)
+        return vectors, time.perf_counter() - start, os.getpid()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise NumpybertError("--ray needs Ray Data: pip install 'numpybert[ray]'") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float):
+    """HOST:PORT (or ray://HOST:PORT) must accept a connection within `timeout` seconds: Ray itself
+    retries an unreachable address for minutes. Other forms (auto) are left to ray.init."""
+    import socket
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 10.0)).close()
+    except OSError as e:
+        raise NumpybertError(f"cannot start or reach Ray at {address!r}: {host}:{port} does not answer "
+                             f"({e.strerror or type(e).__name__}); is `ray start --head` running there?") from None
+
+
+class ray_runner:  # noqa: N801 -- used like the other runners: ray_runner(embedder, address)(windows)
+    """A `run_windows` for `corpus.embed_corpus` that embeds windows on a Ray cluster: `actors`
+    actors (default: one per CPU of the cluster) of `num_cpus` CPUs each, every one an Embedder with
+    its model loaded once; each window's chunks (see `Embedder.chunks`) go to the actor with the
+    fewest unfinished ones, two windows at most are on the cluster, and results come back in input
+    order, so the output is that of `--workers` (same batches, one BLAS thread per actor). Address
+    "local" starts a Ray instance on this machine (stopped at the end); any other address is given to
+    `ray.init` (`auto`, HOST:6379, ray://HOST:10001). A killed actor is restarted by Ray and its
+    unfinished chunks are retried (RAY_RETRIES times). `stats` maps each actor's process id to
+    [texts, seconds busy] once the run has ended."""
+
+    def __init__(self, embedder: Embedder, address: str, actors=None, num_cpus: float = 1.0,
+                 timeout: float = RAY_TIMEOUT):
+        self.ray, self.embedder, self.address, self.timeout = _import_ray(), embedder, address, timeout
+        self.actors = None if actors is None else positive_int("actors", actors)
+        if not num_cpus > 0:
+            raise InputValueError(f"num_cpus={num_cpus!r}: each actor needs a positive number of CPUs")
+        self.num_cpus, self.stats, self.started, self.pool = float(num_cpus), {}, False, None
+
+    def start(self):
+        """Start or join Ray and start the actors, each loading the model (done by the first run
+        otherwise; a benchmark calls it before its clock starts)."""
+        if self.pool is None:
+            self.started = self._connect()
+            try:
+                self.pool = self._start_actors()
+            except BaseException:
+                self._stop([])
+                raise
+        return self
+
+    def _connect(self) -> bool:
+        """Start or join Ray; True when this run started it (and so stops it). A SIGTERM handler the
+        command had is put back: `ray.init` installs its own."""
+        ray = self.ray
+        if ray.is_initialized():  # a Python caller's own Ray
+            return False
+        previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            if self.address == RAY_LOCAL:  # on loopback: a one-machine cluster needs no network interface
+                ray.init(_node_ip_address="127.0.0.1", **options)
+            else:
+                _check_reachable(self.address, self.timeout)
+                ray.init(address=self.address, **options)
+        except (ConnectionError, OSError, RuntimeError, ValueError) as e:
+            raise NumpybertError(f"cannot start or reach Ray at {self.address!r}: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return True
+
+    def _start_actors(self):
+        ray = self.ray
+        cpus = ray.cluster_resources().get("CPU", 0)
+        n = self.actors or max(1, int(cpus // self.num_cpus))
+        if n * self.num_cpus > cpus:
+            raise InputValueError(f"--workers {n} actors x {self.num_cpus:g} CPU need {n * self.num_cpus:g} CPUs; "
+                                  f"the Ray cluster has {cpus:g}")
+        remote = ray.remote(num_cpus=self.num_cpus, max_restarts=-1, max_task_retries=RAY_RETRIES)(RayActor)
+        actors = [remote.remote(self.embedder) for _ in range(n)]
+        refs = [a.ready.remote() for a in actors]
+        ready, _ = ray.wait(refs, num_returns=n, timeout=self.timeout)
+        if len(ready) < n:
+            raise NumpybertError(f"only {len(ready)} of {n} Ray actors started within {self.timeout:g} s "
+                                 f"(cluster resources now free: {ray.available_resources().get('CPU', 0):g} CPUs)")
+        self._get(refs)  # raises a failed model load as its NumpybertError
+        return actors
+
+    def _get(self, ref):
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, NumpybertError):  # raised in the actor: the same one-line error here
+                raise e.cause from None
+            raise NumpybertError(f"a Ray actor failed: {str(e.cause or e).strip().splitlines()[-1]}") from None
+        except self.ray.exceptions.RayActorError as e:
+            raise NumpybertError(f"a Ray actor died {RAY_RETRIES + 1} times on the same chunk of texts; "
+                                 f"stopping ({type(e).__name__})") from None
+
+    def __call__(self, windows):
+        ray = self.ray
+        try:
+            actors = self.start().pool
+            unfinished = [[] for _ in actors]  # per actor: chunks sent, not yet done
+
+            def submit(texts):
+                for refs in unfinished:
+                    if refs:
+                        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                        refs[:] = [r for r in refs if r not in done]
+                k = min(range(len(actors)), key=lambda i: len(unfinished[i]))
+                ref = actors[k].embed.remote(texts)
+                unfinished[k].append(ref)
+                return lambda: self._record(self._get(ref), len(texts))
+            yield from _in_chunks(self.embedder, submit, windows)
+        finally:
+            self._stop(self.pool or [])
+
+    def _stop(self, actors):
+        """Stop the actors: the Ray this run started goes with them (killing them first would make Ray
+        report every unfinished chunk as retried); on a cluster it joined, each is killed."""
+        self.pool = None
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+            return
+        for actor in actors:
+            self.ray.kill(actor)
+
+    def _record(self, result, texts: int):
+        vectors, seconds, pid = result
+        done = self.stats.setdefault(pid, [0, 0.0])
+        done[0], done[1] = done[0] + texts, done[1] + seconds
+        return vectors

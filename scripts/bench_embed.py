@@ -11,7 +11,10 @@ then times, each in a fresh process and after the model is loaded and warmed up:
   workers        the same with --workers 2 (2 local processes, 1 BLAS thread each)
   st             SentenceTransformer(dir, device="cpu").encode(lines, batch_size=32)
   numpybert-dask the `numpybert embed --dask` path on a LocalCluster of 2 single-threaded workers
-numpybert, workers and st alternate for --rounds rounds; the best round of each is reported (the machine
+  ray            the `numpybert embed --ray local` path: a local Ray, 2 actors x 1 CPU (1 BLAS thread each);
+                 its start (Ray, the actors, their model loads) is timed apart, and each actor's texts/s
+                 while busy is reported
+--runs picks which of numpybert, workers, st, ray alternate for --rounds rounds; the best round of each is reported (the machine
 is shared; the best run is the least disturbed). Prints a Markdown table and the load average.
 Needs the `golden` extra (torch, sentence-transformers) and, for Dask, the `dask` extra.
 """
@@ -56,12 +59,18 @@ from numpybert import Embedder
 from numpybert.apps.corpus import CorpusJob, embed_corpus
 corpus, out, model, address, workers = sys.argv[1:6]
 embedder = Embedder(model, batch_size=32)
-embedder(["warm up"])                       # load the weights before the clock starts
-runner = None
-if int(workers) > 1:
+runner, extra = None, {}
+if address == "ray-local":
+    from numpybert.embedder import ray_runner
+    t = time.perf_counter()
+    runner = ray_runner(embedder, "local", int(workers)).start()   # Ray, the actors, their model loads
+    extra["start_seconds"] = time.perf_counter() - t
+else:
+    embedder(["warm up"])                       # load the weights before the clock starts
+if int(workers) > 1 and address == "-":
     from numpybert.embedder import process_runner
     runner = process_runner(embedder, int(workers))   # its workers load the weights on their first window
-if address != "-":
+if address not in ("-", "ray-local"):
     from distributed import Client
     from numpybert.embedder import dask_runner
     with Client(address) as c:
@@ -69,7 +78,10 @@ if address != "-":
     runner = dask_runner(embedder, address)
 t, c = time.perf_counter(), cpu_seconds()
 result = embed_corpus(CorpusJob(corpus, out, embedder), runner, overwrite=True)
-print(json.dumps({"seconds": time.perf_counter() - t, "cpu": cpu_seconds() - c, "rows": result.rows}))
+extra["seconds"], extra["cpu"], extra["rows"] = time.perf_counter() - t, cpu_seconds() - c, result.rows
+if address == "ray-local":  # texts/s of each actor while it computed
+    extra["per_actor"] = [texts / seconds for texts, seconds in runner.stats.values()]
+print(json.dumps(extra))
 """
 
 ST_RUN = CPU + """
@@ -131,17 +143,22 @@ def main():
     parser.add_argument("--texts", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--runs", default="numpybert,workers,st",
+                        help="which runs alternate in each round: numpybert, workers, st, ray (default: %(default)s)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         corpus, out = Path(tmp) / "corpus.txt", Path(tmp) / "out.npy"
         make_corpus(corpus, args.texts)
         print(token_stats(corpus, args.model))
         print(f"load average before: {os.getloadavg()}")
-        runs = {"numpybert": [], "workers": [], "st": []}
+        runs = {name: [] for name in args.runs.split(",")}
+        commands = {"numpybert": (NUMPYBERT_RUN, corpus, out, args.model, "-", 1),
+                    "workers": (NUMPYBERT_RUN, corpus, out, args.model, "-", 2),
+                    "st": (ST_RUN, corpus, args.model),
+                    "ray": (NUMPYBERT_RUN, corpus, out, args.model, "ray-local", 2)}
         for r in range(args.rounds):
-            runs["numpybert"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-", 1))
-            runs["workers"].append(timed(NUMPYBERT_RUN, corpus, out, args.model, "-", 2))
-            runs["st"].append(timed(ST_RUN, corpus, args.model))
+            for name in runs:
+                runs[name].append(timed(*commands[name]))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.1f} s" for k, v in runs.items()), flush=True)
         if not args.no_dask:
             runs["dask"] = [dask_run(corpus, out, args.model)]
@@ -156,14 +173,23 @@ def report(runs: dict, n: int):
     best_runs = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     best = {k: r["seconds"] for k, r in best_runs.items()}
     rate = {k: n / s for k, s in best.items()}
+    base = "st" if "st" in rate else "numpybert"  # the column's reference run
     names = {"numpybert": "numpybert embed, 1 process (numpybert threads, BLAS on 1)",
              "workers": "numpybert embed --workers 2 (2 processes x 1 BLAS thread)",
-             "st": f"sentence-transformers encode, torch ({runs['st'][0]['torch_threads']} threads)",
-             "dask": "numpybert embed --dask, 2 workers x 1 thread (LocalCluster)"}
-    print("\n| run | seconds | texts/s | vs sentence-transformers | CPU seconds |\n|---|---:|---:|---:|---:|")
+             "dask": "numpybert embed --dask, 2 workers x 1 thread (LocalCluster)",
+             "ray": "numpybert embed --ray local, 2 actors x 1 CPU (1 BLAS thread)"}
+    if "st" in runs:
+        names["st"] = f"sentence-transformers encode, torch ({runs['st'][0]['torch_threads']} threads)"
+    reference = {"st": "sentence-transformers", "numpybert": "numpybert 1 process"}[base]
+    print(f"\n| run | seconds | texts/s | vs {reference} | CPU seconds |\n|---|---:|---:|---:|---:|")
     for k in runs:
-        cpu = f"{best_runs[k]['cpu']:.0f}" if k != "dask" else "n/a"
-        print(f"| {names[k]} | {best[k]:.1f} | {rate[k]:.1f} | {rate[k] / rate['st']:.2f}x | {cpu} |")
+        cpu = f"{best_runs[k]['cpu']:.0f}" if k not in ("dask", "ray") else "n/a"
+        print(f"| {names[k]} | {best[k]:.1f} | {rate[k]:.1f} | {rate[k] / rate[base]:.2f}x | {cpu} |")
+    if "ray" in runs:
+        r = best_runs["ray"]
+        print(f"\nray: start (Ray, 2 actors, model loads) {r['start_seconds']:.1f} s, not in the table; texts/s per "
+              f"actor while busy: {', '.join(f'{x:.1f}' for x in r['per_actor'])}; with the start: "
+              f"{n / (r['seconds'] + r['start_seconds']):.1f} texts/s")
 
 
 if __name__ == "__main__":

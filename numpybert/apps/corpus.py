@@ -5,7 +5,9 @@
 
 INPUT is a text file (one text per line; an empty line is an empty text) or JSONL (one JSON
 object per line, the text under `text_field`, optionally an id under `id_field`), either one
-gzip-compressed when its name ends in .gz. OUT's format comes from its extension
+gzip-compressed when its name ends in .gz, or Parquet (the `text_field` and `id_field` columns,
+read a row group at a time: apps/parquet_input.py; a row counts as a line, its position in
+`Position.line`). OUT's format comes from its extension
 (numpybert/apps/outputs.py): row i = the i-th good line, with its id (the line number unless
 `id_field` is given) in .parquet and .jsonl.
 
@@ -43,12 +45,13 @@ import numpy as np
 
 from ..text.inputs import check_text
 from .outputs import OUTPUTS, output_format
+from . import parquet_input
 from ..errors import InputValueError, NumpybertError
 from ..loading.files import check_output_path
 
 STATE_FORMAT = "numpybert-embed-state"
 STATE_VERSION = 2
-FORMATS = ("text", "jsonl")
+FORMATS = ("text", "jsonl", "parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1  # integer ids: an int64 column in .parquet (and in pandas/NumPy readers)
 SCAN_BATCH = 1024  # texts tokenized together by the scan (token counts)
@@ -92,10 +95,10 @@ class CorpusJob:
     input: str
     out: str
     embedder: object
-    format: str = "auto"  # "text", "jsonl", or "auto": .jsonl/.ndjson are JSONL, anything else text
+    format: str = "auto"  # "text", "jsonl", "parquet", or "auto": .jsonl/.ndjson are JSONL, .parquet Parquet, else text
     text_field: str = "text"
     skip_bad: bool = False
-    id_field: str | None = None  # JSONL field holding each text's id (default: the line number)
+    id_field: str | None = None  # JSONL field or Parquet column holding each text's id (default: the line/row number)
 
     def __post_init__(self):
         self.input, self.out = os.fspath(self.input), os.fspath(self.out)
@@ -106,14 +109,22 @@ class CorpusJob:
         self.out_format = output_format(self.out)  # refuses an unknown extension now
         name = self.input.lower().removesuffix(".gz")
         if self.format == "auto":
-            self.format = "jsonl" if name.endswith(JSONL_SUFFIXES) else "text"
+            self.format = ("jsonl" if name.endswith(JSONL_SUFFIXES) else
+                           "parquet" if self.input.lower().endswith(".parquet") else "text")
         if self.format not in FORMATS:
             raise InputValueError(f"format={self.format!r}: expected 'auto' or one of {FORMATS}")
-        if self.id_field is not None and self.format != "jsonl":
-            raise InputValueError("--id-field reads ids from JSONL input; a text file's ids are its line numbers")
+        if self.format == "parquet" and self.input.lower().endswith(".gz"):
+            raise InputValueError(f"{self.input}: Parquet is read as is (its pages are compressed inside), not .gz")
+        if self.id_field is not None and self.format == "text":
+            raise InputValueError("--id-field reads ids from JSONL or Parquet input; a text file's ids are its line numbers")
         if self.id_field is not None and self.out_format == "npy":
             raise InputValueError("--id-field: a .npy holds no ids; write .parquet or .jsonl to keep them")
         self.id_kind = "str" if self.id_field is not None else "int"  # known after the scan
+
+    @property
+    def unit(self) -> str:
+        """What error messages count: input lines, or Parquet rows."""
+        return "row" if self.format == "parquet" else "line"
 
     @property
     def window(self) -> int:
@@ -197,6 +208,21 @@ def _lines(job: CorpusJob, f):
         raise InputValueError(f"{job.input}: not a valid gzip file ({e or 'truncated'})") from None
 
 
+def _records(job: CorpusJob, start: "Position"):
+    """(raw bytes, text, id, error) for each line of INPUT from `start` on (raw is None for Parquet
+    rows, which are counted in `Position.line`): see parse_line."""
+    if job.format == "parquet":
+        for text, key, error in parquet_input.parquet_rows(job.input, job.text_field, job.id_field, start.line):
+            yield None, text, key, error
+        return
+    with open_input(job.input) as f:
+        f.seek(start.offset)
+        line = start.line
+        for raw in _lines(job, f):
+            line += 1
+            yield (raw, *parse_line(raw, job.format, job.text_field, line == 1, job.id_field))
+
+
 def _input_size(path) -> int:
     try:
         st = os.stat(path)
@@ -212,26 +238,30 @@ def scan(job: CorpusJob, report=None) -> Scan:
     line (or, with skip_bad, write it to `report` as a JSON line {"line", "error"})."""
     size = _input_size(job.input)
     sha, rows, lines, bad, id_kind = hashlib.sha256(), 0, 0, 0, None
+    if job.format == "parquet":  # its columns are checked now, before any row; its bytes hashed whole
+        id_kind = parquet_input.check_columns(job.input, parquet_input.open_parquet(job.input), job.text_field,
+                                              job.id_field)
+        digest = parquet_input.file_sha256(job.input)
     counter = _TokenCounter(job)
-    with open_input(job.input) as f:
-        for raw in _lines(job, f):
+    for raw, text, key, error in _records(job, Position()):
+        if raw is not None:
             sha.update(raw)
-            lines += 1
-            text, key, error = parse_line(raw, job.format, job.text_field, lines == 1, job.id_field)
-            kind = "int" if key is None or isinstance(key, int) else "str"
-            if error is None and id_kind not in (None, kind):
-                error = f"id {key!r} is {kind}, but the ids before it are {id_kind}s (one type per column)"
-            if error is None:
-                rows, id_kind = rows + 1, kind
-                counter.add(text)
-            elif not job.skip_bad:
-                raise InputValueError(f"{job.input} line {lines}: {error} (fix it, or pass --skip-bad to skip "
-                                      "bad lines and list them in a report)")
-            else:
-                bad += 1
-                report.write(json.dumps({"line": lines, "error": error}) + "\n")
+        lines += 1
+        kind = "int" if key is None or isinstance(key, int) else "str"
+        if error is None and id_kind not in (None, kind):
+            error = f"id {key!r} is {kind}, but the ids before it are {id_kind}s (one type per column)"
+        if error is None:
+            rows, id_kind = rows + 1, kind
+            counter.add(text)
+        elif not job.skip_bad:
+            raise InputValueError(f"{job.input} {job.unit} {lines}: {error} (fix it, or pass --skip-bad to skip "
+                                  f"bad {job.unit}s and list them in a report)")
+        else:
+            bad += 1
+            report.write(json.dumps({job.unit: lines, "error": error}) + "\n")
     tokens, window_tokens, over = counter.totals()
-    return Scan(rows, lines, bad, size, sha.hexdigest(), tokens, window_tokens, over, id_kind or job.id_kind)
+    digest = digest if job.format == "parquet" else sha.hexdigest()
+    return Scan(rows, lines, bad, size, digest, tokens, window_tokens, over, id_kind or job.id_kind)
 
 
 class _TokenCounter:
@@ -266,19 +296,16 @@ def read_windows(job: CorpusJob, start: Position):
     """Pass 2: good texts from `start` on, in windows of job.window rows (the last may be short).
     Bad lines were reported by the scan and are skipped here."""
     texts, ids, pos = [], [], start
-    with open_input(job.input) as f:
-        f.seek(start.offset)
-        for raw in _lines(job, f):
-            text, key, error = parse_line(raw, job.format, job.text_field, pos.line == 0, job.id_field)
-            kind = "int" if key is None or isinstance(key, int) else "str"
-            good = error is None and kind == job.id_kind  # as the scan judged (ids of another type are bad)
-            pos = Position(pos.row + good, pos.line + 1, pos.offset + len(raw))
-            if good:
-                texts.append(text)
-                ids.append(pos.line if key is None else key)
-            if len(texts) == job.window:
-                yield Window(pos.row - len(texts), texts, pos, ids)
-                texts, ids = [], []
+    for raw, text, key, error in _records(job, start):
+        kind = "int" if key is None or isinstance(key, int) else "str"
+        good = error is None and kind == job.id_kind  # as the scan judged (ids of another type are bad)
+        pos = Position(pos.row + good, pos.line + 1, pos.offset + (len(raw) if raw is not None else 0))
+        if good:
+            texts.append(text)
+            ids.append(pos.line if key is None else key)
+        if len(texts) == job.window:
+            yield Window(pos.row - len(texts), texts, pos, ids)
+            texts, ids = [], []
     if texts:
         yield Window(pos.row - len(texts), texts, pos, ids)
 
@@ -295,7 +322,7 @@ def job_identity(job: CorpusJob, scanned: Scan) -> dict:
     """Everything the output bytes depend on. Resuming requires all of it to be equal."""
     e = job.embedder
     identity = {"input_sha256": scanned.sha256, "input_size": scanned.size, "format": job.format,
-            "text_field": job.text_field if job.format == "jsonl" else None, "skip_bad": job.skip_bad,
+            "text_field": job.text_field if job.format != "text" else None, "skip_bad": job.skip_bad,
             "window": job.window, "batch_size": e.batch_size, "max_batch_tokens": e.max_batch_tokens, "dtype": e.dtype,
             "settings": dataclasses.asdict(e.settings) | {"source": None}, "model": model_fingerprint(e.model_dir),
             "output": job.out_format, "id_field": job.id_field, "long": e.long,

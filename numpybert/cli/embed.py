@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from .. import cli
-from ..embedder import DASK_TIMEOUT
+from ..embedder import DASK_TIMEOUT, RAY_TIMEOUT
 from ..apps.batching import MAX_BATCH_TOKENS, WINDOW
 from ..apps.pooling import POOLING_MODES
 from ..apps.long import LONG_MODES
@@ -22,20 +22,20 @@ from ..apps.long import LONG_MODES
 def register(subparsers):
     p = subparsers.add_parser("embed", help="embed a corpus file into .npy, .parquet or .jsonl (resumable)",
                               description="Embed every line of INPUT (text: one text per line; JSONL: one object "
-                                          "per line; .gz read as is) into OUT. Killed runs resume when started "
+                                          "per line; .gz read as is; Parquet: one row per text) into OUT. Killed runs resume when started "
                                           "again with the same arguments.")
     p.add_argument("input", metavar="INPUT", help="a text file (one text per line), a .jsonl/.ndjson file, either "
-                                                  "optionally .gz, or - for stdin")
+                                                  "optionally .gz, a .parquet file, or - for stdin")
     p.add_argument("--out", required=True, metavar="OUT",
                    help="the file to write, format from its extension: .npy (float32 [N, D], no ids), .parquet "
                         "(columns id, embedding; pip install 'numpybert[parquet]'), .jsonl ({\"id\", \"embedding\"} "
                         "per line)")
-    p.add_argument("--format", choices=("auto", "text", "jsonl"), default="auto",
-                   help="input format (default: auto, JSONL for .jsonl/.ndjson[.gz], else text)")
-    p.add_argument("--text-field", metavar="NAME", help="JSONL field holding the text (default: text)")
+    p.add_argument("--format", choices=("auto", "text", "jsonl", "parquet"), default="auto",
+                   help="input format (default: auto, JSONL for .jsonl/.ndjson[.gz], Parquet for .parquet, else text)")
+    p.add_argument("--text-field", metavar="NAME", help="JSONL field or Parquet column holding the text (default: text)")
     p.add_argument("--id-field", metavar="NAME",
-                   help="JSONL field holding each text's id (a string or an integer), written with its embedding "
-                        "(default: the line number, from 1)")
+                   help="JSONL field or Parquet column holding each text's id (a string or an integer), written "
+                        "with its embedding (default: the line or row number, from 1)")
     p.add_argument("--long", choices=LONG_MODES, default="truncate",
                    help="texts over max_seq_length tokens: truncate keeps the first tokens (as sentence-transformers "
                         "does); chunk embeds overlapping windows and takes their token-weighted mean (default: "
@@ -56,11 +56,17 @@ def register(subparsers):
                    help="skip bad lines and list them in OUT.skipped.jsonl instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--restart", action="store_true", help="discard an interrupted run's OUT.partial and start over")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="local processes, each with one thread (default: 1 process using every core)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local processes, each with one thread (default: 1 process using every core); with --ray: "
+                        "N actors (default: one per CPU of the cluster)")
     p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (pip install 'numpybert[dask]')")
     p.add_argument("--dask-timeout", type=float, default=DASK_TIMEOUT, metavar="SECONDS",
                    help=f"give up on an unreachable scheduler after this long (default: {DASK_TIMEOUT:g})")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="embed on a Ray cluster: 'local' starts one on this machine, else auto, HOST:6379 or "
+                        "ray://HOST:10001; one actor per CPU, or --workers N actors (pip install 'numpybert[ray]')")
+    p.add_argument("--ray-timeout", type=float, default=RAY_TIMEOUT, metavar="SECONDS",
+                   help=f"give up when the Ray actors have not started within this long (default: {RAY_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     cli.add_model_argument(p)
     p.set_defaults(run=run)
@@ -71,9 +77,11 @@ def run(args):
     from ..embedder import Embedder
     from ..errors import InputValueError
     if args.text_field is not None and args.format == "text":
-        raise InputValueError("--text-field applies to JSONL input, not --format text")
-    if args.workers < 1 or (args.dask and args.workers != 1):
+        raise InputValueError("--text-field applies to JSONL or Parquet input, not --format text")
+    if args.workers is not None and (args.workers < 1 or (args.dask and args.workers != 1)):
         raise InputValueError(f"--workers {args.workers}: expected a positive number, and not with --dask")
+    if args.dask and args.ray:
+        raise InputValueError("--dask and --ray: choose one cluster")
     if args.stride is not None and args.long != "chunk":
         raise InputValueError("--stride applies to --long chunk")
     embedder = Embedder(args.model, pooling=args.pooling, normalize=args.normalize,
@@ -87,9 +95,10 @@ def run(args):
 
 def _embed(args, job, embedder):
     from ..apps.corpus import embed_corpus, read_state
-    from ..embedder import dask_runner, process_runner
+    from ..embedder import dask_runner, process_runner, ray_runner
     runner = (dask_runner(embedder, args.dask, args.dask_timeout) if args.dask
-              else process_runner(embedder, args.workers) if args.workers > 1 else None)
+              else ray_runner(embedder, args.ray, args.workers, timeout=args.ray_timeout) if args.ray
+              else process_runner(embedder, args.workers) if (args.workers or 1) > 1 else None)
     if runner is None:  # load the weights and tokenizer now: a broken checkpoint is reported before the scan
         embedder.model.tokenizer
     bar = _Progress(enabled=not args.no_progress)
@@ -109,6 +118,9 @@ def _embed(args, job, embedder):
         raise
     bar.close()
     _summary(result, embedder)
+    if args.ray and getattr(runner, "stats", None):  # per actor: what it embedded and its busy time
+        rates = ", ".join(f"{texts / seconds:.1f}" for texts, seconds in runner.stats.values() if seconds > 0)
+        print(f"numpybert embed: {len(runner.stats)} Ray actor(s), texts/s each while busy: {rates}", file=sys.stderr)
 
 
 @contextlib.contextmanager

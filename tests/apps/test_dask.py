@@ -1,5 +1,5 @@
 """`numpybert.Embedder` beyond one process: it pickles without its weights, runs as a Dask
-`map_partitions` callable and as a Ray-Data-style batch callable, and `numpybert embed --dask`
+`map_partitions` callable (Ray Data: tests/apps/test_ray.py), and `numpybert embed --dask`
 spreads a file over a cluster. The cluster is a LocalCluster of 2 single-threaded worker
 processes on loopback (the `dask` extra: pip install 'numpybert[dask]').
 
@@ -56,15 +56,6 @@ def test_embedder_pickles_small_and_without_weights(tiny_dir, texts):
     blob = pickle.dumps(embedder)
     assert len(blob) < 4096, f"{len(blob)} bytes: the weights must not travel with the callable"
     np.testing.assert_array_equal(pickle.loads(blob)(texts[:50]), expected)
-
-
-def test_ray_style_batches_get_an_embedding_column(tiny_dir, texts):
-    """Ray Data's default batch format is a dict of NumPy arrays; the output keeps every column."""
-    embedder = numpybert.Embedder(tiny_dir)
-    batch = {"id": np.arange(5), "text": np.array(texts[:5])}
-    out = embedder(batch)
-    np.testing.assert_array_equal(out["id"], batch["id"])
-    np.testing.assert_array_equal(out["embedding"], embedder(texts[:5]))
 
 
 def test_dask_bag_map_partitions_matches_one_process(cluster, tiny_dir, texts):

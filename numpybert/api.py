@@ -324,10 +324,15 @@ class BertModel:
 
 
 NO_POOLER = {"distilbert": "DistilBertModel", "electra": "ElectraModel"}  # the family members without one
+GGUF_NO_POOLER = ("{path}: a GGUF has no pooler, so there is no pooled_output: llama.cpp's converter drops "
+                  "pooler.dense.* (\"we are only using BERT for embeddings\"). Use last_hidden_state, or "
+                  "model.encode (the file's pooling_type).")
 
 
 def _pooler_missing(model_dir, model_type) -> str:
     """The error for `out.pooler_output` when there is no pooler."""
+    if str(model_dir).endswith(".gguf"):
+        return GGUF_NO_POOLER.format(path=model_dir)
     if model_type in NO_POOLER:
         return (f"{model_dir}: {model_type} has no pooler (transformers' {NO_POOLER[model_type]} returns no "
                 "pooler_output), so there is no pooled_output. Its classifier reads last_hidden_state[:, 0]; "
@@ -399,12 +404,32 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
         name_or_path = resolve_model(cli=False)
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
+    if isinstance(name_or_path, (str, os.PathLike)) and os.fspath(name_or_path).endswith(".gguf"):
+        return _load_gguf(os.fspath(name_or_path), dtype, mask_value, strict, mmap, engine)
     model_dir = resolve_model_dir(name_or_path, revision)
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
     params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
     model = BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
     if mmap:  # the fast engine copied Q|K|V into one tensor per layer: the mapped pages it read go back
         release_pages(model.flat_params.values())
+    return model
+
+
+def _load_gguf(path, dtype, mask_value, strict, mmap, engine) -> BertModel:
+    """A llama.cpp GGUF file (numpybert/loading/gguf.py: one more name map into the strict loader),
+    with the tokenizer its metadata states and its pooling_type as `encode`'s pooling (docs/gguf.md)."""
+    from .loading import gguf
+    from .text.gguf_vocab import gguf_tokenizer
+    from .text.tokenizer import BertTokenizer
+    config_dict, checkpoint, info = gguf.read_gguf(path, mmap)
+    config = BertConfig.from_dict(config_dict, source=path)
+    params, manifest = load_params(path, config, dtype, strict=strict, mmap=mmap, checkpoint=checkpoint)
+    model = BertModel(params, config, gguf.note_types(manifest, info), dtype, mask_value, path, engine)
+    tokenizer, special, model.tokenizer_notes = gguf_tokenizer(info["metadata"], path)
+    model.tokenizer = BertTokenizer(tokenizer, special, config.max_length, f"{path} (GGUF metadata)")
+    settings = apps.gguf_settings(info["pooling"], info["pooling_type"], config.max_length, path)
+    model.sentence = apps.SentenceEncoder(model, settings)
+    model.gguf = info
     return model
 
 

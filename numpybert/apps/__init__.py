@@ -4,5 +4,6 @@ outputs.py). `BertModel` (numpybert/api.py) reaches apps through the names below
 
 from .encode import SentenceEncoder
 from .heads import classify, fill_mask, next_sentence
+from .st_config import gguf_settings
 
-__all__ = ["SentenceEncoder", "classify", "fill_mask", "next_sentence"]
+__all__ = ["SentenceEncoder", "classify", "fill_mask", "gguf_settings", "next_sentence"]

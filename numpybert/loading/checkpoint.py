@@ -383,11 +383,13 @@ def _one_line(model_dir, problems, shown=5):
     return f"{model_dir}: the checkpoint does not match config.json: " + "; ".join(problems[:shown]) + more
 
 
-def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mmap=False):
+def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mmap=False, checkpoint=None):
     """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}.
     strict=False tolerates unexpected tensors and incomplete heads (dropped, listed in the
-    manifest), never a missing or mis-shaped encoder tensor. mmap=True: see `_map`."""
-    files, raw = read_checkpoint(model_dir, mmap)
+    manifest), never a missing or mis-shaped encoder tensor. mmap=True: see `_map`.
+    `checkpoint`: (files, {name: (dtype str, array, file)}) read elsewhere (a GGUF file), instead of
+    read_checkpoint(model_dir)."""
+    files, raw = checkpoint if checkpoint is not None else read_checkpoint(model_dir, mmap)
     manifest = Manifest(files=[os.path.relpath(f, model_dir) for f in files], dtype=np.dtype(dtype).name)
     params, problems, seen = {}, [], set()
     expected, groups = expected_shapes(config), optional_groups(config)

@@ -108,6 +108,8 @@ INSTEAD_OF_POOLER = {
                "the first token's vector, last_hidden_state[:, 0], through dense -> gelu -> out_proj.",
 }
 INSTEAD_OF_POOLER["xlm-roberta"] = INSTEAD_OF_POOLER["roberta"]
+GGUF_NOT_CHECKED = ("a GGUF file (llama.cpp): its tensors are checked by `numpybert audit --gguf FILE --model DIR` "
+                    "against the original checkpoint, and it has no pooler to check")
 
 
 def explain(model, text: str, pair: str | None = None) -> Explanation:
@@ -122,13 +124,16 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         pooled, refusal = None, str(e)
     embedding_check = pooler_check = None
     not_checked = ""
+    gguf = str(model.model_dir).endswith(".gguf")  # a llama.cpp file: no pooler, no safetensors to recheck
     try:
+        if gguf:
+            raise WeightsError(GGUF_NOT_CHECKED)
         file = CheckpointFile(model.model_dir, model.config)
         embedding_check = check_embedding_row(file, batch, out.hidden_states[0][0, 0], model)
         if pooled is not None:
             pooler_check = check_pooler(file, h_cls, pooled, model.dtype)
     except (WeightsError, TypeError, AttributeError) as e:  # bf16/f8 tensors NumPy cannot hold, no file
-        not_checked = f"{model.model_dir}: the tensors cannot be read with safetensors + NumPy ({e})"
+        not_checked = str(e) if gguf else f"{model.model_dir}: the tensors cannot be read with safetensors + NumPy ({e})"
     lesson = None
     if pooled is not None:
         lesson = pooler_lesson(model, h_cls, out.trace["pooler.pre_tanh"][0], pooled)
@@ -141,7 +146,8 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         h_cls=h_cls, embedding_check=embedding_check, pooler_check=pooler_check, not_checked=not_checked,
         lesson=lesson, pooler_refusal=refusal,
         nsp_is_next=_nsp_is_next(model, text, pair),
-        sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
+        sentence_pooling="+".join(model.sentence.settings.pooling if gguf else
+                                  sentence_transformers_pooling(model.model_dir) or ()) or None,
         model_type=model.config.model_type,
     )
 

@@ -1,0 +1,209 @@
+"""A llama.cpp GGUF file as one more name map into the strict loader.
+
+    config, checkpoint, info = read_gguf("all-minilm.q8_0.gguf")
+    params, manifest = load_params(path, BertConfig.from_dict(config), checkpoint=checkpoint)
+
+llama.cpp's converter (`convert_hf_to_gguf.py`, `conversion/bert.py`) renames BertModel's tensors
+(`TENSOR_NAMES` below), writes the config as `{arch}.*` metadata (`CONFIG_KEYS`), the WordPiece
+vocabulary as `tokenizer.ggml.*` (phantom-space form: numpybert/text/gguf_vocab.py undoes it), the
+sentence-transformers pooling as `{arch}.pooling_type` (`POOLING_TYPES`), and drops the pooler ("we are
+only using BERT for embeddings") and the masked-LM / next-sentence heads. This module only reads: the
+tensors, dequantized to float32 by the `gguf` package (its NumPy `dequantize` is the file's exact
+arithmetic), go through `numpybert.loading.checkpoint.load_params` like a safetensors checkpoint's.
+
+The only module that imports the `gguf` package (the `gguf` extra), lazily.
+"""
+
+import os
+import re
+
+import numpy as np
+
+from ..errors import ConfigError, MissingExtraError, WeightsError
+from .config import DISTILBERT_FIELDS
+
+FAMILY_SPELLING = {ours: theirs for theirs, ours in DISTILBERT_FIELDS.items()}  # hidden_size -> dim, ...
+
+# The name map: llama.cpp's tensor name -> the checkpoint's (BertModel's) name; {i} is the layer.
+TENSOR_NAMES = {
+    "token_embd.weight": "embeddings.word_embeddings.weight",
+    "position_embd.weight": "embeddings.position_embeddings.weight",
+    "token_types.weight": "embeddings.token_type_embeddings.weight",
+    "token_embd_norm.weight": "embeddings.LayerNorm.weight",
+    "token_embd_norm.bias": "embeddings.LayerNorm.bias",
+    "blk.{i}.attn_q.weight": "encoder.layer.{i}.attention.self.query.weight",
+    "blk.{i}.attn_q.bias": "encoder.layer.{i}.attention.self.query.bias",
+    "blk.{i}.attn_k.weight": "encoder.layer.{i}.attention.self.key.weight",
+    "blk.{i}.attn_k.bias": "encoder.layer.{i}.attention.self.key.bias",
+    "blk.{i}.attn_v.weight": "encoder.layer.{i}.attention.self.value.weight",
+    "blk.{i}.attn_v.bias": "encoder.layer.{i}.attention.self.value.bias",
+    "blk.{i}.attn_output.weight": "encoder.layer.{i}.attention.output.dense.weight",
+    "blk.{i}.attn_output.bias": "encoder.layer.{i}.attention.output.dense.bias",
+    "blk.{i}.attn_output_norm.weight": "encoder.layer.{i}.attention.output.LayerNorm.weight",
+    "blk.{i}.attn_output_norm.bias": "encoder.layer.{i}.attention.output.LayerNorm.bias",
+    "blk.{i}.ffn_up.weight": "encoder.layer.{i}.intermediate.dense.weight",
+    "blk.{i}.ffn_up.bias": "encoder.layer.{i}.intermediate.dense.bias",
+    "blk.{i}.ffn_down.weight": "encoder.layer.{i}.output.dense.weight",
+    "blk.{i}.ffn_down.bias": "encoder.layer.{i}.output.dense.bias",
+    "blk.{i}.layer_output_norm.weight": "encoder.layer.{i}.output.LayerNorm.weight",
+    "blk.{i}.layer_output_norm.bias": "encoder.layer.{i}.output.LayerNorm.bias",
+}
+# The config: BertConfig's field <- llama.cpp's metadata key ({arch} is general.architecture).
+CONFIG_KEYS = {
+    "hidden_size": "{arch}.embedding_length",
+    "num_hidden_layers": "{arch}.block_count",
+    "num_attention_heads": "{arch}.attention.head_count",
+    "intermediate_size": "{arch}.feed_forward_length",
+    "layer_norm_eps": "{arch}.attention.layer_norm_epsilon",
+    "max_position_embeddings": "{arch}.context_length",
+}
+ARCHITECTURES = {"bert": "bert"}  # general.architecture -> the family member it is (model_type)
+WITHOUT_TOKEN_TYPES = "distilbert"  # a "bert" file without token_types.weight: DistilBERT's encoder (no token types)
+TOKENIZER_MODELS = ("bert",)  # tokenizer.ggml.model values numpybert turns back into a tokenizer (WordPiece)
+POOLING_TYPES = {0: None, 1: "mean", 2: "cls"}  # {arch}.pooling_type -> encode's pooling (0: none stated)
+INSTALL = "pip install 'numpybert[gguf]'"
+_PATTERNS = [(re.compile("^" + re.escape(g).replace(r"\{i\}", r"(\d+)") + "$"), h) for g, h in TENSOR_NAMES.items()]
+
+
+def hf_name(name: str) -> str:
+    """The checkpoint name of a GGUF tensor name, or the name itself when the map does not know it
+    (the strict loader then reports it as unexpected)."""
+    for pattern, target in _PATTERNS:
+        if m := pattern.match(name):
+            return target.format(i=m.group(1)) if m.groups() else target
+    return name
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError as e:
+        raise MissingExtraError(f"reading a GGUF file needs the 'gguf' extra ({e.name} is missing): {INSTALL}") from None
+    return gguf
+
+
+def open_gguf(path):
+    """gguf.GGUFReader over `path` (memory-mapped), any failure one WeightsError naming the file."""
+    from .config import open_regular
+    open_regular(path, "GGUF file", WeightsError).close()  # missing / FIFO / directory: one clear line
+    gguf = _gguf()
+    try:
+        return gguf.GGUFReader(path, "r")
+    except Exception as e:  # the reader raises ValueError, KeyError, struct errors on a broken file
+        raise WeightsError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
+
+
+def metadata(reader) -> dict:
+    """Every metadata field as a Python value (strings, numbers, lists)."""
+    out = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        try:
+            out[key] = field.contents()
+        except Exception:  # an unreadable field is left out; a needed one is then reported missing
+            continue
+    return out
+
+
+def _field(meta, key, path, kind=(int, float)):
+    if key not in meta:
+        raise ConfigError(f"{path}: metadata field {key!r} is missing (a BERT GGUF from llama.cpp's converter has it)")
+    value = meta[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{path}: metadata field {key!r}={value!r}: expected a number")
+    return value
+
+
+def config_dict(meta: dict, tensors: dict, path) -> dict:
+    """config.json's fields (with model_type) from the GGUF metadata and the tables' shapes."""
+    arch = meta.get("general.architecture")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{path}: general.architecture={arch!r} is not supported (numpybert reads "
+                          f"{', '.join(ARCHITECTURES)} GGUF files: BERT's encoder as llama.cpp converts it)")
+    config = {field: _field(meta, key.format(arch=arch), path) for field, key in CONFIG_KEYS.items()}
+    config["model_type"] = ARCHITECTURES[arch] if "token_types.weight" in tensors else WITHOUT_TOKEN_TYPES
+    config["hidden_act"] = "gelu"  # llama.cpp's BERT graph has one FFN activation, GELU (the checkpoints' erf GELU)
+    config["vocab_size"] = len(meta.get("tokenizer.ggml.tokens") or []) or _rows(tensors, "token_embd.weight", path)
+    types = tensors.get("token_types.weight")
+    config["type_vocab_size"] = int(types.shape[0]) if types is not None else int(
+        meta.get("tokenizer.ggml.token_type_count", 2))
+    pad = meta.get("tokenizer.ggml.padding_token_id")
+    if isinstance(pad, int):
+        config["pad_token_id"] = pad
+    if config["model_type"] == WITHOUT_TOKEN_TYPES:  # its config.json spells the sizes its own way
+        config = {FAMILY_SPELLING.get(k, k): v for k, v in config.items() if k != "type_vocab_size"}
+    return config
+
+
+def _rows(tensors, name, path):
+    if name not in tensors:
+        raise WeightsError(f"{path}: no tensor {name!r} and no tokenizer.ggml.tokens: cannot tell the vocabulary size")
+    return int(tensors[name].shape[0])
+
+
+def _array(tensor, gguf, path, mmap):
+    """A tensor as the checkpoint holds it: (dtype string for the loader, array, stored type name).
+    F32 stays a view of the mapped file (copied unless mmap); F16 is viewed as float16 (the loader
+    converts it); every other type is dequantized to float32 by gguf.quants.dequantize."""
+    kind = tensor.tensor_type.name
+    shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # GGUF lists ne innermost first
+    try:
+        if kind == "F32":
+            array = np.asarray(tensor.data, np.float32).reshape(shape)
+            return "F32", (array if mmap else array.copy()), kind
+        if kind == "F16":
+            return "F16", np.asarray(tensor.data).view(np.float16).reshape(shape), kind
+        if kind == "BF16":
+            bits = np.asarray(tensor.data).view(np.dtype("<u2")).reshape(shape)
+            return "BF16", (bits.astype(np.uint32) << 16).view(np.float32), kind  # exact: a 16-bit shift
+        return "F32", gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(shape), kind
+    except NotImplementedError:
+        raise WeightsError(f"{path}: tensor {tensor.name!r} has type {kind}, which the gguf package cannot "
+                           "dequantize") from None
+    except ValueError as e:
+        raise WeightsError(f"{path}: tensor {tensor.name!r} ({kind}, shape {list(shape)}) is corrupt: {e}") from None
+
+
+def read_gguf(path, mmap=False):
+    """(config dict, (files, {checkpoint name: (dtype str, array, path)}), info) of a GGUF file.
+    info: metadata (the tokenizer's fields among them), {GGUF name: stored type}, pooling."""
+    path = os.fspath(path)
+    reader = open_gguf(path)
+    gguf = _gguf()
+    meta = metadata(reader)
+    by_name = {t.name: t for t in reader.tensors}
+    config = config_dict(meta, {n: _Shape(t) for n, t in by_name.items()}, path)
+    tensors, types = {}, {}
+    for name, tensor in by_name.items():
+        dtype_str, array, kind = _array(tensor, gguf, path, mmap)
+        tensors[hf_name(name)] = (dtype_str, array, path)
+        types[name] = kind
+    key = f"{meta.get('general.architecture')}.pooling_type"
+    pooling = meta.get(key)
+    if pooling is not None and pooling not in POOLING_TYPES:
+        raise ConfigError(f"{path}: metadata field {key!r}={pooling!r}: numpybert computes none (0), mean (1) "
+                          "and CLS (2) pooling")
+    info = {"path": path, "metadata": meta, "types": types, "pooling": POOLING_TYPES.get(pooling),
+            "pooling_type": pooling}
+    return config, ([path], tensors), info
+
+
+class _Shape:
+    """A tensor's numpy-order shape without reading its data (for config_dict)."""
+    def __init__(self, tensor):
+        self.shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))
+
+
+def note_types(manifest, info):
+    """The manifest says the file's tensor types and what was dequantized (loader conversions stay)."""
+    counts = {}
+    for kind in info["types"].values():
+        counts[kind] = counts.get(kind, 0) + 1
+    for kind, n in sorted(counts.items()):
+        if kind not in ("F32", "F16", "BF16"):
+            manifest.converted[f"{kind} -> float32 (dequantized by gguf)"] = n
+    manifest.files = [f"{os.path.basename(info['path'])} (GGUF, tensor types: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(counts.items())) + ")"]
+    manifest.missing.append(("GGUF", "llama.cpp's converter drops the pooler and the pretraining heads"))
+    return manifest

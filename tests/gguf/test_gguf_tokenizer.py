@@ -2,6 +2,7 @@
 back into WordPiece give tokenizer.json's ids on hostile text (issue 26)."""
 
 import json
+import warnings
 
 import pytest
 from tokenizers import Tokenizer
@@ -38,12 +39,14 @@ def test_the_vocabulary_is_tokenizer_jsons_id_for_id(pair):
     assert model.tokenizer.backend.get_vocab() == theirs.get_vocab()
 
 
-@pytest.mark.parametrize("text, text_pair", CASES, ids=[f"case{i}" for i in range(len(CASES))])
-def test_ids_equal_tokenizer_json_on_hostile_text(pair, text, text_pair):
+def test_ids_equal_tokenizer_json_on_hostile_text(pair):
     model, theirs = pair
-    expected = theirs.encode(text, text_pair).ids if text_pair is not None else theirs.encode(text).ids
-    got = model.tokenizer.encode(text, text_pair)  # every id, no truncation (as transformers' encode)
-    assert got == expected
+    for i, (text, text_pair) in enumerate(CASES):
+        expected = theirs.encode(text, text_pair).ids if text_pair is not None else theirs.encode(text).ids
+        with warnings.catch_warnings():  # the long texts are longer than the model takes: ids only here
+            warnings.simplefilter("ignore")
+            got = model.tokenizer.encode(text, text_pair)  # every id, no truncation (as transformers' encode)
+        assert got == expected, f"case {i}: {text[:40]!r}"
 
 
 def test_the_phantom_space_form_is_undone():

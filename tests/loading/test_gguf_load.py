@@ -198,3 +198,12 @@ def test_without_the_gguf_extra_says_install_it(monkeypatch, capsys):
     code = cli.main(["encode", "hi", "--model", str(require_gguf("tiny-distilbert-wp.f32.gguf"))])
     err = capsys.readouterr().err
     assert code == 2 and "numpybert[gguf]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_on_a_gguf_says_why_there_is_no_pooler(capsys):
+    from helpers import run
+    code, out, err = run(capsys, "explain", "--model", str(require_gguf("tiny-bert-wp.q8_0.gguf")), "Hello world")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "the pooler is ABSENT" in text and "llama.cpp's converter drops pooler.dense.*" in text
+    assert "numpybert audit --gguf FILE --model DIR" in text  # what it can check instead

@@ -10,7 +10,7 @@ each GGUF scripts/make_gguf.py makes. It writes, committed:
   tests/gguf/llamacpp_golden.json  per file: sha256, llama.cpp's version, pooling; per text: llama.cpp's
                                    token ids (`Llama.tokenize`) and its pooled embedding (not normalized)
   tests/gguf/llamacpp_golden.npz   per file and text: llama.cpp's per-token embeddings (pooling none), float32
-tests/gguf/test_llamacpp_peer.py compares numpybert on the same files with them.
+tests/audit/test_llamacpp_peer.py compares numpybert on the same files with them.
 """
 import argparse
 import json

@@ -27,7 +27,7 @@ fi
 # 3. The real all-MiniLM-L6-v2 into weights/ (pinned sha256; tests need it, missing fails).
 .venv/bin/numpybert fetch
 
-# 3b. GGUF files made by llama.cpp's own converter (tests/gguf, docs/gguf.md): scripts/make_gguf.py takes
+# 3b. GGUF files made by llama.cpp's own converter (tests/*/test_gguf_*.py, docs/gguf.md): scripts/make_gguf.py takes
 #     convert_hf_to_gguf.py out of the llama-cpp-python sdist (pip download, sha256-pinned) and writes MiniLM and
 #     two tiny family checkpoints as f32/f16/q8_0 into weights/gguf/ (outside git). Idempotent; ~10 s of CPU.
 .venv/bin/python scripts/make_gguf.py

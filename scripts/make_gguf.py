@@ -173,7 +173,10 @@ def main(argv=None):
     if jobs:
         convert(converter(CACHE), jobs)
     if args.check:
-        golden = json.loads((REPO / "tests" / "gguf" / "llamacpp_golden.json").read_text())
+        golden_path = REPO / "tests" / "gguf" / "llamacpp_golden.json"
+        if not golden_path.is_file():
+            sys.exit(f"make_gguf: no {golden_path.relative_to(REPO)} yet (scripts/export_llamacpp_golden.py writes it)")
+        golden = json.loads(golden_path.read_text())
         bad = [f for f, entry in golden["files"].items() if sha256(args.out / f) != entry["sha256"]]
         if bad:
             sys.exit(f"make_gguf: {', '.join(bad)} differ from the files the llama.cpp goldens were made from")

@@ -405,6 +405,8 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
     if isinstance(name_or_path, (str, os.PathLike)) and os.fspath(name_or_path).endswith(".gguf"):
+        if revision is not None:
+            raise InputValueError(f"revision={revision!r} applies to Hub names; {name_or_path} is a GGUF file")
         return _load_gguf(os.fspath(name_or_path), dtype, mask_value, strict, mmap, engine)
     model_dir = resolve_model_dir(name_or_path, revision)
     config = BertConfig.from_json(os.path.join(model_dir, "config.json"))

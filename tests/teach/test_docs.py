@@ -15,7 +15,6 @@ import pytest
 from helpers import parse, require_minilm, ROOT, run_block, same_output
 
 DOCS = [ROOT / "docs" / "pooled-vs-cls.md", ROOT / "docs" / "bert-family.md"]
-DOCS.append(ROOT / "docs" / "gguf.md")  # needs weights/gguf/ (scripts/make_gguf.py, run by scripts/test.sh)
 
 
 @pytest.fixture(scope="module")

@@ -323,9 +323,16 @@ class BertModel:
         return apps.classify(self, texts, text_pairs, **kwargs)
 
 
+GGUF_NO_POOLER = ("{path}: a GGUF has no pooler, so there is no pooled_output: llama.cpp's converter drops "
+                  "pooler.dense.* (\"we are only using BERT for embeddings\"). Use last_hidden_state, or "
+                  "model.encode (the file's pooling_type).")
+
+
 def _pooler_missing(model_dir, family) -> str:
     """The error for `out.pooler_output` when there is no pooler (the family registry's words
-    for the members that have none)."""
+    for the members that have none; a GGUF file's own reason)."""
+    if str(model_dir).endswith(".gguf"):
+        return GGUF_NO_POOLER.format(path=model_dir)
     if not family.pooler:
         return family.no_pooler_message(model_dir)
     return (f"{model_dir}: the checkpoint has no pooler weights (pooler.dense.*), so there "
@@ -395,6 +402,10 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
         name_or_path = resolve_model(cli=False)
     dtype = _model_dtype(dtype)
     choose_engine(engine)  # a bad name fails before any file is read
+    if isinstance(name_or_path, (str, os.PathLike)) and os.fspath(name_or_path).endswith(".gguf"):
+        if revision is not None:
+            raise InputValueError(f"revision={revision!r} applies to Hub names; {name_or_path} is a GGUF file")
+        return _load_gguf(os.fspath(name_or_path), dtype, mask_value, strict, mmap, engine)
     model_dir = resolve_model_dir(name_or_path, revision)
     if keras.is_preset(model_dir):  # a keras-hub BertBackbone preset: model.weights.h5, mapped to BERT's names
         config, params, manifest = keras_load(model_dir, dtype, strict)
@@ -417,6 +428,26 @@ def keras_load(model_dir, dtype, strict):
     manifest.renamed = notes + manifest.renamed
     manifest.ignored += [note] if (note := keras.task_note(model_dir)) else []
     return config, params, manifest
+
+
+def _load_gguf(path, dtype, mask_value, strict, mmap, engine) -> BertModel:
+    """A llama.cpp GGUF file (numpybert/loading/gguf.py: one more name map into the strict loader),
+    with the tokenizer its metadata states and its pooling_type as `encode`'s pooling (docs/gguf.md)."""
+    from .loading import gguf
+    from .text.gguf_vocab import gguf_tokenizer
+    from .text.tokenizer import BertTokenizer
+    config_dict, checkpoint, info = gguf.read_gguf(path, mmap)
+    config = BertConfig.from_dict(config_dict, source=path)
+    files, tensors = checkpoint
+    params, manifest = load_tensors(tensors, config, dtype, strict=strict, source=path, mmap=mmap,
+                                    files=[os.path.basename(f) for f in files])
+    model = BertModel(params, config, gguf.note_types(manifest, info), dtype, mask_value, path, engine)
+    tokenizer, special, model.tokenizer_notes = gguf_tokenizer(info["metadata"], path)
+    model.tokenizer = BertTokenizer(tokenizer, special, config.max_length, f"{path} (GGUF metadata)")
+    settings = apps.gguf_settings(info["pooling"], info["pooling_type"], config.max_length, path)
+    model.sentence = apps.SentenceEncoder(model, settings)
+    model.gguf = info
+    return model
 
 
 def resolve_model_dir(name_or_path, revision=None) -> str:

@@ -49,6 +49,11 @@ for variant in keras keras-exact-gelu; do
   fi
 done
 
+# 3b. GGUF files made by llama.cpp's own converter (tests/*/test_gguf_*.py, docs/gguf.md): scripts/make_gguf.py takes
+#     convert_hf_to_gguf.py out of the llama-cpp-python sdist (pip download, sha256-pinned) and writes MiniLM and
+#     two tiny family checkpoints as f32/f16/q8_0 into weights/gguf/ (outside git). Idempotent; ~10 s of CPU.
+.venv/bin/python scripts/make_gguf.py
+
 # 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,
 #    the stale-golden check, and the built wheel in fresh venvs (tests/project/test_wheel.py).
 .venv/bin/python -m pytest "$@"

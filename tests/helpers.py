@@ -63,6 +63,18 @@ def require_mpnet() -> pathlib.Path:
     return MPNET
 
 
+GGUF_DIR = ROOT / "weights" / "gguf"  # scripts/make_gguf.py (run by scripts/test.sh) converts here with llama.cpp's converter
+
+
+def require_gguf(name: str) -> pathlib.Path:
+    """A GGUF file made by llama.cpp's converter; missing means FAIL, never skip."""
+    path = GGUF_DIR / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing; run: .venv/bin/python scripts/make_gguf.py (scripts/test.sh does)",
+                    pytrace=False)
+    return path
+
+
 TINY_CONFIG = {
     "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
     "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "hidden_act": "gelu",

@@ -5,5 +5,6 @@ outputs.py). `BertModel` (numpybert/api.py) reaches apps through the names below
 from .encode import SentenceEncoder
 from .heads import classify, fill_mask, next_sentence
 from .ids import encode_ids
+from .st_config import gguf_settings
 
-__all__ = ["SentenceEncoder", "classify", "fill_mask", "next_sentence", "encode_ids"]
+__all__ = ["SentenceEncoder", "classify", "encode_ids", "fill_mask", "gguf_settings", "next_sentence"]

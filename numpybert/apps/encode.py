@@ -35,9 +35,9 @@ PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")  # sentence-trans
 class SentenceEncoder:
     """What SentenceTransformer adds to a BERT: settings (read once, here), encode, similarity."""
 
-    def __init__(self, model):
+    def __init__(self, model, settings=None):
         self.model = model
-        self.settings = read_settings(model.model_dir, model.config.max_length)
+        self.settings = settings or read_settings(model.model_dir, model.config.max_length)
         self._similarity_fn_name = self.settings.similarity_fn_name
 
     @property

@@ -137,6 +137,15 @@ def read_settings(model_dir, max_position_embeddings: int) -> EncodeSettings:
                           **_st_model_config(model_dir))
 
 
+def gguf_settings(pooling, pooling_type, max_position_embeddings: int, source) -> EncodeSettings:
+    """`encode`'s settings for a llama.cpp GGUF: its `{arch}.pooling_type` (mean, cls, last token; none or
+    absent: mean), normalized (the GGUF does not record sentence-transformers' Normalize module; llama.cpp's
+    server and ollama return unit vectors), at most max_position_embeddings tokens (the file's context_length)."""
+    said = f"pooling_type {pooling_type}" if pooling else f"pooling_type {pooling_type!r}: mean"
+    return EncodeSettings((pooling or "mean",), True, max_position_embeddings,
+                          source=f"{source} (GGUF {said}, normalized as llama.cpp's server)")
+
+
 def _st_model_config(model_dir) -> dict:
     """config_sentence_transformers.json: prompts, default_prompt_name, similarity_fn_name."""
     path = os.path.join(model_dir, "config_sentence_transformers.json")

@@ -52,7 +52,7 @@ def _sigterm_raises():
 def add_model_argument(parser):
     """Every command takes --model DIR; without it, $NUMPYBERT_MODEL, then the fetched default."""
     parser.add_argument("--model", default=None, metavar="DIR",
-                        help=f"checkpoint directory (default: ${ENV_VAR}, else the all-MiniLM-L6-v2 that "
+                        help=f"checkpoint directory or llama.cpp FILE.gguf (default: ${ENV_VAR}, else the all-MiniLM-L6-v2 that "
                              "`numpybert fetch` downloaded)")
 
 

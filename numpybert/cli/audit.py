@@ -9,6 +9,7 @@
     numpybert audit --onnx model.int8.onnx          # a deployed ONNX graph vs numpybert's reference (onnx extra)
     numpybert audit --tokenizer other/tokenizer.json  # another deployment's tokenizer vs the model's
     numpybert audit --keras PRESET_DIR --model DIR  # a keras-hub BERT preset vs the checkpoint it came from
+    numpybert audit --gguf model.q8_0.gguf --model DIR  # a llama.cpp GGUF vs its original checkpoint (gguf extra)
 
 Exit status: 0 every tensor within tolerance, 1 some tensor is not, 2 bad usage (or no torch
 for --live), 3 a missing file or model.
@@ -44,6 +45,10 @@ def register(subparsers):
                         help="audit an ONNX graph (run in ONNX Runtime; the onnx extra) against numpybert's "
                              "reference model on --model: per-tensor errors at real tokens, the float64 error "
                              "budget, sentence-embedding cosine and nearest-neighbour agreement")
+    source.add_argument("--gguf", metavar="FILE",
+                        help="audit a llama.cpp GGUF file against the checkpoint it was converted from (--model), "
+                             "both through numpybert: per-tensor errors at real tokens, the float64 error budget, "
+                             "embedding cosine, and the GGUF's tokenizer vs the original's (the gguf extra)")
     source.add_argument("--tokenizer", metavar="DIR_OR_JSON",
                         help="compare another deployment's tokenizer (a directory or a tokenizer.json) with "
                              "--model's on built-in tricky texts; report the first text whose ids differ")
@@ -76,6 +81,8 @@ def run(args):
         return run_conventions(args)
     if args.onnx:
         return run_onnx(args)
+    if args.gguf:
+        return run_gguf(args)
     if args.tokenizer:
         return run_tokenizer(args)
     if args.keras:
@@ -96,12 +103,17 @@ def emit(args, as_json, as_text, passed: bool = True) -> int:
 
 def check_args(args) -> None:
     """Refuse combinations that would silently mean something else."""
-    if not (args.golden or args.live or args.compare_conventions or args.onnx or args.tokenizer or args.keras):
+    if not (args.golden or args.live or args.compare_conventions or args.onnx or args.tokenizer or args.keras
+            or args.gguf):
         raise InputValueError("choose what to compare with: --golden FILE, --live, --compare-conventions, "
-                              "--onnx FILE, --tokenizer PATH or --keras PRESET_DIR")
+                              "--onnx FILE, --gguf FILE, --tokenizer PATH or --keras PRESET_DIR")
     if args.keras and (args.mask_value or args.gelu or args.eps is not None or args.dtype or args.oracle):
         raise InputValueError("--keras takes the preset and the checkpoint as they are (it always reports the float64 "
                               "oracle): drop --mask-value/--gelu/--eps/--dtype/--oracle")
+    if args.gguf and (args.mask_value or args.gelu or args.eps is not None or args.dtype or args.oracle
+                      or args.engine != "fast"):
+        raise InputValueError("--gguf takes both models as they are (it always reports the float64 error budget); "
+                              "drop --mask-value/--gelu/--eps/--dtype/--oracle/--engine")
     if (args.onnx or args.tokenizer) and (args.mask_value or args.gelu or args.eps is not None or args.dtype
                                           or args.oracle):
         raise InputValueError("--onnx and --tokenizer take the model as it is (--onnx always reports the float64 "
@@ -175,6 +187,14 @@ def run_onnx(args) -> int:
     report = graph_audit.audit_graph(args.onnx, args.model, inputs, ranking)
     return emit(args, lambda: graph_audit.report_graph_json(report), lambda: graph_audit.render_graph_report(report),
                 report.passed)
+
+
+def run_gguf(args) -> int:
+    """`--gguf FILE`: the GGUF deployment against --model, both through numpybert (numpybert/audit/gguf.py)."""
+    from ..audit import gguf
+    from ..loading.locate import resolve_model
+    report = gguf.audit_gguf(args.gguf, args.model or resolve_model(cli=True), args.text)
+    return emit(args, lambda: gguf.report_json(report), lambda: gguf.render(report), report.passed)
 
 
 def run_tokenizer(args) -> int:

@@ -360,7 +360,7 @@ def _one_line(model_dir, problems, shown=5):
     return f"{model_dir}: the checkpoint does not match config.json: " + "; ".join(problems[:shown]) + more
 
 
-def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mmap=False, checkpoint=None):
+def load_params(model_dir, config: BertConfig, dtype=np.float32, strict=True, mmap=False):
     """Strictly load every parameter of a BertModel (and any heads) as a flat {name: array}.
     strict=False tolerates unexpected tensors and incomplete heads (dropped, listed in the
     manifest), never a missing or mis-shaped encoder tensor. mmap=True: see `_map`."""

@@ -136,6 +136,15 @@ NOT_SUPPORTED = {  # encoders people try, and why numpybert does not compute the
 }
 
 
+# Other formats' names for the members (their readers ask here, so no other module spells a model type).
+# llama.cpp's GGUF (numpybert/loading/gguf.py): general.architecture -> (the member a file with a token-type
+# table is, the member one without is: llama.cpp writes DistilBERT as a "bert" file with no token_types tensor);
+# tokenizer.ggml.model "bert" is a WordPiece vocabulary (numpybert/text/gguf_vocab.py).
+GGUF_ARCHITECTURES = {"bert": ("bert", "distilbert")}
+GGUF_WORDPIECE = "bert"
+# keras-hub's BertBackbone presets (numpybert/loading/keras.py) are BERT.
+KERAS_BACKBONE = DEFAULT
+
 def get(model_type) -> Family:
     """The record of a model_type numpybert computes; KeyError otherwise (see `refusal`)."""
     return FAMILIES[model_type]

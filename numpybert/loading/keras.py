@@ -32,7 +32,7 @@ CONFIG_FIELDS = {"vocabulary_size": "vocab_size", "num_layers": "num_hidden_laye
                  "max_sequence_length": "max_position_embeddings", "num_segments": "type_vocab_size"}
 # What bert_backbone.py fixes in code rather than in config.json: its TransformerEncoders use
 # `activation=gelu_approximate` (the tanh form, transformers' gelu_new) and LayerNorm epsilon 1e-12.
-FIXED_FIELDS = {"model_type": family.DEFAULT, "hidden_act": "gelu_new", "layer_norm_eps": 1e-12, "pad_token_id": 0}
+FIXED_FIELDS = {"model_type": family.KERAS_BACKBONE, "hidden_act": "gelu_new", "layer_norm_eps": 1e-12, "pad_token_id": 0}
 # keras-hub's BertBackbone has no activation argument; a converter that built its encoder with the exact
 # GELU says so with config "activation": keras' name -> transformers' hidden_act.
 ACTIVATIONS = {"gelu_approximate": "gelu_new", "gelu": "gelu"}

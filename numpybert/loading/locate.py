@@ -53,7 +53,7 @@ def resolve_model(model_dir=None, cli=True) -> str:
         return os.fsdecode(model_dir)
     env = os.environ.get(ENV_VAR)
     if env:
-        if not os.path.isdir(env):
+        if not os.path.isdir(env) and not (env.endswith(".gguf") and os.path.isfile(env)):  # or a GGUF file
             raise WeightsNotFoundError(f"${ENV_VAR}={env}: no such model directory")
         return env
     default = default_model_dir()

@@ -96,6 +96,10 @@ class Explanation:
     keras_preset: dict | None = None  # a keras-hub preset: its class, versions, GELU and TF Hub's four keys (keras_view)
 
 
+GGUF_NOT_CHECKED = ("a GGUF file (llama.cpp): its tensors are checked by `numpybert audit --gguf FILE --model DIR` "
+                    "against the original checkpoint, and it has no pooler to check")
+
+
 def explain(model, text: str, pair: str | None = None) -> Explanation:
     """Run one text (or text pair), then check the embedding and pooler steps from the file."""
     batch = model.tokenize([text], None if pair is None else [pair], truncation=True)
@@ -108,13 +112,16 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         pooled, refusal = None, str(e)
     embedding_check = pooler_check = None
     not_checked = ""
+    gguf = str(model.model_dir).endswith(".gguf")  # a llama.cpp file: no pooler, no safetensors to recheck
     try:
+        if gguf:
+            raise WeightsError(GGUF_NOT_CHECKED)
         file = CheckpointFile(model.model_dir, model.config)
         embedding_check = check_embedding_row(file, batch, out.hidden_states[0][0, 0], model)
         if pooled is not None:
             pooler_check = check_pooler(file, h_cls, pooled, model.dtype)
     except (WeightsError, TypeError, AttributeError) as e:  # bf16/f8 tensors NumPy cannot hold, no file
-        not_checked = f"{model.model_dir}: the tensors cannot be read with safetensors + NumPy ({e})"
+        not_checked = str(e) if gguf else f"{model.model_dir}: the tensors cannot be read with safetensors + NumPy ({e})"
     lesson = None
     if pooled is not None:
         lesson = pooler_lesson(model, h_cls, out.trace["pooler.pre_tanh"][0], pooled)
@@ -127,7 +134,8 @@ def explain(model, text: str, pair: str | None = None) -> Explanation:
         h_cls=h_cls, embedding_check=embedding_check, pooler_check=pooler_check, not_checked=not_checked,
         lesson=lesson, pooler_refusal=refusal,
         nsp_is_next=_nsp_is_next(model, text, pair),
-        sentence_pooling="+".join(sentence_transformers_pooling(model.model_dir) or ()) or None,
+        sentence_pooling="+".join(model.sentence.settings.pooling if gguf else
+                                  sentence_transformers_pooling(model.model_dir) or ()) or None,
         model_type=model.config.model_type, instead_of_pooler=model.config.family.instead_of_pooler,
         keras_preset=keras_view(model, out) if keras.is_preset(model.model_dir) else None,
     )

@@ -95,13 +95,17 @@ def _wordpiece_from_vocab(vocab_txt: Path, config: dict, special: dict[str, str]
         model = WordPiece.from_file(str(vocab_txt), unk_token=special["unk_token"], max_input_chars_per_word=100)
     except Exception as exc:
         raise ConfigError(f"cannot read {vocab_txt}: {exc}") from exc
+    return bert_pipeline(model, special, lowercase, _config_flag(config, "strip_accents", None),
+                         _config_flag(config, "tokenize_chinese_chars", True))
+
+
+def bert_pipeline(model: WordPiece, special: dict[str, str], lowercase: bool, strip_accents: bool | None,
+                  chinese: bool = True) -> Tokenizer:
+    """BERT's pipeline around a WordPiece model, as transformers builds it: BertNormalizer (strip_accents
+    None follows lowercase), BertPreTokenizer, the special tokens and the [CLS] A [SEP] (B [SEP]) template."""
     tokenizer = Tokenizer(model)
     tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True,
-        handle_chinese_chars=_config_flag(config, "tokenize_chinese_chars", True),
-        strip_accents=_config_flag(config, "strip_accents", None),   # None: follow lowercase
-        lowercase=lowercase,
-    )
+        clean_text=True, handle_chinese_chars=chinese, strip_accents=strip_accents, lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     present = [t for t in special.values() if tokenizer.token_to_id(t) is not None]

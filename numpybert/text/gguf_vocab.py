@@ -1,0 +1,82 @@
+"""A GGUF file's own tokenizer: llama.cpp's `tokenizer.ggml.*` metadata back into a `tokenizers` WordPiece.
+
+llama.cpp's converter stores BERT's WordPiece vocabulary in a "phantom space" form (conversion/bert.py):
+a word-start piece gets a `▁` prefix, a continuation piece loses its `##`, control tokens ([CLS], [SEP],
+[PAD], [UNK], [MASK]: token type 3) stay as they are. Undoing it gives the original vocab.txt, id for
+id; the normalisation comes from the flags the file states (`tokenizer.ggml.normalizer.lowercase`,
+`.strip_accents`); the special tokens from `tokenizer.ggml.{bos,seperator,unknown,padding,mask}_token_id`
+(BERT's [CLS] is written as the BOS token, [SEP] as the separator). What the file does not say
+(Chinese-character splitting, the accents flag on older files) takes BERT's defaults, listed in `notes`.
+"""
+
+from tokenizers.models import WordPiece
+
+from ..errors import ConfigError
+from ..loading.family import GGUF_WORDPIECE
+from .tokenizer_files import DEFAULT_SPECIAL_TOKENS, bert_pipeline
+
+PHANTOM = "\u2581"  # ▁, llama.cpp's mark of a word start
+CONTROL = 3  # gguf.TokenType.CONTROL
+SPECIAL_IDS = {"cls_token": "tokenizer.ggml.bos_token_id", "sep_token": "tokenizer.ggml.seperator_token_id",
+               "unk_token": "tokenizer.ggml.unknown_token_id", "pad_token": "tokenizer.ggml.padding_token_id",
+               "mask_token": "tokenizer.ggml.mask_token_id"}  # the spelling "seperator" is llama.cpp's
+FALLBACK_IDS = {"sep_token": "tokenizer.ggml.eos_token_id"}
+LOWERCASE, STRIP_ACCENTS = "tokenizer.ggml.normalizer.lowercase", "tokenizer.ggml.normalizer.strip_accents"
+
+
+def original_piece(token: str, token_type: int) -> str:
+    """vocab.txt's spelling of a phantom-space token: `▁word` -> `word`, `ing` -> `##ing`."""
+    if token_type == CONTROL:
+        return token
+    return token[len(PHANTOM):] if token.startswith(PHANTOM) else "##" + token
+
+
+def wordpiece_vocab(meta: dict, source: str) -> dict:
+    """{vocab.txt piece: id} from tokenizer.ggml.tokens and .token_type."""
+    tokens, types = meta.get("tokenizer.ggml.tokens"), meta.get("tokenizer.ggml.token_type")
+    if not isinstance(tokens, list) or not tokens:
+        raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.tokens' is missing or empty")
+    if not isinstance(types, list) or len(types) != len(tokens):
+        raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.token_type' must list one type per token "
+                          f"({len(tokens)})")
+    vocab = {}
+    for i, (token, kind) in enumerate(zip(tokens, types)):
+        piece = original_piece(token, kind)
+        if piece in vocab:
+            raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again (id {vocab[piece]})")
+        vocab[piece] = i
+    return vocab
+
+
+def special_names(meta: dict, source: str) -> dict:
+    """The special tokens' strings, by their ids in the metadata (BERT's names when an id is absent)."""
+    tokens, names = meta["tokenizer.ggml.tokens"], dict(DEFAULT_SPECIAL_TOKENS)
+    for key, field in SPECIAL_IDS.items():
+        token_id = meta.get(field, meta.get(FALLBACK_IDS.get(key, "")))
+        if isinstance(token_id, int):
+            if not 0 <= token_id < len(tokens):
+                raise ConfigError(f"{source}: metadata field {field!r}={token_id} is outside the vocabulary "
+                                  f"(0..{len(tokens) - 1})")
+            names[key] = tokens[token_id]
+    return names
+
+
+def gguf_tokenizer(meta: dict, source: str):
+    """(tokenizers.Tokenizer, special token names, notes) of a GGUF whose tokenizer.ggml.model is "bert"."""
+    model = meta.get("tokenizer.ggml.model")
+    if model != GGUF_WORDPIECE:
+        raise ConfigError(f"{source}: tokenizer.ggml.model={model!r}: numpybert rebuilds WordPiece ({GGUF_WORDPIECE!r}) "
+                          "vocabularies only")
+    vocab, special = wordpiece_vocab(meta, source), special_names(meta, source)
+    notes = []
+    lowercase = meta.get(LOWERCASE)
+    if not isinstance(lowercase, bool):
+        notes.append(f"{LOWERCASE} absent: lowercase (BERT's default, and older llama.cpp's)")
+        lowercase = True
+    strip = meta.get(STRIP_ACCENTS)
+    strip = strip if isinstance(strip, bool) else None
+    if strip is None:
+        notes.append(f"{STRIP_ACCENTS} absent: accents stripped as lowercase says (BertNormalizer's default)")
+    notes.append("Chinese characters split into single tokens (not stated in GGUF metadata; BERT's default)")
+    wordpiece = WordPiece(vocab, unk_token=special["unk_token"], max_input_chars_per_word=100)
+    return bert_pipeline(wordpiece, special, lowercase, strip), special, notes

@@ -117,12 +117,12 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
         x = out
     np.copyto(y, x)  # [rows, H] in float64
     mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
-    mean *= 1.0 / H
+    mean /= H
     y -= mean
-    var = np.einsum("ij,ij->i", y, y)  # sum of squares without a temporary: [rows]
-    var *= 1.0 / H
+    var = np.einsum("ij,ij->i", y, y)[:, None]  # sum of squares without a temporary: [rows, 1]
+    var /= H
     var += eps
-    y /= np.sqrt(var, out=var)[:, None]
+    y /= np.sqrt(var, out=var)
     y *= weight
     np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
 

@@ -24,4 +24,5 @@ def register(subparsers):
 
 def run(args):
     from ..loading.fetch import fetch
-    fetch(str(args.dest or default_model_dir(args.name)), name=args.name)
+    dest = str(args.dest or default_model_dir(args.name))
+    fetch(dest) if args.name == DEFAULT_NAME else fetch(dest, name=args.name)

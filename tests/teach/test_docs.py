@@ -83,3 +83,13 @@ def test_the_docs_similarity_table_is_recomputed_from_the_shared_sentence_pairs(
     for row, (i, j) in zip(rows, pairs):
         assert data["sentences"][i][:22] in row and data["sentences"][j][:22] in row, row
         assert float(row.split()[-1]) == pytest.approx(float(vectors[i] @ vectors[j]), abs=6e-4), row
+
+
+def test_the_harness_masks_only_a_rechecks_rounding_residue():
+    """explain's recheck residue (float32 rounding, kernel- and thread-dependent) is the one number not
+    compared digit by digit; its bound and verdict are, and nothing else is masked."""
+    line = "   max |difference| {} <= rounding bound {}: {}"
+    assert same_output(line.format("4.5e-08", "1.7e-05", "agrees"), line.format("3.7e-08", "1.7e-05", "agrees"))
+    assert not same_output(line.format("4.5e-08", "1.7e-05", "agrees"), line.format("4.5e-08", "1.8e-05", "agrees"))
+    assert not same_output(line.format("4.5e-04", "1.7e-05", "DISAGREES"), line.format("3.7e-08", "1.7e-05", "agrees"))
+    assert not same_output("cosine 0.9999 4.5e-08", "cosine 0.9999 3.7e-08")

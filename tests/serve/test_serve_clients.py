@@ -21,6 +21,15 @@ def server(minilm_dir):
         yield s
 
 
+@pytest.fixture(autouse=True)
+def hub_client_may_reach_loopback(monkeypatch):
+    """numpybert's torch bridge sets HF_HUB_OFFLINE=1 when a test imports it (models come from local folders
+    only), and huggingface_hub then refuses every request, even to this test's server on 127.0.0.1. These
+    clients talk only to the loopback server the test starts: offline mode off for them alone."""
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 def diff(a, b):
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     assert a.shape == b.shape, (a.shape, b.shape)

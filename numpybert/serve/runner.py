@@ -67,10 +67,18 @@ def load_serve_model(options: Options):
     return ServeModel(model, options.name, options.max_input_length, options.max_batch_tokens)
 
 
+# An idle keep-alive connection stays open this long (uvicorn's default is 5 s). A server that closes an
+# idle connection races the client's next request on it: a POST sent as the close happens fails with a
+# connection error that no client retries (seen under load: httpx.ReadError mid-hammer). Closing idle
+# connections is left to the client and to proxies, whose idle timeouts are shorter (nginx 75 s, AWS ALB
+# 60 s: a server behind one should outlast it). SIGTERM still closes idle connections at once.
+KEEP_ALIVE_S = 90
+
+
 def _run_one(options: Options, host, port, log_level, sockets=None, on_exit=None, watch=None) -> int:
     app = create_app(options, lambda: load_serve_model(options))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=None, limit_concurrency=None)
+                            timeout_graceful_shutdown=None, limit_concurrency=None, timeout_keep_alive=KEEP_ALIVE_S)
     server = _Server(config)
     server.on_exit = on_exit
     state = app.state.server

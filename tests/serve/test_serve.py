@@ -217,6 +217,21 @@ def test_server_still_answers_after_the_errors(server, minilm):
     assert r.status_code == 200 and max_diff(r.json(), minilm.encode(["Hello world"])) <= ATOL
 
 
+def test_an_idle_keep_alive_connection_outlives_uvicorns_5_s(server):
+    """The server leaves closing idle connections to the client (runner.py KEEP_ALIVE_S): a request on a
+    connection idle for 6 s is answered on that same connection (uvicorn's default 5 s closed it, and a POST
+    racing that close failed with a connection error under load)."""
+    import socket
+    import time
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        for idle in (6, 0):
+            sock.sendall(request)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer  # b"" once the server has closed the connection
+            time.sleep(idle)
+
+
 def test_api_key(tmp_path):
     model = make_text_model(tmp_path / "tiny", sentence_transformers={"normalize": True})
     with running(model, "--api-key", "sekrit") as s:

@@ -135,7 +135,10 @@ def test_disconnecting_client_frees_its_slot_and_does_not_disturb_others(minilm_
     expected = minilm.encode(short)
     try:
         async def leaver():
-            async with httpx.AsyncClient(timeout=0.6) as c:
+            # only the wait for the answer is short: connecting and sending the ~0.5 MB body may take seconds
+            # on a loaded machine (a 0.6 s timeout on everything ended in ConnectTimeout under load 11)
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=0.6)) as c:
+                assert (await c.get(server.url + "/health")).status_code == 200  # connected
                 with pytest.raises(httpx.ReadTimeout):
                     await c.post(server.url + "/v1/embeddings", json={"input": long_texts, "model": "m"})
 

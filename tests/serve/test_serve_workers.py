@@ -2,6 +2,7 @@
 each with its own batcher, the weights memory-mapped so the page cache holds one copy (summed PSS
 <= one worker's RSS + 100 MB, the issue's target, on MiniLM); answers equal `model.encode` (1e-6, see
 test_serve.py); SIGTERM to the parent drains both workers, every admitted request answered, exit 0.
+On all-mpnet-base-v2 (438 MB of weights) the target is one worker's RSS + 150 MB.
 /metrics and /info are per worker (the one that answered; /info says its pid)."""
 
 import asyncio
@@ -10,7 +11,7 @@ import re
 import httpx
 import numpy as np
 
-from helpers import ServerProcess
+from helpers import ServerProcess, require_mpnet
 
 ATOL = 1e-6
 TEXTS = [f"sentence number {k} about a man playing a guitar" for k in range(32)]
@@ -89,3 +90,40 @@ def test_two_workers_share_the_weights_and_drain_on_sigterm(minilm_dir, minilm):
     assert len(summaries) == 2 and all(a == b for a, b in summaries), two.output
     assert set(answered) == {200}
     assert "2 workers drained" in two.output and "Traceback" not in two.output
+
+
+def test_two_workers_share_all_mpnet_base_v2():
+    """The issue's second memory target: --workers 2 --mmap on all-mpnet-base-v2, summed PSS <= one worker's
+    RSS + 150 MB (each worker's own heap: tokenizer, activations, the event loop; the weights counted once)."""
+    model_dir = require_mpnet()
+    texts = [f"sentence number {k} about a man playing a guitar" for k in range(8)]
+
+    def rss_after_use(server, workers):
+        pids = set()
+        for _ in range(40):  # until every worker answered (the kernel picks who accepts each new connection)
+            with httpx.Client(timeout=120) as c:  # one connection: the embedding and /info come from one worker
+                r = c.post(server.url + "/v1/embeddings", json={"input": texts, "model": "m"})
+                assert r.status_code == 200, r.text
+                pids.add(c.get(server.url + "/info").json()["pid"])
+            if len(pids) == workers:
+                break
+        assert len(pids) == workers, pids
+        return tree_memory_kb(server.proc.pid)
+
+    one = ServerProcess(model_dir, "--mmap").wait_ready()
+    try:
+        memory = rss_after_use(one, 1)
+        single_rss = memory[one.proc.pid][0]
+    finally:
+        assert one.stop() == 0
+    two = ServerProcess(model_dir, "--workers", "2").wait_ready()
+    try:
+        memory = rss_after_use(two, 2)
+        summed_pss = sum(pss for _, pss in memory.values())
+        print(f"\nall-mpnet-base-v2 --workers 2 --mmap: summed PSS {summed_pss / 1024:.0f} MB (processes: "
+              f"{ {p: (r // 1024, s // 1024) for p, (r, s) in memory.items()} }); one worker's RSS "
+              f"{single_rss / 1024:.0f} MB")
+        assert len(memory) == 2, memory
+        assert summed_pss <= single_rss + 150 * 1024, (summed_pss, single_rss)
+    finally:
+        assert two.stop(timeout=90.0) == 0, two.output

@@ -11,6 +11,8 @@ the paper (its `pooler` answers "why is pooled_output not last_hidden_state[:, 0
 model from `numpybert/engine/`, tuned for speed and tested to give the same numbers.
 """
 
+__version__ = "0.1.0"  # first: errors.install_hint reads it while the package imports
+
 from .api import BertModel, BertOutput, load
 from .loading.config import BertConfig
 from .embedder import Embedder
@@ -18,7 +20,6 @@ from .errors import (ConfigError, GoldenError, InputTypeError, InputValueError, 
                      MissingWeightsError, NumpybertError, OutputError, WeightsError, WeightsNotFoundError)
 from .engine.threads import set_threads
 
-__version__ = "0.1.0"
 DEFAULT_MODEL = "weights/all-MiniLM-L6-v2"
 
 __all__ = ["load", "BertModel", "BertOutput", "BertConfig", "Embedder", "NumpybertError", "ConfigError", "WeightsError",

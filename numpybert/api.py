@@ -413,7 +413,7 @@ def load(name_or_path=None, dtype="float32", mask_value="finfo-min", strict=True
         config = BertConfig.from_json(os.path.join(model_dir, "config.json"))
         params, manifest = load_params(model_dir, config, dtype, strict=strict, mmap=mmap)
     model = BertModel(params, config, manifest, dtype, mask_value, model_dir, engine)
-    if mmap:  # the fast engine copied Q|K|V into one tensor per layer: the mapped pages it read go back
+    if mmap:  # the pages the load read (dtype checks, the fast engine's preparation) go back to the page cache
         release_pages(model.flat_params.values())
     return model
 

@@ -7,13 +7,13 @@ It carries only the model directory and the settings, so it pickles in a few hun
 each process loads the weights once, on its first call, and keeps them (`load_model`).
 The same object runs under an existing engine:
 
-    # Dask (pip install 'numpybert[dask]'): a bag of texts, one partition = one call
+    # Dask (the dask extra): a bag of texts, one partition = one call
     import dask, dask.bag as db, numpy as np
     vectors = np.stack(db.from_sequence(texts, partition_size=4096).map_partitions(embedder).compute())
     # a dask DataFrame column: one call per partition (a pandas Series is a sequence of str)
     vectors = np.concatenate(dask.compute(*[dask.delayed(embedder)(part) for part in ddf["text"].to_delayed()]))
 
-    # Ray Data (pip install 'numpybert[ray]'): a callable class, constructed once per actor; every
+    # Ray Data (the ray extra): a callable class, constructed once per actor; every
     # column is kept and an "embedding" column added; each actor's BLAS threads = its num_cpus
     ds.map_batches(numpybert.Embedder, fn_constructor_kwargs={"model_dir": "/models/all-MiniLM-L6-v2"},
                    batch_size=4096, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=4))
@@ -52,7 +52,7 @@ from .api import load, resolve_model_dir
 from .apps.batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, length_sorted_batches, token_budget, tokenize_texts
 from .apps.long import check_long, token_counts
 from .apps.st_config import encode_settings
-from .errors import InputTypeError, InputValueError, NumpybertError
+from .errors import InputTypeError, InputValueError, NumpybertError, install_hint
 from .loading.config import BertConfig
 from .loading.locate import resolve_model
 from .text.inputs import check_text
@@ -298,7 +298,7 @@ def dask_runner(embedder: Embedder, address: str, timeout: float = DASK_TIMEOUT)
     try:
         from distributed import Client
     except ImportError:
-        raise NumpybertError("--dask needs dask.distributed: pip install 'numpybert[dask]'") from None
+        raise NumpybertError(f"--dask needs dask.distributed: {install_hint('dask')}") from None
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as e:
@@ -340,7 +340,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise NumpybertError("--ray needs Ray Data: pip install 'numpybert[ray]'") from None
+        raise NumpybertError(f"--ray needs Ray Data: {install_hint('ray')}") from None
     return ray
 
 

@@ -45,3 +45,11 @@ class OutputError(NumpybertError, OSError):
 
 class MissingExtraError(NumpybertError, ImportError):
     """An optional feature needs packages that are not installed; the message names the extra."""
+
+
+def install_hint(extra: str) -> str:
+    """How to add an extra, for every message that names one. numpybert is not on PyPI, so
+    a bare `numpybert[extra]` requirement finds nothing: from a checkout, or from the wheel it builds."""
+    from . import __version__
+    return (f"pip install -e '.[{extra}]' in a checkout of numpybert, or "
+            f"pip install 'numpybert-{__version__}-py3-none-any.whl[{extra}]' from a built wheel")

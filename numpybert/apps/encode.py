@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, InputTypeError, InputValueError
+from ..errors import ConfigError, InputTypeError, InputValueError, install_hint
 from ..text.inputs import check_text
 from ..util import positive_int
 from .batching import MAX_BATCH_TOKENS, WINDOW, embed_texts, in_windows, run_window, tokenize_texts
@@ -259,5 +259,5 @@ def progress_bar(enabled, total: int, **kwargs):
     try:
         from tqdm import tqdm
     except ImportError:
-        raise ConfigError("show_progress_bar needs tqdm: pip install 'numpybert[cli]'") from None
+        raise ConfigError(f"show_progress_bar needs tqdm: {install_hint('cli')}") from None
     return tqdm(total=total, unit="text", **kwargs)

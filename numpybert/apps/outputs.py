@@ -3,7 +3,7 @@
     .npy       float32 [N, D]; row i = the i-th good input line (ids are not stored: a .npy has no
                column for them; the skipped-lines report says which lines are missing)
     .parquet   one row per text: `id` (int64 or string) and `embedding` (fixed_size_list<float32>[D]);
-               one row group per window (needs pyarrow: pip install 'numpybert[parquet]')
+               one row group per window (needs pyarrow: the parquet extra)
     .jsonl     one line per text: {"id": ..., "embedding": [...]} (floats print exactly, so
                np.float32(value) gives the stored float32 back)
 
@@ -21,7 +21,7 @@ import shutil
 
 import numpy as np
 
-from ..errors import ConfigError, InputValueError
+from ..errors import ConfigError, InputValueError, install_hint
 
 EXTENSIONS = (".npy", ".parquet", ".jsonl")
 
@@ -42,7 +42,7 @@ def require_pyarrow():
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise ConfigError(".parquet output needs pyarrow: pip install 'numpybert[parquet]'") from None
+        raise ConfigError(f".parquet output needs pyarrow: {install_hint('parquet')}") from None
 
 
 def _fsync(f):

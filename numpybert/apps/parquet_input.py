@@ -11,7 +11,7 @@ that is missing or of another type is one error before any work.
 
 import hashlib
 
-from ..errors import ConfigError, InputValueError, NumpybertError
+from ..errors import ConfigError, InputValueError, NumpybertError, install_hint
 from ..text.inputs import check_text
 
 BATCH_ROWS = 1024  # rows converted to Python at a time (pyarrow reads the row group's pages)
@@ -24,7 +24,7 @@ def open_parquet(path: str):
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ConfigError("Parquet input needs pyarrow: pip install 'numpybert[parquet]'") from None
+        raise ConfigError(f"Parquet input needs pyarrow: {install_hint('parquet')}") from None
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError, ValueError) as e:

@@ -31,10 +31,10 @@ import os
 import numpy as np
 
 from ..apps.pooling import l2_normalize, pool
-from ..errors import InputValueError, NumpybertError
+from ..errors import InputValueError, NumpybertError, install_hint
 from .stats import TOLERANCES, Stats, error_stats, number, real_positions, sci, stats_json, tolerance_scale
 
-INSTALL = "pip install 'numpybert[onnx]'"
+INSTALL = install_hint("onnx")
 
 # Graph input names, in the order tried: transformers / optimum exports, TF Hub, tf2onnx.
 INPUT_NAMES = {"input_ids": ("input_ids", "input_word_ids"),

@@ -4,7 +4,7 @@ This is the only module of numpybert that imports torch, transformers or
 sentence-transformers, and nothing imports it until asked: `numpybert audit --live`,
 `numpybert bench` (its torch worker) and scripts/export_golden.py. It needs the golden extra:
 
-    pip install 'numpybert[golden]'      # torch 2.13.0 (CPU), transformers 5.23, sentence-transformers 6.2
+    pip install -e '.[golden]'      # in a checkout: torch 2.13.0 (CPU), transformers 5.23, sentence-transformers 6.2
 
 Without it, importing this module raises `MissingExtraError` with that line.
 
@@ -28,14 +28,14 @@ import sys
 
 import numpy as np
 
-from ..errors import GoldenError, MissingExtraError
+from ..errors import GoldenError, MissingExtraError, install_hint
 from ..loading import family as families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local directories only
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-INSTALL = "pip install 'numpybert[golden]'"
+INSTALL = install_hint("golden")
 try:
     import torch
     import transformers

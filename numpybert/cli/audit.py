@@ -38,7 +38,7 @@ def register(subparsers):
     source.add_argument("--golden", metavar="FILE", help="compare with a golden file (its inputs and dtype)")
     source.add_argument("--live", action="store_true",
                         help="compare with transformers' BertModel run now (needs the golden extra: "
-                             "pip install 'numpybert[golden]')")
+                             "the golden extra)")
     source.add_argument("--compare-conventions", action="store_true",
                         help="show what each convention switch does to the outputs of the same input")
     source.add_argument("--onnx", metavar="FILE",

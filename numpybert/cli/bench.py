@@ -50,7 +50,7 @@ def add_arguments(p):
                    help="skip the floor line (NumPy's GEMMs alone for the same forward, timed beside each shape)")
     p.add_argument("--cold-runs", type=int, default=5, help="new processes for the cold start (0: skip)")
     p.add_argument("--no-torch", action="store_true",
-                   help="time numpybert only (timing torch needs the golden extra: pip install 'numpybert[golden]')")
+                   help="time numpybert only (timing torch needs the golden extra: the golden extra)")
     p.add_argument("--keep-env", action="store_true",
                    help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for the workers (default: unset both)")
     p.add_argument("--out", default="bench-results", metavar="DIR", help="where bench.json/bench.md go")

@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 from .. import cli
+from ..errors import install_hint
 from ..embedder import DASK_TIMEOUT, RAY_TIMEOUT
 from ..apps.batching import MAX_BATCH_TOKENS, WINDOW
 from ..apps.pooling import POOLING_MODES
@@ -28,7 +29,7 @@ def register(subparsers):
                                                   "optionally .gz, a .parquet file, or - for stdin")
     p.add_argument("--out", required=True, metavar="OUT",
                    help="the file to write, format from its extension: .npy (float32 [N, D], no ids), .parquet "
-                        "(columns id, embedding; pip install 'numpybert[parquet]'), .jsonl ({\"id\", \"embedding\"} "
+                        "(columns id, embedding; the parquet extra), .jsonl ({\"id\", \"embedding\"} "
                         "per line)")
     p.add_argument("--format", choices=("auto", "text", "jsonl", "parquet"), default="auto",
                    help="input format (default: auto, JSONL for .jsonl/.ndjson[.gz], Parquet for .parquet, else text)")
@@ -59,12 +60,12 @@ def register(subparsers):
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local processes, each with one thread (default: 1 process using every core); with --ray: "
                         "N actors (default: one per CPU of the cluster)")
-    p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (pip install 'numpybert[dask]')")
+    p.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="embed on a Dask cluster (the dask extra)")
     p.add_argument("--dask-timeout", type=float, default=DASK_TIMEOUT, metavar="SECONDS",
                    help=f"give up on an unreachable scheduler after this long (default: {DASK_TIMEOUT:g})")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="embed on a Ray cluster: 'local' starts one on this machine, else auto, HOST:6379 or "
-                        "ray://HOST:10001; one actor per CPU, or --workers N actors (pip install 'numpybert[ray]')")
+                        "ray://HOST:10001; one actor per CPU, or --workers N actors (the ray extra)")
     p.add_argument("--ray-timeout", type=float, default=RAY_TIMEOUT, metavar="SECONDS",
                    help=f"give up when the Ray actors have not started within this long (default: {RAY_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -166,7 +167,7 @@ def _tqdm(total, initial):
     try:
         from tqdm import tqdm
     except ImportError:
-        print("numpybert embed: no progress bar without tqdm (pip install 'numpybert[cli]')", file=sys.stderr)
+        print(f"numpybert embed: no progress bar without tqdm ({install_hint('cli')})", file=sys.stderr)
         return None
     return tqdm(total=total, initial=initial, unit="tok", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
                 smoothing=0.1, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} tokens{postfix} [{elapsed}<{remaining}, {rate_fmt}]")

@@ -255,18 +255,29 @@ def prepare_params(flat_params):
     """Once, at load time: each layer's query, key and value weights become one [3H, H] matrix
     (biases one [3H] vector), so Q, K and V are one GEMM; the checkpoint names stay, as views of
     its row blocks (same shapes and values, nothing can go stale). Every other weight stays as the
-    checkpoint has it, [out, in] (nothing copied: a mapped file stays mapped). Updates the dict
-    in place and returns it; prepared tensors are left alone."""
+    checkpoint has it, [out, in] (nothing copied: a mapped file stays mapped). Memory-mapped Q, K
+    and V stay three tensors too (`load(mmap=True)`): processes that map one file share its pages
+    (`numpybert serve --workers N`), a fused copy would be private to each; then they are three
+    GEMMs into one buffer. Updates the dict in place and returns it; prepared tensors are left alone."""
     for name in list(flat_params):
         if name.endswith("attention.self.query.weight"):
             prefix = name[: -len("query.weight")]
             for kind in ("weight", "bias"):
                 names = [f"{prefix}{part}.{kind}" for part in ("query", "key", "value")]
-                if all(n in flat_params for n in names) and _fused(*(flat_params[n] for n in names)) is None:
+                if not all(n in flat_params for n in names) or all(_mapped(flat_params[n]) for n in names):
+                    continue
+                if _fused(*(flat_params[n] for n in names)) is None:
                     whole = np.concatenate([flat_params[n] for n in names])  # 3 × [out, in] -> [3·out, in]; or [3·out]
                     out = len(flat_params[names[0]])
                     flat_params.update((n, whole[i * out:(i + 1) * out]) for i, n in enumerate(names))
     return flat_params
+
+
+def _mapped(array) -> bool:
+    """Whether the array views a memory-mapped file (`load(mmap=True)`)."""
+    while isinstance(array, np.ndarray) and not isinstance(array, np.memmap):
+        array = array.base
+    return isinstance(array, np.memmap)
 
 
 def _fused(a, b, c):
@@ -385,7 +396,12 @@ def self_attention(x, groups, query, key, value, n_head, work, out, where, trace
     """Multi-head scaled dot-product self-attention of the rows x [R, H], each sequence over its
     own keys; the merged context goes into `out` [R, H]."""
     R, H = x.shape
-    qkv = linear(x, *qkv_weights(query, key, value), out=work[:R * 3 * H].reshape(R, 3 * H))  # [R, H] -> [R, 3H]
+    qkv = work[:R * 3 * H].reshape(R, 3 * H)  # [R, 3H]: Q | K | V side by side
+    if _mapped(query["weight"]):  # kept unfused (prepare_params): three GEMMs into the buffer's column blocks
+        for i, p in enumerate((query, key, value)):
+            linear(x, p["weight"], p["bias"], out=qkv[:, i * H:(i + 1) * H])  # [R, H] -> [R, H]
+    else:
+        qkv = linear(x, *qkv_weights(query, key, value), out=qkv)  # [R, H] -> [R, 3H]
     heads = qkv.reshape(R, 3, n_head, H // n_head)  # [R, 3H] -> [R, 3, N, D]
     trace.rows("query", heads[:, 0], where, heads=True)
     trace.rows("key", heads[:, 1], where, heads=True)

@@ -23,7 +23,7 @@ import struct
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, WeightsError
+from ..errors import ConfigError, MissingExtraError, WeightsError, install_hint
 from . import family
 
 # The name map: llama.cpp's tensor name -> the checkpoint's (BertModel's) name; {i} is the layer.
@@ -61,7 +61,7 @@ CONFIG_KEYS = {
 }
 ARCHITECTURES = family.GGUF_ARCHITECTURES  # general.architecture -> the family member (with, without token types)
 POOLING_TYPES = {0: None, 1: "mean", 2: "cls"}  # {arch}.pooling_type -> encode's pooling (0: none stated)
-INSTALL = "pip install 'numpybert[gguf]'"
+INSTALL = install_hint("gguf")
 _PATTERNS = [(re.compile("^" + re.escape(g).replace(r"\{i\}", r"(\d+)") + "$"), h) for g, h in TENSOR_NAMES.items()]
 
 

@@ -17,11 +17,11 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, NumpybertError, WeightsError, WeightsNotFoundError
+from ..errors import ConfigError, MissingExtraError, NumpybertError, WeightsError, WeightsNotFoundError, install_hint
 from . import family
 from .config import read_json_object
 
-INSTALL = "pip install 'numpybert[keras]'"
+INSTALL = install_hint("keras")
 WEIGHTS_FILE = "model.weights.h5"
 VOCABULARY = os.path.join("assets", "tokenizer", "vocabulary.txt")
 BACKBONES = ("BertBackbone",)  # config.json's class_name of the presets read here

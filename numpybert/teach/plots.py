@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..errors import InputValueError, NumpybertError
+from ..errors import InputValueError, NumpybertError, install_hint
 from ..loading.files import check_output_path
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -27,7 +27,7 @@ def _figure_class():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise NumpybertError("plotting needs matplotlib: pip install numpybert[plot]") from None
+        raise NumpybertError(f"plotting needs matplotlib: {install_hint('plot')}") from None
     return Figure
 
 

@@ -92,7 +92,7 @@ def _check_against_torch(model_dir, batch, labels, loss, grads) -> str:
     try:
         from ..audit import torch_bridge
     except ImportError:
-        return "not run: torch is not installed (pip install 'numpybert[golden]'); tests/apps/test_train.py runs it"
+        return "not run: torch is not installed (the golden extra); tests/apps/test_train.py runs it"
     ref = torch_bridge.training_reference(str(model_dir), "classification", "float64", {**batch, "labels": labels})
     theirs = {n.removeprefix("bert."): g for n, g in ref["grads"].items()}
     ours = {n.removeprefix("bert."): g for n, g in grads.items()}

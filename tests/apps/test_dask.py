@@ -1,7 +1,7 @@
 """`numpybert.Embedder` beyond one process: it pickles without its weights, runs as a Dask
 `map_partitions` callable (Ray Data: tests/apps/test_ray.py), and `numpybert embed --dask`
 spreads a file over a cluster. The cluster is a LocalCluster of 2 single-threaded worker
-processes on loopback (the `dask` extra: pip install 'numpybert[dask]').
+processes on loopback (the `dask` extra).
 
 Partitions of whole windows (apps/batching.py WINDOW texts) are batched exactly as the single-process run
 batches them, so the only difference left is the BLAS thread count: Dask's nanny starts workers
@@ -37,7 +37,7 @@ def cluster():
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        pytest.fail("dask is not installed: pip install 'numpybert[dask]'", pytrace=False)
+        pytest.fail("dask is not installed: pip install -e '.[dask]'", pytrace=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as c, Client(c) as client:
         yield c, client

@@ -1,5 +1,5 @@
 """`numpybert.Embedder` on Ray Data as Ray's batch-inference guide shows it, and `numpybert embed --ray`
-(the `ray` extra: pip install 'numpybert[ray]'). Ray runs on this machine: `embed --ray local`
+(the `ray` extra). Ray runs on this machine: `embed --ray local`
 starts its own instance; the Ray Data tests share one `ray.init(num_cpus=2)` on loopback.
 
 The trap this machine shows (docs/embedding-a-corpus.md): with 2 CPUs, a pool of 2 one-CPU actors
@@ -125,7 +125,7 @@ def ray_local():
     try:
         import ray
     except ImportError:
-        pytest.fail("ray is not installed: pip install 'numpybert[ray]'", pytrace=False)
+        pytest.fail("ray is not installed: pip install -e '.[ray]'", pytrace=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              _node_ip_address="127.0.0.1")  # on loopback
     # the actors run classes of this module (a killed actor, a thread probe): send them by value

@@ -22,7 +22,7 @@ from numpybert import audit, cli
 from numpybert.audit.golden import read_golden
 
 TINY = CHECKPOINTS / "tiny-bert"
-INSTALL = "pip install 'numpybert[golden]'"
+INSTALL = "pip install -e '.[golden]' in a checkout of numpybert, or pip install 'numpybert-0.1.0-py3-none-any.whl[golden]'"
 HIDE_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
 
 

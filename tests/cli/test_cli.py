@@ -80,7 +80,7 @@ def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch, tmp_path, 
     argv = [*TEXT_COMMANDS[command], "--plot", str(tmp_path / "x.png"), "--model", str(tmp_path / "absent")]
     code, _, err = run(capsys, *argv)
     assert code == 2  # refused before the (absent) model is even looked for
-    assert_one_error_line(err, command, "pip install numpybert[plot]")
+    assert_one_error_line(err, command, "pip install -e '.[plot]'")
 
 
 @pytest.mark.parametrize("plot, fragment", [("x.jpg", "must end in"), ("no/such/dir/x.png", "does not exist"),

@@ -171,11 +171,11 @@ def test_a_variable_of_the_wrong_shape_or_unknown_is_refused_by_the_strict_loade
 
 def test_without_h5py_one_line_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "h5py", None)
-    with pytest.raises(MissingExtraError, match=r"needs h5py .*pip install 'numpybert\[keras\]'"):
+    with pytest.raises(MissingExtraError, match=r"needs h5py .*pip install -e '\.\[keras\]'"):
         numpybert.load(PRESET)
     code, out, err = run(capsys, "info", "--model", str(PRESET))
     assert code == 2 and not out
-    assert_one_error_line(err, "info", "numpybert[keras]")
+    assert_one_error_line(err, "info", "pip install -e '.[keras]'")
 
 
 def test_import_numpybert_and_loading_a_safetensors_model_never_import_h5py():

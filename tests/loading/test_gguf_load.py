@@ -197,7 +197,7 @@ def test_without_the_gguf_extra_says_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gguf", None)  # import fails as if not installed
     code = cli.main(["encode", "hi", "--model", str(require_gguf("tiny-distilbert-wp.f32.gguf"))])
     err = capsys.readouterr().err
-    assert code == 2 and "numpybert[gguf]" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "pip install -e '.[gguf]'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_explain_on_a_gguf_says_why_there_is_no_pooler(capsys):

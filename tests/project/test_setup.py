@@ -118,3 +118,19 @@ def test_no_deps_installs_get_their_requirements_from_the_test_extra():
             if key not in full and key not in NOT_INSTALLED:
                 missing.append(req.name)
         assert not missing, f"{name} (installed with --no-deps) needs {missing}: add them to the test extra"
+
+
+def test_every_install_hint_names_an_extra_that_exists():
+    """numpybert is not on PyPI: `pip install 'numpybert[x]'` finds nothing. Every message that names an extra
+    says it through `numpybert.errors.install_hint` (a checkout's `-e '.[x]'` or the built wheel's `[x]`), and
+    each extra it names is one pyproject.toml defines."""
+    import tomllib
+    from numpybert.errors import install_hint
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = set()
+    for path in (ROOT / "numpybert").rglob("*.py"):
+        text = path.read_text()
+        assert "pip install 'numpybert[" not in text and "pip install numpybert[" not in text, path
+        named |= set(re.findall(r"""install_hint\(["'](\w[\w-]*)["']\)""", text))
+    assert named and named <= extras, (named - extras, extras)
+    assert install_hint("gguf").startswith("pip install -e '.[gguf]' in a checkout")

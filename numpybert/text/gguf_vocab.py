@@ -28,7 +28,7 @@ def original_piece(token: str, token_type: int) -> str:
     """vocab.txt's spelling of a phantom-space token: `▁word` -> `word`, `ing` -> `##ing`."""
     if token_type == CONTROL:
         return token
-    return token[len(PHANTOM):] if token.startswith(PHANTOM) else "##" + token
+    return token[1:] if token[:1] == PHANTOM else "##" + token
 
 
 def wordpiece_vocab(meta: dict, source: str) -> dict:
@@ -39,12 +39,14 @@ def wordpiece_vocab(meta: dict, source: str) -> dict:
     if not isinstance(types, list) or len(types) != len(tokens):
         raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.token_type' must list one type per token "
                           f"({len(tokens)})")
-    vocab = {}
-    for i, (token, kind) in enumerate(zip(tokens, types)):
-        piece = original_piece(token, kind)
-        if piece in vocab:
-            raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again (id {vocab[piece]})")
-        vocab[piece] = i
+    vocab = {original_piece(token, kind): i for i, (token, kind) in enumerate(zip(tokens, types))}
+    if len(vocab) < len(tokens):  # two tokens give one piece: name the first repeat
+        seen = {}
+        for i, (token, kind) in enumerate(zip(tokens, types)):
+            piece = original_piece(token, kind)
+            if piece in seen:
+                raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again (id {seen[piece]})")
+            seen[piece] = i
     return vocab
 
 

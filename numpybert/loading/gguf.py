@@ -51,7 +51,13 @@ TENSOR_NAMES = {
     "blk.{i}.ffn_down.bias": "encoder.layer.{i}.output.dense.bias",
     "blk.{i}.layer_output_norm.weight": "encoder.layer.{i}.output.LayerNorm.weight",
     "blk.{i}.layer_output_norm.bias": "encoder.layer.{i}.output.LayerNorm.bias",
+    # a sequence classifier / cross-encoder (RobertaForSequenceClassification: dense -> tanh -> out_proj)
+    "cls.weight": "classifier.dense.weight",
+    "cls.bias": "classifier.dense.bias",
+    "cls.output.weight": "classifier.out_proj.weight",
+    "cls.output.bias": "classifier.out_proj.bias",
 }
+LABELS = "{arch}.classifier.output_labels"  # id2label's values, in id order
 # The config: BertConfig's field <- llama.cpp's metadata key ({arch} is general.architecture).
 CONFIG_KEYS = {
     "hidden_size": "{arch}.embedding_length",
@@ -199,7 +205,8 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
                           f"{', '.join(ARCHITECTURES)} GGUF files: BERT's encoder as llama.cpp converts it)")
     config = {field: _field(meta, key.format(arch=arch), path) for field, key in CONFIG_KEYS.items()}
     with_types, without_types = ARCHITECTURES[arch]
-    config["model_type"] = with_types if "token_types.weight" in tensors else without_types
+    config["model_type"] = family.GGUF_TOKENIZER_MEMBERS.get(
+        meta.get("tokenizer.ggml.model"), with_types if "token_types.weight" in tensors else without_types)
     config["hidden_act"] = "gelu"  # llama.cpp's BERT graph has one FFN activation, GELU (the checkpoints' erf GELU)
     config["vocab_size"] = len(meta.get("tokenizer.ggml.tokens") or []) or _rows(tensors, "token_embd.weight", path)
     types = tensors.get("token_types.weight")
@@ -209,9 +216,35 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
     if isinstance(pad, int):
         config["pad_token_id"] = pad
     member = family.get(config["model_type"])  # its config.json may spell the sizes its own way (DistilBERT's dim)
+    if "cls.output.weight" in tensors and member.classifier == "pooled":
+        raise ConfigError(f"{path}: a {member.name} sequence classifier reads pooled_output, and llama.cpp's converter "
+                          "drops the pooler (its cls.output alone cannot give the original's logits)")
+    labels = meta.get(LABELS.format(arch=arch))
+    if isinstance(labels, list) and labels:
+        config["id2label"] = dict(enumerate(labels))
+    if offset := position_offset(member, config):  # the converter cut the rows below padding_idx + 1
+        config["max_position_embeddings"] += offset
     spelling = {ours: theirs for theirs, ours in member.config_fields}
     config = {spelling.get(k, k): v for k, v in config.items() if member.token_types or k != "type_vocab_size"}
     return config
+
+
+def position_offset(member, config) -> int:
+    """How many position rows llama.cpp's converter cut from a member whose positions count from
+    padding_idx + 1 (RoBERTa: pad_token_id + 1); 0 for the others."""
+    if not member.positions_from_ids:
+        return 0
+    padding_idx = member.fixed_padding_idx if member.fixed_padding_idx is not None else config.get("pad_token_id")
+    return padding_idx + 1 if isinstance(padding_idx, int) else 0
+
+
+def _restore_positions(tensors, offset, path):
+    """The cut rows back as zeros, so position ids index the table as the original's (a real token's position
+    is >= padding_idx + 1; only padding reads row padding_idx, and padding is masked)."""
+    name = "embeddings.position_embeddings.weight"
+    if offset and name in tensors:
+        dtype_str, array, where = tensors[name]
+        tensors[name] = (dtype_str, np.concatenate([np.zeros((offset,) + array.shape[1:], array.dtype), array]), where)
 
 
 def _rows(tensors, name, path):
@@ -297,13 +330,15 @@ def read_gguf(path, mmap=False):
         dtype_str, array, kind = _array(info, data, start, path, mmap)
         tensors[hf_name(info[0])] = (dtype_str, array, path)
         types[info[0]] = kind
+    offset = position_offset(family.get(config["model_type"]), config)
+    _restore_positions(tensors, offset, path)
     key = f"{meta.get('general.architecture')}.pooling_type"
     pooling = meta.get(key)
     if pooling is not None and pooling not in POOLING_TYPES:
         raise ConfigError(f"{path}: metadata field {key!r}={pooling!r}: numpybert computes none (0), mean (1) "
                           "and CLS (2) pooling")
     info = {"path": path, "metadata": meta, "types": types, "pooling": POOLING_TYPES.get(pooling),
-            "pooling_type": pooling}
+            "pooling_type": pooling, "position_rows_restored": offset}
     return config, ([path], tensors), info
 
 
@@ -324,4 +359,6 @@ def note_types(manifest, info):
     manifest.files = [f"{os.path.basename(info['path'])} (GGUF, tensor types: " + ", ".join(
         f"{k} {v}" for k, v in sorted(counts.items())) + ")"]
     manifest.missing.append(("GGUF", "llama.cpp's converter drops the pooler and the pretraining heads"))
+    if rows := info.get("position_rows_restored"):
+        manifest.converted[f"position_embd: {rows} rows the converter cut (below padding_idx + 1) -> zeros"] = 1
     return manifest

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import numpybert
-from helpers import ROOT, require_gguf
+from helpers import ROOT, require_gguf, rewrite_gguf
 from numpybert.errors import MissingExtraError
 from numpybert.loading.gguf import DIRECT_TYPES, dequantize_q8_0, hf_name, read_header
 
@@ -44,37 +44,16 @@ def gguf_dequantized(type_id, shape, raw):
 def mixed_file(tmp_path_factory):
     """tiny-bert-wp.f32.gguf rewritten by the gguf package's writer with one tensor type per weight (MIXED)."""
     import gguf
-    meta, tensors = raw_tensors(require_gguf("tiny-bert-wp.f32.gguf"))
-    path = tmp_path_factory.mktemp("gguf") / "tiny-bert-wp.mixed.gguf"
-    writer = gguf.GGUFWriter(str(path), meta["general.architecture"])
-    for key, value in meta.items():
-        if key in ("general.architecture", "general.alignment"):
-            continue
-        if isinstance(value, list):
-            writer.add_array(key, value)
-        elif isinstance(value, bool):
-            writer.add_bool(key, value)
-        elif isinstance(value, int):
-            writer.add_uint32(key, value)
-        elif isinstance(value, float):
-            writer.add_float32(key, value)
-        else:
-            writer.add_string(key, value)
-    for name, (_, shape, raw) in tensors.items():
-        array = raw.view(np.float32).reshape(shape)
+
+    def retype(name, array):
         kind = next((k for suffix, k in MIXED.items() if name.endswith(suffix)), "F32")
-        if kind == "F32":
-            writer.add_tensor(name, array)
-        elif kind == "F16":
-            writer.add_tensor(name, array.astype(np.float16))
-        else:
-            qtype = gguf.GGMLQuantizationType[kind]
-            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        if kind in ("F32", "F16"):
+            return array.astype(np.float16 if kind == "F16" else np.float32)
+        qtype = gguf.GGMLQuantizationType[kind]
+        return gguf.quants.quantize(array, qtype), qtype
+
+    path = tmp_path_factory.mktemp("gguf") / "tiny-bert-wp.mixed.gguf"
+    return rewrite_gguf(require_gguf("tiny-bert-wp.f32.gguf"), path, retype=retype)
 
 
 def test_the_types_read_here_are_named_and_sized_as_the_gguf_package_says():

@@ -95,3 +95,14 @@ def test_broken_bpe_metadata_is_one_clear_error(change, message, tmp_path):
     meta = dict(read_header(require_gguf("tiny-roberta-bpe.f32.gguf"))[0], **change)
     with pytest.raises(ConfigError, match=message):
         gguf_tokenizer({k: v for k, v in meta.items() if v is not None}, "x.gguf")
+
+
+def test_audit_gguf_passes_the_f32_roberta_and_names_a_tensor_on_q8_0(capsys):
+    from helpers import run
+    code, out, err = run(capsys, "audit", "--gguf", str(require_gguf("tiny-roberta-bpe.f32.gguf")),
+                         "--model", str(ST_ROBERTA))
+    assert code == 0, out + err
+    assert "PASS: all" in out and "the same ids on every text" in out
+    code, out, err = run(capsys, "audit", "--gguf", str(require_gguf("tiny-roberta-cls.q8_0.gguf")),
+                         "--model", str(GGUF_DIR / "tiny-roberta-cls"))
+    assert code == 1 and "first diverging tensor: embeddings.sum" in out, out + err

@@ -16,6 +16,8 @@ conversions in one process (torch is imported once). Into --out (default weights
   tiny-roberta-bpe.{f32,q8_0}.gguf           tests/checkpoints/st-tiny-roberta (byte-level BPE, mean pooling)
   tiny-roberta-cls/, tiny-roberta-cls.{f32,q8_0}.gguf   a RobertaForSequenceClassification made from it
                                              (3 labels, seeded head): the converter's cls / cls.output
+  tiny-distilbert-cls/, tiny-distilbert-cls.f32.gguf     the same head on tiny-distilbert-wp
+                                             (DistilBertForSequenceClassification: pre_classifier, classifier)
 Idempotent: what is already there is kept. The converter is deterministic: tests/gguf/llamacpp_golden.json
 records each file's sha256 (scripts/export_llamacpp_golden.py), and --check compares them.
 """
@@ -41,7 +43,7 @@ SOURCES = {"all-MiniLM-L6-v2": REPO / "weights" / "all-MiniLM-L6-v2", "tiny-bert
            "tiny-distilbert-wp": None}  # None: made here (make_tiny), next to the GGUF files
 OUTTYPES = ("f32", "f16", "q8_0")
 # RoBERTa-style files (byte-level BPE, tokenizer.ggml.model "gpt2"): the committed tiny sentence-transformers
-# RoBERTa (scripts/make_family_st.py) and a sequence classifier made here from it (make_roberta_classifier).
+# RoBERTa (scripts/make_family_st.py) and a sequence classifier made here from it (make_classifier).
 # Their BPE was trained here, so the converter's pre-tokenizer check (a hash of a test text's ids) cannot
 # recognise it: these conversions are told "roberta-bpe", what the converter answers for a real RoBERTa
 # (stsb-roberta-base); the rest of the conversion is the converter's own.
@@ -133,25 +135,35 @@ def make_tiny(name: str, dest: Path, tokenizer_dir: Path):
     (dest / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": P, "do_lower_case": False}) + "\n")
 
 
-def make_roberta_classifier(dest: Path, base: Path):
-    """A tiny RobertaForSequenceClassification in `dest` (once): `base`'s RobertaModel weights under
-    roberta.*, its tokenizer, and a seeded classifier head (dense H x H, out_proj 3 x H)."""
+CLASSIFIERS = {  # name: (base checkpoint, its name prefix in the task class, transformers' task class, head names)
+    "tiny-roberta-cls": ("tiny-roberta-bpe", "roberta.", "RobertaForSequenceClassification",
+                         ("classifier.dense", "classifier.out_proj")),
+    "tiny-distilbert-cls": ("tiny-distilbert-wp", "distilbert.", "DistilBertForSequenceClassification",
+                            ("pre_classifier", "classifier")),
+}
+
+
+def make_classifier(name: str, dest: Path, base: Path):
+    """A tiny sequence classifier in `dest` (once): `base`'s weights under the task class's prefix, its
+    tokenizer, and a seeded head (dense H x H, then 3 labels x H) under transformers' names (CLASSIFIERS)."""
     if (dest / "model.safetensors").is_file():
         return
     from safetensors.numpy import load_file, save_file
+    _, prefix, arch, (dense, out) = CLASSIFIERS[name]
     rng = np.random.default_rng(1)
-    tensors = {"roberta." + k: v for k, v in load_file(str(base / "model.safetensors")).items()}
-    for name, shape in (("dense", (H, H)), ("out_proj", (len(LABELS), H))):
-        tensors[f"classifier.{name}.weight"] = (rng.standard_normal(shape) * 0.5).astype(np.float32)
-        tensors[f"classifier.{name}.bias"] = (rng.standard_normal(shape[0]) * 0.1).astype(np.float32)
+    tensors = {prefix + k: v for k, v in load_file(str(base / "model.safetensors")).items()}
+    for head, shape in ((dense, (H, H)), (out, (len(LABELS), H))):
+        tensors[f"{head}.weight"] = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+        tensors[f"{head}.bias"] = (rng.standard_normal(shape[0]) * 0.1).astype(np.float32)
     dest.mkdir(parents=True, exist_ok=True)
     config = json.loads((base / "config.json").read_text())
-    config.update(architectures=["RobertaForSequenceClassification"], id2label=dict(enumerate(LABELS)),
+    config.update(architectures=[arch], id2label=dict(enumerate(LABELS)),
                   label2id={label: i for i, label in enumerate(LABELS)})
     (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    for file in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(base / file, dest / file)
+    for file in base.iterdir():
+        if file.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            shutil.copyfile(file, dest / file.name)
 
 
 # Runs the converter's main() once per job in one process: torch and transformers are imported once.
@@ -211,9 +223,12 @@ def main(argv=None):
     for name, source in ROBERTA_SOURCES.items():
         if source is None:
             source = args.out / name
-            make_roberta_classifier(source, ROBERTA_SOURCES["tiny-roberta-bpe"])
+            make_classifier(name, source, ROBERTA_SOURCES[CLASSIFIERS[name][0]])
         jobs += [(source, t, args.out / f"{name}.{t}.gguf", ROBERTA_PRE) for t in ROBERTA_OUTTYPES
                  if not (args.out / f"{name}.{t}.gguf").is_file()]
+    make_classifier("tiny-distilbert-cls", args.out / "tiny-distilbert-cls", args.out / "tiny-distilbert-wp")
+    if not (args.out / "tiny-distilbert-cls.f32.gguf").is_file():
+        jobs.append((args.out / "tiny-distilbert-cls", "f32", args.out / "tiny-distilbert-cls.f32.gguf", None))
     if jobs:
         convert(converter(CACHE), jobs)
     if args.check:
@@ -224,7 +239,7 @@ def main(argv=None):
         bad = [f for f, entry in golden["files"].items() if sha256(args.out / f) != entry["sha256"]]
         if bad:
             sys.exit(f"make_gguf: {', '.join(bad)} differ from the files the llama.cpp goldens were made from")
-    print(f"make_gguf: {len(SOURCES) * len(OUTTYPES) + len(ROBERTA_SOURCES) * len(ROBERTA_OUTTYPES)} GGUF files "
+    print(f"make_gguf: {len(SOURCES) * len(OUTTYPES) + len(ROBERTA_SOURCES) * len(ROBERTA_OUTTYPES) + 1} GGUF files "
           f"in {args.out}")
 
 

@@ -229,6 +229,16 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
     return config
 
 
+def _own_head_name(member, name):
+    """A classifier tensor under the member's own checkpoint name (DistilBERT's pre_classifier.*,
+    classifier.*), which the loader's family map takes back to BERT's classifier.dense / out_proj."""
+    if name.startswith("classifier."):
+        for theirs, ours in member.names:
+            if name.startswith(ours):
+                return theirs + name[len(ours):]
+    return name
+
+
 def position_offset(member, config) -> int:
     """How many position rows llama.cpp's converter cut from a member whose positions count from
     padding_idx + 1 (RoBERTa: pad_token_id + 1); 0 for the others."""
@@ -330,7 +340,9 @@ def read_gguf(path, mmap=False):
         dtype_str, array, kind = _array(info, data, start, path, mmap)
         tensors[hf_name(info[0])] = (dtype_str, array, path)
         types[info[0]] = kind
-    offset = position_offset(family.get(config["model_type"]), config)
+    member = family.get(config["model_type"])
+    tensors = {_own_head_name(member, name): entry for name, entry in tensors.items()}
+    offset = position_offset(member, config)
     _restore_positions(tensors, offset, path)
     key = f"{meta.get('general.architecture')}.pooling_type"
     pooling = meta.get(key)

@@ -1,7 +1,8 @@
 """RoBERTa-style GGUF files (issue 26): llama.cpp's converter writes RoBERTa as a "bert" file with a byte-level
 BPE vocabulary (tokenizer.ggml.model "gpt2", merges) and its position table cut by pad_token_id + 1 rows, and a
-sequence classifier's head as cls / cls.output. Files made by scripts/make_gguf.py from the committed
-st-tiny-roberta and a classifier built on it; the originals are the safetensors folders they came from."""
+sequence classifier's head as cls / cls.output (RoBERTa's classifier.dense / out_proj, DistilBERT's
+pre_classifier / classifier). Files made by scripts/make_gguf.py from the committed st-tiny-roberta and
+classifiers built on it and on tiny-distilbert-wp; the originals are the safetensors folders they came from."""
 
 import numpy as np
 import pytest
@@ -47,9 +48,11 @@ def test_q8_0_stays_close_to_the_original():
     assert cosines.min() >= 0.99 and np.abs(got - expected).max() > 1e-6  # quantized: close, not equal
 
 
-def test_a_roberta_classifier_gguf_classifies_like_its_original():
-    original = numpybert.load(GGUF_DIR / "tiny-roberta-cls")
-    model = numpybert.load(require_gguf("tiny-roberta-cls.f32.gguf"))
+@pytest.mark.parametrize("name", ["tiny-roberta-cls", "tiny-distilbert-cls"])
+def test_a_classifier_gguf_classifies_like_its_original(name):
+    original = numpybert.load(GGUF_DIR / name)
+    model = numpybert.load(require_gguf(f"{name}.f32.gguf"))
+    assert model.config.model_type == original.config.model_type
     assert model.config.id2label == original.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     got, expected = logits(model, TEXTS), logits(original, TEXTS)
     assert got.dtype == np.float32 and got.shape == (len(TEXTS), 3)

@@ -222,6 +222,8 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
     labels = meta.get(LABELS.format(arch=arch))
     if isinstance(labels, list) and labels:
         config["id2label"] = dict(enumerate(labels))
+    elif "cls.output.weight" in tensors:  # the converter writes no labels for transformers' default LABEL_i names
+        config["id2label"] = {i: f"LABEL_{i}" for i in range(tensors["cls.output.weight"].shape[0])}
     if offset := position_offset(member, config):  # the converter cut the rows below padding_idx + 1
         config["max_position_embeddings"] += offset
     spelling = {ours: theirs for theirs, ours in member.config_fields}

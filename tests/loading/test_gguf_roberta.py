@@ -62,6 +62,16 @@ def test_a_classifier_gguf_classifies_like_its_original(name):
     assert model.classify(TEXTS) == original.classify(TEXTS)
 
 
+def test_a_classifier_gguf_without_labels_gets_transformers_default_names(tmp_path):
+    """The converter writes no output_labels for a config.json whose id2label is transformers' default
+    (LABEL_0, LABEL_1: a cross-encoder's usual case); the head still loads, named as transformers names it."""
+    path = rewrite_gguf(require_gguf("tiny-roberta-cls.f32.gguf"), tmp_path / "no-labels.gguf",
+                        meta={"bert.classifier.output_labels": None})
+    model, original = numpybert.load(path), numpybert.load(GGUF_DIR / "tiny-roberta-cls")
+    assert model.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    assert np.abs(logits(model, TEXTS) - logits(original, TEXTS)).max() <= 1e-5  # measured 0.0
+
+
 def test_a_q8_0_classifier_keeps_the_originals_labels():
     original = numpybert.load(GGUF_DIR / "tiny-roberta-cls")
     model = numpybert.load(require_gguf("tiny-roberta-cls.q8_0.gguf"))

@@ -51,7 +51,8 @@ def wordpiece_vocab(meta: dict, source: str) -> dict:
         for i, (token, kind) in enumerate(zip(tokens, types)):
             piece = original_piece(token, kind)
             if piece in seen:
-                raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again (id {seen[piece]})")
+                raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again "
+                                  f"(id {seen[piece]})")
             seen[piece] = i
     return vocab
 
@@ -84,7 +85,8 @@ def byte_bpe_tokenizer(meta: dict, source: str):
         raise ConfigError(f"{source}: tokenizer.ggml.tokens[{vocab[tokens[i]]}] {tokens[i]!r} appears twice")
     pairs = [tuple(m.split(" ")) for m in merges]
     if (bad := next((i for i, p in enumerate(pairs) if len(p) != 2 or "".join(p) not in vocab), None)) is not None:
-        raise ConfigError(f"{source}: tokenizer.ggml.merges[{bad}] {merges[bad]!r} is not two tokens whose join is a token")
+        raise ConfigError(f"{source}: tokenizer.ggml.merges[{bad}] {merges[bad]!r} is not two tokens whose join "
+                          "is a token")
     special = special_names(meta, source)
     tokenizer = Tokenizer(BPE(vocab, pairs))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)

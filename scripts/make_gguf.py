@@ -13,6 +13,11 @@ conversions in one process (torch is imported once). Into --out (default weights
                                              weights, all-MiniLM-L6-v2's WordPiece tokenizer (the converter
                                              only accepts tokenizers it recognises), sentence-transformers files
   tiny-bert-wp.{f32,f16,q8_0}.gguf, tiny-distilbert-wp.{f32,f16,q8_0}.gguf   their conversions (~4/2/1 MB)
+  tiny-roberta-bpe.{f32,q8_0}.gguf           tests/checkpoints/st-tiny-roberta (byte-level BPE, mean pooling)
+  tiny-roberta-cls/, tiny-roberta-cls.{f32,q8_0}.gguf   a RobertaForSequenceClassification made from it
+                                             (3 labels, seeded head): the converter's cls / cls.output
+  tiny-distilbert-cls/, tiny-distilbert-cls.f32.gguf     the same head on tiny-distilbert-wp
+                                             (DistilBertForSequenceClassification: pre_classifier, classifier)
 Idempotent: what is already there is kept. The converter is deterministic: tests/gguf/llamacpp_golden.json
 records each file's sha256 (scripts/export_llamacpp_golden.py), and --check compares them.
 """
@@ -37,6 +42,15 @@ CONVERTER_PARTS = ("vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/c
 SOURCES = {"all-MiniLM-L6-v2": REPO / "weights" / "all-MiniLM-L6-v2", "tiny-bert-wp": None,
            "tiny-distilbert-wp": None}  # None: made here (make_tiny), next to the GGUF files
 OUTTYPES = ("f32", "f16", "q8_0")
+# RoBERTa-style files (byte-level BPE, tokenizer.ggml.model "gpt2"): the committed tiny sentence-transformers
+# RoBERTa (scripts/make_family_st.py) and a sequence classifier made here from it (make_classifier).
+# Their BPE was trained here, so the converter's pre-tokenizer check (a hash of a test text's ids) cannot
+# recognise it: these conversions are told "roberta-bpe", what the converter answers for a real RoBERTa
+# (stsb-roberta-base); the rest of the conversion is the converter's own.
+ROBERTA_SOURCES = {"tiny-roberta-bpe": REPO / "tests" / "checkpoints" / "st-tiny-roberta", "tiny-roberta-cls": None}
+ROBERTA_OUTTYPES = ("f32", "q8_0")
+ROBERTA_PRE = "roberta-bpe"
+LABELS = ("negative", "neutral", "positive")
 
 
 def sdist(cache: Path) -> Path:
@@ -121,28 +135,64 @@ def make_tiny(name: str, dest: Path, tokenizer_dir: Path):
     (dest / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": P, "do_lower_case": False}) + "\n")
 
 
+CLASSIFIERS = {  # name: (base checkpoint, its name prefix in the task class, transformers' task class, head names)
+    "tiny-roberta-cls": ("tiny-roberta-bpe", "roberta.", "RobertaForSequenceClassification",
+                         ("classifier.dense", "classifier.out_proj")),
+    "tiny-distilbert-cls": ("tiny-distilbert-wp", "distilbert.", "DistilBertForSequenceClassification",
+                            ("pre_classifier", "classifier")),
+}
+
+
+def make_classifier(name: str, dest: Path, base: Path):
+    """A tiny sequence classifier in `dest` (once): `base`'s weights under the task class's prefix, its
+    tokenizer, and a seeded head (dense H x H, then 3 labels x H) under transformers' names (CLASSIFIERS)."""
+    if (dest / "model.safetensors").is_file():
+        return
+    from safetensors.numpy import load_file, save_file
+    _, prefix, arch, (dense, out) = CLASSIFIERS[name]
+    rng = np.random.default_rng(1)
+    tensors = {prefix + k: v for k, v in load_file(str(base / "model.safetensors")).items()}
+    for head, shape in ((dense, (H, H)), (out, (len(LABELS), H))):
+        tensors[f"{head}.weight"] = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+        tensors[f"{head}.bias"] = (rng.standard_normal(shape[0]) * 0.1).astype(np.float32)
+    dest.mkdir(parents=True, exist_ok=True)
+    config = json.loads((base / "config.json").read_text())
+    config.update(architectures=[arch], id2label=dict(enumerate(LABELS)),
+                  label2id={label: i for i, label in enumerate(LABELS)})
+    (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    for file in base.iterdir():
+        if file.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            shutil.copyfile(file, dest / file.name)
+
+
 # Runs the converter's main() once per job in one process: torch and transformers are imported once.
+# A job's 4th item, when set, is the pre-tokenizer name its conversion is told (ROBERTA_PRE).
 CHILD = r"""
 import json, sys
 from pathlib import Path
 script, jobs = Path(sys.argv[1]), json.loads(sys.argv[2])
 sys.path.insert(0, str(script.parent))
 import convert_hf_to_gguf as converter
-for source, outtype, out in jobs:
+from conversion import base
+detect = base.TextModel.get_vocab_base_pre
+for source, outtype, out, pre in jobs:
+    base.TextModel.get_vocab_base_pre = detect if pre is None else (lambda self, tokenizer, pre=pre: pre)
     sys.argv = [str(script), source, "--outtype", outtype, "--outfile", out]
     converter.main()
 """
 
 
 def convert(script: Path, jobs: list):
-    """Run the converter on [(source dir, outtype, out file)], writing each to a .tmp then renaming it."""
+    """Run the converter on [(source dir, outtype, out file, pre-tokenizer or None)], writing each to a .tmp
+    then renaming it."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
     result = subprocess.run([sys.executable, "-c", CHILD, str(script),
-                             json.dumps([(str(s), t, str(o) + ".tmp") for s, t, o in jobs])],
+                             json.dumps([(str(s), t, str(o) + ".tmp", pre) for s, t, o, pre in jobs])],
                             env=env, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"make_gguf: llama.cpp's converter failed:\n{result.stderr[-3000:]}")
-    for _, _, out in jobs:
+    for _, _, out, _ in jobs:
         Path(str(out) + ".tmp").rename(out)
 
 
@@ -168,8 +218,17 @@ def main(argv=None):
         if source is None:
             source = args.out / name
             make_tiny(name, source, minilm)
-        jobs += [(source, t, args.out / f"{name}.{t}.gguf") for t in OUTTYPES
+        jobs += [(source, t, args.out / f"{name}.{t}.gguf", None) for t in OUTTYPES
                  if not (args.out / f"{name}.{t}.gguf").is_file()]
+    for name, source in ROBERTA_SOURCES.items():
+        if source is None:
+            source = args.out / name
+            make_classifier(name, source, ROBERTA_SOURCES[CLASSIFIERS[name][0]])
+        jobs += [(source, t, args.out / f"{name}.{t}.gguf", ROBERTA_PRE) for t in ROBERTA_OUTTYPES
+                 if not (args.out / f"{name}.{t}.gguf").is_file()]
+    make_classifier("tiny-distilbert-cls", args.out / "tiny-distilbert-cls", args.out / "tiny-distilbert-wp")
+    if not (args.out / "tiny-distilbert-cls.f32.gguf").is_file():
+        jobs.append((args.out / "tiny-distilbert-cls", "f32", args.out / "tiny-distilbert-cls.f32.gguf", None))
     if jobs:
         convert(converter(CACHE), jobs)
     if args.check:
@@ -180,7 +239,8 @@ def main(argv=None):
         bad = [f for f, entry in golden["files"].items() if sha256(args.out / f) != entry["sha256"]]
         if bad:
             sys.exit(f"make_gguf: {', '.join(bad)} differ from the files the llama.cpp goldens were made from")
-    print(f"make_gguf: {len(SOURCES) * len(OUTTYPES)} GGUF files in {args.out}")
+    print(f"make_gguf: {len(SOURCES) * len(OUTTYPES) + len(ROBERTA_SOURCES) * len(ROBERTA_OUTTYPES) + 1} GGUF files "
+          f"in {args.out}")
 
 
 if __name__ == "__main__":

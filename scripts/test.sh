@@ -52,6 +52,8 @@ done
 # 3b. GGUF files made by llama.cpp's own converter (tests/*/test_gguf_*.py, docs/gguf.md): scripts/make_gguf.py takes
 #     convert_hf_to_gguf.py out of the llama-cpp-python sdist (pip download, sha256-pinned) and writes MiniLM and
 #     two tiny family checkpoints as f32/f16/q8_0 into weights/gguf/ (outside git). Idempotent; ~10 s of CPU.
+#     Also (issue 26, RoBERTa-style and classifier files): the tiny RoBERTa (byte-level BPE) and two tiny
+#     classifiers (RoBERTa, DistilBERT), 5 small files more, ~3 s of CPU in the same converter process.
 .venv/bin/python scripts/make_gguf.py
 
 # 4. The suite: unit and golden tests, live audits against transformers, ONNX exports and audits,

@@ -59,6 +59,24 @@ PY
 unset XDG_DATA_HOME
 
 echo "   (${SECONDS} s)"
+echo "-- venv with the wheel and its gguf extra only (no torch): a llama.cpp GGUF file (issue 26)"
+q8="$repo/weights/gguf/all-MiniLM-L6-v2.q8_0.gguf"  # made by scripts/make_gguf.py (scripts/test.sh step 3b)
+[ -f "$q8" ] || { echo "$q8 is missing: run .venv/bin/python scripts/make_gguf.py"; exit 1; }
+python3 -m venv "$smoke/gguf"
+"$smoke/gguf/bin/pip" install -qq "$wheel[gguf]"
+"$smoke/gguf/bin/numpybert" encode --output embedding --model "$q8" "A man is playing a guitar." | tail -n 1
+"$smoke/gguf/bin/python" - "$q8" "$minilm" <<'PY'
+import importlib.util, sys
+import numpy as np
+import numpybert
+assert importlib.util.find_spec("torch") is None and importlib.util.find_spec("gguf") is not None
+texts = ["A man is playing a guitar.", "Café naïve ÅNGSTRÖM — 北京 🍕 UPPERCASE"]
+deployed, original = numpybert.load(sys.argv[1]), numpybert.load(sys.argv[2])
+assert deployed.tokenizer.encode(texts[1]) == original.tokenizer.encode(texts[1])
+cosine = (deployed.encode(texts) * original.encode(texts)).sum(1).min()
+assert cosine >= 0.99, cosine  # q8_0 against the float32 original (docs/gguf.md: ~0.9998)
+print(f"GGUF in a venv with only the gguf extra: ok (q8_0 MiniLM, cosine to the safetensors original {cosine:.5f})")
+PY
 echo "-- venv with the wheel and its golden extra (torch from the local wheel)"
 python3 -m venv "$smoke/golden"
 "$smoke/golden/bin/pip" install -qq "$wheel[golden]"

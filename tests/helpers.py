@@ -75,6 +75,37 @@ def require_gguf(name: str) -> pathlib.Path:
     return path
 
 
+def rewrite_gguf(source, dest, meta=None, retype=None, add=None):
+    """An F32 GGUF file rewritten by the gguf package's own writer: `meta` {key: new value, or None to drop};
+    `retype(name, float32 array)` -> an array, or (quantized bytes, GGMLQuantizationType); `add` {name: array}."""
+    import gguf
+    from numpybert.loading.gguf import read_header
+    fields, infos, start, data = read_header(source)
+    fields = {k: v for k, v in dict(fields, **(meta or {})).items() if v is not None}
+    writer = gguf.GGUFWriter(str(dest), fields["general.architecture"])
+    for key, value in fields.items():
+        if key in ("general.architecture", "general.alignment"):
+            continue
+        add_value = (writer.add_array if isinstance(value, list) else writer.add_bool if isinstance(value, bool)
+                     else writer.add_uint32 if isinstance(value, int) else writer.add_float32
+                     if isinstance(value, float) else writer.add_string)
+        add_value(key, value)
+    tensors = {name: np.array(data[start + offset:start + offset + 4 * int(np.prod(ne))]).view(np.float32).reshape(
+        tuple(int(d) for d in reversed(ne))) for name, type_id, ne, offset in infos if type_id == 0}
+    assert len(tensors) == len(infos), "rewrite_gguf reads F32 files"
+    for name, array in dict(tensors, **(add or {})).items():
+        new = retype(name, array) if retype else array
+        if isinstance(new, tuple):
+            writer.add_tensor(name, new[0], raw_dtype=new[1])
+        else:
+            writer.add_tensor(name, new)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dest
+
+
 TINY_CONFIG = {
     "model_type": "bert", "architectures": ["BertModel"], "vocab_size": 99, "hidden_size": 32,
     "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "hidden_act": "gelu",

@@ -142,6 +142,15 @@ NOT_SUPPORTED = {  # encoders people try, and why numpybert does not compute the
 # tokenizer.ggml.model "bert" is a WordPiece vocabulary (numpybert/text/gguf_vocab.py).
 GGUF_ARCHITECTURES = {"bert": ("bert", "distilbert")}
 GGUF_WORDPIECE = "bert"
+# llama.cpp's converter writes RoBERTa as a "bert" file too (conversion/bert.py RobertaModel): its byte-level
+# BPE as tokenizer.ggml.model "gpt2" (tokens + merges), and the position table cut by pad_token_id + 1 rows.
+# tokenizer.ggml.model -> the member such a file is (it overrides the token-type rule above).
+GGUF_BYTE_BPE = "gpt2"
+GGUF_TOKENIZER_MEMBERS = {GGUF_BYTE_BPE: "roberta"}
+GGUF_REFUSED_TOKENIZERS = {  # tokenizer.ggml.model -> why numpybert does not rebuild it (one clause)
+    "t5": "XLM-RoBERTa's SentencePiece Unigram with its precompiled normalizer (the precompiled_charsmap) is not "
+          "rebuilt: no file made here could check its ids against the original tokenizer.json",
+}
 # keras-hub's BertBackbone presets (numpybert/loading/keras.py) are BERT.
 KERAS_BACKBONE = DEFAULT
 

@@ -8,11 +8,13 @@ llama.cpp's converter (`convert_hf_to_gguf.py`, `conversion/bert.py`) renames Be
 vocabulary as `tokenizer.ggml.*` (phantom-space form: numpybert/text/gguf_vocab.py undoes it), the
 sentence-transformers pooling as `{arch}.pooling_type` (`POOLING_TYPES`), and drops the pooler ("we are
 only using BERT for embeddings") and the masked-LM / next-sentence heads. This module only reads: the
-tensors, dequantized to float32 by the `gguf` package (its NumPy `dequantize` is the file's exact
-arithmetic), go through `numpybert.loading.checkpoint.load_params` like a safetensors checkpoint's.
+tensors, dequantized to float32 (the `gguf` package's NumPy `dequantize` is the file's exact arithmetic),
+go through `numpybert.loading.checkpoint.load_params` like a safetensors checkpoint's.
 
-The header (metadata, tensor infos) is read here, straight from the memory-mapped file; the tensors'
-arithmetic (dequantization) is the `gguf` package's, the only module that imports it (the `gguf` extra), lazily.
+The header (metadata, tensor infos) is read here, straight from the memory-mapped file. So are the types
+llama.cpp's converter writes for BERT (F32, F16, BF16, Q8_0: `DIRECT_TYPES`, Q8_0 with gguf.quants' own
+formula, bit-equal by test), so a cold start does not import the `gguf` package; every other type (Q4_K, ...)
+imports it then (the `gguf` extra; this is the only module that does) and is dequantized by it.
 """
 
 import math
@@ -49,7 +51,13 @@ TENSOR_NAMES = {
     "blk.{i}.ffn_down.bias": "encoder.layer.{i}.output.dense.bias",
     "blk.{i}.layer_output_norm.weight": "encoder.layer.{i}.output.LayerNorm.weight",
     "blk.{i}.layer_output_norm.bias": "encoder.layer.{i}.output.LayerNorm.bias",
+    # a sequence classifier / cross-encoder (RobertaForSequenceClassification: dense -> tanh -> out_proj)
+    "cls.weight": "classifier.dense.weight",
+    "cls.bias": "classifier.dense.bias",
+    "cls.output.weight": "classifier.out_proj.weight",
+    "cls.output.bias": "classifier.out_proj.bias",
 }
+LABELS = "{arch}.classifier.output_labels"  # id2label's values, in id order
 # The config: BertConfig's field <- llama.cpp's metadata key ({arch} is general.architecture).
 CONFIG_KEYS = {
     "hidden_size": "{arch}.embedding_length",
@@ -74,14 +82,6 @@ def hf_name(name: str) -> str:
     return name
 
 
-def _gguf():
-    try:
-        import gguf
-    except ImportError as e:
-        raise MissingExtraError(f"reading a GGUF file needs the 'gguf' extra ({e.name} is missing): {INSTALL}") from None
-    return gguf
-
-
 # GGUF's value types (gguf.GGUFValueType): id -> struct format; 8 is a string, 9 an array
 SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?", 10: "<u8", 11: "<i8", 12: "<f8"}
@@ -90,7 +90,7 @@ NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7
 class _Header:
     """GGUF's header (magic, version, metadata, tensor infos), read straight from the mapped bytes.
     gguf.GGUFReader parses the same but builds NumPy views item by item (~2 s for MiniLM's 30522 tokens);
-    this reads them in ~0.05 s. The `gguf` package still does every dequantization."""
+    this reads them in ~0.05 s."""
 
     def __init__(self, buf):
         self.buf, self.at = buf, 0
@@ -108,6 +108,20 @@ class _Header:
         self.at += n
         return raw.decode("utf-8", errors="replace")
 
+    def strings(self, n):
+        """An array of n strings (the vocabulary: 30522 for MiniLM) in one tight loop."""
+        buf, at, size, out = self.buf, self.at, len(self.buf), []
+        length = struct.Struct("<Q").unpack_from
+        for _ in range(min(n, size)):
+            k = length(buf, at)[0]
+            at += 8
+            out.append(buf[at:at + k].decode("utf-8", errors="replace"))
+            at += k
+        if at > size or n > size:
+            raise ValueError("a string array runs past the end of the file")
+        self.at = at
+        return out
+
     def value(self, kind):
         if kind in SCALARS:
             return self.take(SCALARS[kind])
@@ -116,6 +130,8 @@ class _Header:
         if kind != 9:
             raise ValueError(f"unknown value type {kind}")
         item, n = self.take("<I"), self.take("<Q")
+        if item == 8:
+            return self.strings(n)
         if item in NUMPY:
             size = np.dtype(NUMPY[item]).itemsize * n
             values = np.frombuffer(self.buf[self.at:self.at + size], NUMPY[item]).tolist()  # a copy: mmap closes
@@ -164,11 +180,11 @@ def read_header(path):
     return meta, infos, -(-end // align) * align, data
 
 
-def _gguf():
+def _gguf(why):
     try:
         import gguf
     except ImportError as e:
-        raise MissingExtraError(f"reading a GGUF file needs the 'gguf' extra ({e.name} is missing): {INSTALL}") from None
+        raise MissingExtraError(f"{why} needs the 'gguf' extra ({e.name} is missing): {INSTALL}") from None
     return gguf
 
 
@@ -189,7 +205,8 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
                           f"{', '.join(ARCHITECTURES)} GGUF files: BERT's encoder as llama.cpp converts it)")
     config = {field: _field(meta, key.format(arch=arch), path) for field, key in CONFIG_KEYS.items()}
     with_types, without_types = ARCHITECTURES[arch]
-    config["model_type"] = with_types if "token_types.weight" in tensors else without_types
+    config["model_type"] = family.GGUF_TOKENIZER_MEMBERS.get(
+        meta.get("tokenizer.ggml.model"), with_types if "token_types.weight" in tensors else without_types)
     config["hidden_act"] = "gelu"  # llama.cpp's BERT graph has one FFN activation, GELU (the checkpoints' erf GELU)
     config["vocab_size"] = len(meta.get("tokenizer.ggml.tokens") or []) or _rows(tensors, "token_embd.weight", path)
     types = tensors.get("token_types.weight")
@@ -199,9 +216,47 @@ def config_dict(meta: dict, tensors: dict, path) -> dict:
     if isinstance(pad, int):
         config["pad_token_id"] = pad
     member = family.get(config["model_type"])  # its config.json may spell the sizes its own way (DistilBERT's dim)
+    if "cls.output.weight" in tensors and member.classifier == "pooled":
+        raise ConfigError(f"{path}: a {member.name} sequence classifier reads pooled_output, and llama.cpp's converter "
+                          "drops the pooler (its cls.output alone cannot give the original's logits)")
+    labels = meta.get(LABELS.format(arch=arch))
+    if isinstance(labels, list) and labels:
+        config["id2label"] = dict(enumerate(labels))
+    elif "cls.output.weight" in tensors:  # the converter writes no labels for transformers' default LABEL_i names
+        config["id2label"] = {i: f"LABEL_{i}" for i in range(tensors["cls.output.weight"].shape[0])}
+    if offset := position_offset(member, config):  # the converter cut the rows below padding_idx + 1
+        config["max_position_embeddings"] += offset
     spelling = {ours: theirs for theirs, ours in member.config_fields}
     config = {spelling.get(k, k): v for k, v in config.items() if member.token_types or k != "type_vocab_size"}
     return config
+
+
+def _own_head_name(member, name):
+    """A classifier tensor under the member's own checkpoint name (DistilBERT's pre_classifier.*,
+    classifier.*), which the loader's family map takes back to BERT's classifier.dense / out_proj."""
+    if name.startswith("classifier."):
+        for theirs, ours in member.names:
+            if name.startswith(ours):
+                return theirs + name[len(ours):]
+    return name
+
+
+def position_offset(member, config) -> int:
+    """How many position rows llama.cpp's converter cut from a member whose positions count from
+    padding_idx + 1 (RoBERTa: pad_token_id + 1); 0 for the others."""
+    if not member.positions_from_ids:
+        return 0
+    padding_idx = member.fixed_padding_idx if member.fixed_padding_idx is not None else config.get("pad_token_id")
+    return padding_idx + 1 if isinstance(padding_idx, int) else 0
+
+
+def _restore_positions(tensors, offset, path):
+    """The cut rows back as zeros, so position ids index the table as the original's (a real token's position
+    is >= padding_idx + 1; only padding reads row padding_idx, and padding is masked)."""
+    name = "embeddings.position_embeddings.weight"
+    if offset and name in tensors:
+        dtype_str, array, where = tensors[name]
+        tensors[name] = (dtype_str, np.concatenate([np.zeros((offset,) + array.shape[1:], array.dtype), array]), where)
 
 
 def _rows(tensors, name, path):
@@ -210,38 +265,66 @@ def _rows(tensors, name, path):
     return int(tensors[name].shape[0])
 
 
-def _array(info, data, start, gguf, path, mmap):
-    """A tensor as the checkpoint holds it: (dtype string for the loader, array, stored type name).
-    F32 stays a view of the mapped file (copied unless mmap); F16 is viewed as float16 (the loader
-    converts it); BF16 is widened exactly; every other type is dequantized to float32 by gguf.quants.dequantize."""
-    name, type_id, ne, offset = info
+# The types read here without importing the `gguf` package (~0.1 s of a cold start): id -> (name, block
+# elements, block bytes), as gguf.GGMLQuantizationType / GGML_QUANT_SIZES state them (tests/loading/
+# test_gguf_types.py checks both, and that dequantize_q8_0 is bit-equal to gguf.quants.dequantize).
+# Every other type is the gguf package's: imported then, and dequantized by gguf.quants.dequantize.
+DIRECT_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 8: ("Q8_0", 32, 34), 30: ("BF16", 1, 2)}
+
+
+def dequantize_q8_0(raw: np.ndarray) -> np.ndarray:
+    """Q8_0 blocks (bytes: a float16 scale d, then 32 int8 q) -> float32 d * q, flat. gguf.quants.Q8_0's
+    own arithmetic (int8 and float16 widened to float32, one float32 product), on the whole tensor at once."""
+    blocks = raw.reshape(-1, 34)
+    scale = blocks[:, :2].view(np.float16).astype(np.float32)  # [blocks, 1]
+    values = blocks[:, 2:].view(np.int8).astype(np.float32)  # [blocks, 32]
+    with np.errstate(invalid="ignore"):  # an inf scale times 0 is NaN: the loader's finiteness check names it
+        return np.multiply(values, scale, out=values).reshape(-1)  # [blocks * 32]
+
+
+def _kind(name, type_id, path):
+    """(type name, block elements, block bytes, gguf's type or None when read here)."""
+    if type_id in DIRECT_TYPES:
+        return (*DIRECT_TYPES[type_id], None)
+    gguf = _gguf(f"{path}: tensor {name!r} (GGML type {type_id})")
     try:
         kind = gguf.GGMLQuantizationType(type_id)
     except ValueError:
         raise WeightsError(f"{path}: tensor {name!r} has unknown GGML type {type_id}") from None
+    return (kind.name, *gguf.GGML_QUANT_SIZES[kind], kind)
+
+
+def _array(info, data, start, path, mmap):
+    """A tensor as the checkpoint holds it: (dtype string for the loader, array, stored type name).
+    F32 stays a view of the mapped file (copied unless mmap); F16 is viewed as float16 (the loader
+    converts it); BF16 is widened exactly; Q8_0 is dequantized here (dequantize_q8_0), every other
+    type to float32 by gguf.quants.dequantize."""
+    name, type_id, ne, offset = info
+    type_name, block, size, kind = _kind(name, type_id, path)
     shape = tuple(int(d) for d in reversed(ne))  # GGUF lists ne innermost first
-    block, size = gguf.GGML_QUANT_SIZES[kind]
     n = math.prod(shape)
     nbytes = n // block * size
     begin = start + offset
     if n % block or begin + nbytes > data.size:
-        raise WeightsError(f"{path}: tensor {name!r} ({kind.name}, shape {list(shape)}) lies past the end of the file "
+        raise WeightsError(f"{path}: tensor {name!r} ({type_name}, shape {list(shape)}) lies past the end of the file "
                            "(truncated?)" if n % block == 0 else f"{path}: tensor {name!r}: shape {list(shape)} is not "
-                           f"whole {kind.name} blocks")
+                           f"whole {type_name} blocks")
     raw = data[begin:begin + nbytes]
+    if type_name == "F32":
+        array = raw.view(np.float32).reshape(shape)
+        return "F32", (np.asarray(array) if mmap else np.array(array)), type_name
+    if type_name == "F16":
+        return "F16", raw.view(np.float16).reshape(shape), type_name
+    if type_name == "BF16":
+        bits = raw.view(np.dtype("<u2")).reshape(shape)
+        return "BF16", (bits.astype(np.uint32) << 16).view(np.float32), type_name  # exact: a 16-bit shift
+    if type_name == "Q8_0":
+        return "F32", dequantize_q8_0(raw).reshape(shape), type_name
     try:
-        if kind.name == "F32":
-            array = raw.view(np.float32).reshape(shape)
-            return "F32", (np.asarray(array) if mmap else np.array(array)), kind.name
-        if kind.name == "F16":
-            return "F16", raw.view(np.float16).reshape(shape), kind.name
-        if kind.name == "BF16":
-            bits = raw.view(np.dtype("<u2")).reshape(shape)
-            return "BF16", (bits.astype(np.uint32) << 16).view(np.float32), kind.name  # exact: a 16-bit shift
         rows = raw.reshape(shape[:-1] + (shape[-1] // block * size,))
-        return "F32", gguf.quants.dequantize(rows, kind).reshape(shape), kind.name
+        return "F32", _gguf(path).quants.dequantize(rows, kind).reshape(shape), type_name
     except NotImplementedError:
-        raise WeightsError(f"{path}: tensor {name!r} has type {kind.name}, which the gguf package cannot "
+        raise WeightsError(f"{path}: tensor {name!r} has type {type_name}, which the gguf package cannot "
                            "dequantize") from None
 
 
@@ -250,23 +333,26 @@ def read_gguf(path, mmap=False):
     info: metadata (the tokenizer's fields among them), {GGUF name: stored type}, pooling."""
     path = os.fspath(path)
     meta, infos, start, data = read_header(path)
-    gguf = _gguf()
     shapes = {name: _Shape(ne) for name, _, ne, _ in infos}
     if len(shapes) != len(infos):
         raise WeightsError(f"{path}: a tensor name appears twice")
     config = config_dict(meta, shapes, path)
     tensors, types = {}, {}
     for info in infos:
-        dtype_str, array, kind = _array(info, data, start, gguf, path, mmap)
+        dtype_str, array, kind = _array(info, data, start, path, mmap)
         tensors[hf_name(info[0])] = (dtype_str, array, path)
         types[info[0]] = kind
+    member = family.get(config["model_type"])
+    tensors = {_own_head_name(member, name): entry for name, entry in tensors.items()}
+    offset = position_offset(member, config)
+    _restore_positions(tensors, offset, path)
     key = f"{meta.get('general.architecture')}.pooling_type"
     pooling = meta.get(key)
     if pooling is not None and pooling not in POOLING_TYPES:
         raise ConfigError(f"{path}: metadata field {key!r}={pooling!r}: numpybert computes none (0), mean (1) "
                           "and CLS (2) pooling")
     info = {"path": path, "metadata": meta, "types": types, "pooling": POOLING_TYPES.get(pooling),
-            "pooling_type": pooling}
+            "pooling_type": pooling, "position_rows_restored": offset}
     return config, ([path], tensors), info
 
 
@@ -283,8 +369,10 @@ def note_types(manifest, info):
         counts[kind] = counts.get(kind, 0) + 1
     for kind, n in sorted(counts.items()):
         if kind not in ("F32", "F16", "BF16"):
-            manifest.converted[f"{kind} -> float32 (dequantized by gguf)"] = n
+            manifest.converted[f"{kind} -> float32 (dequantized as gguf.quants does)"] = n
     manifest.files = [f"{os.path.basename(info['path'])} (GGUF, tensor types: " + ", ".join(
         f"{k} {v}" for k, v in sorted(counts.items())) + ")"]
     manifest.missing.append(("GGUF", "llama.cpp's converter drops the pooler and the pretraining heads"))
+    if rows := info.get("position_rows_restored"):
+        manifest.converted[f"position_embd: {rows} rows the converter cut (below padding_idx + 1) -> zeros"] = 1
     return manifest

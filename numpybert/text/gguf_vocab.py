@@ -7,12 +7,18 @@ id; the normalisation comes from the flags the file states (`tokenizer.ggml.norm
 `.strip_accents`); the special tokens from `tokenizer.ggml.{bos,seperator,unknown,padding,mask}_token_id`
 (BERT's [CLS] is written as the BOS token, [SEP] as the separator). What the file does not say
 (Chinese-character splitting, the accents flag on older files) takes BERT's defaults, listed in `notes`.
+
+RoBERTa's byte-level BPE is stored as tokenizer.ggml.model "gpt2": the tokens as they are (byte-level
+strings, `Ġ` for a space) and `tokenizer.ggml.merges` ("a b" per merge, in rank order); rebuilt as
+transformers' RobertaTokenizerFast is: BPE, ByteLevel pre-tokenizer (no prefix space: the file does not
+say, RoBERTa's default), control tokens special, <s> A </s> (</s> B </s>).
 """
 
-from tokenizers.models import WordPiece
+from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+from tokenizers.models import BPE, WordPiece
 
 from ..errors import ConfigError
-from ..loading.family import GGUF_WORDPIECE
+from ..loading.family import GGUF_BYTE_BPE, GGUF_REFUSED_TOKENIZERS, GGUF_WORDPIECE
 from .tokenizer_files import DEFAULT_SPECIAL_TOKENS, bert_pipeline
 
 PHANTOM = "\u2581"  # ▁, llama.cpp's mark of a word start
@@ -28,7 +34,7 @@ def original_piece(token: str, token_type: int) -> str:
     """vocab.txt's spelling of a phantom-space token: `▁word` -> `word`, `ing` -> `##ing`."""
     if token_type == CONTROL:
         return token
-    return token[len(PHANTOM):] if token.startswith(PHANTOM) else "##" + token
+    return token[1:] if token[:1] == PHANTOM else "##" + token
 
 
 def wordpiece_vocab(meta: dict, source: str) -> dict:
@@ -39,12 +45,15 @@ def wordpiece_vocab(meta: dict, source: str) -> dict:
     if not isinstance(types, list) or len(types) != len(tokens):
         raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.token_type' must list one type per token "
                           f"({len(tokens)})")
-    vocab = {}
-    for i, (token, kind) in enumerate(zip(tokens, types)):
-        piece = original_piece(token, kind)
-        if piece in vocab:
-            raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again (id {vocab[piece]})")
-        vocab[piece] = i
+    vocab = {original_piece(token, kind): i for i, (token, kind) in enumerate(zip(tokens, types))}
+    if len(vocab) < len(tokens):  # two tokens give one piece: name the first repeat
+        seen = {}
+        for i, (token, kind) in enumerate(zip(tokens, types)):
+            piece = original_piece(token, kind)
+            if piece in seen:
+                raise ConfigError(f"{source}: tokenizer.ggml.tokens[{i}] {token!r} is {piece!r} again "
+                                  f"(id {seen[piece]})")
+            seen[piece] = i
     return vocab
 
 
@@ -61,12 +70,46 @@ def special_names(meta: dict, source: str) -> dict:
     return names
 
 
+def byte_bpe_tokenizer(meta: dict, source: str):
+    """(tokenizers.Tokenizer, special token names, notes) of a "gpt2" (RoBERTa byte-level BPE) vocabulary."""
+    tokens, types, merges = (meta.get(f"tokenizer.ggml.{k}") for k in ("tokens", "token_type", "merges"))
+    for key, value in (("tokens", tokens), ("merges", merges)):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.{key}' is missing or not a list of strings")
+    if not isinstance(types, list) or len(types) != len(tokens):
+        raise ConfigError(f"{source}: metadata field 'tokenizer.ggml.token_type' must list one type per token "
+                          f"({len(tokens)})")
+    vocab = {token: i for i, token in enumerate(tokens)}
+    if len(vocab) < len(tokens):
+        i = next(i for i, t in enumerate(tokens) if vocab[t] != i)
+        raise ConfigError(f"{source}: tokenizer.ggml.tokens[{vocab[tokens[i]]}] {tokens[i]!r} appears twice")
+    pairs = [tuple(m.split(" ")) for m in merges]
+    if (bad := next((i for i, p in enumerate(pairs) if len(p) != 2 or "".join(p) not in vocab), None)) is not None:
+        raise ConfigError(f"{source}: tokenizer.ggml.merges[{bad}] {merges[bad]!r} is not two tokens whose join "
+                          "is a token")
+    special = special_names(meta, source)
+    tokenizer = Tokenizer(BPE(vocab, pairs))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    control = [token for token, kind in zip(tokens, types) if kind == CONTROL]
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
+    cls_token, sep_token = special["cls_token"], special["sep_token"]
+    tokenizer.post_processor = processors.RobertaProcessing(
+        (sep_token, vocab[sep_token]), (cls_token, vocab[cls_token]), trim_offsets=True, add_prefix_space=False)
+    notes = ["byte-level BPE without a prefix space (not stated in GGUF metadata; RoBERTa's default)"]
+    return tokenizer, special, notes
+
+
 def gguf_tokenizer(meta: dict, source: str):
-    """(tokenizers.Tokenizer, special token names, notes) of a GGUF whose tokenizer.ggml.model is "bert"."""
+    """(tokenizers.Tokenizer, special token names, notes) of a GGUF: tokenizer.ggml.model "bert" (WordPiece)
+    or "gpt2" (RoBERTa's byte-level BPE)."""
     model = meta.get("tokenizer.ggml.model")
+    if model == GGUF_BYTE_BPE:
+        return byte_bpe_tokenizer(meta, source)
     if model != GGUF_WORDPIECE:
-        raise ConfigError(f"{source}: tokenizer.ggml.model={model!r}: numpybert rebuilds WordPiece ({GGUF_WORDPIECE!r}) "
-                          "vocabularies only")
+        why = GGUF_REFUSED_TOKENIZERS.get(model, "an unknown tokenizer model")
+        raise ConfigError(f"{source}: tokenizer.ggml.model={model!r} is not supported: {why} (numpybert rebuilds "
+                          f"{GGUF_WORDPIECE!r} WordPiece and {GGUF_BYTE_BPE!r} byte-level BPE vocabularies)")
     vocab, special = wordpiece_vocab(meta, source), special_names(meta, source)
     notes = []
     lowercase = meta.get(LOWERCASE)

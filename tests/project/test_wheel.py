@@ -19,5 +19,6 @@ def test_the_built_wheel_works_from_a_temporary_directory():
     assert proc.returncode == 0, log[-4000:]
     for line in ("numpybert --help: ok", "audit --live without torch: exit 2", "bench without torch: exit 2",
                  "all-MiniLM-L6-v2: already complete (sha256 verified)",
-                 "README Python snippets and load('sentence-transformers/all-MiniLM-L6-v2'): ok", "wheel smoke test: ok"):
+                 "README Python snippets and load('sentence-transformers/all-MiniLM-L6-v2'): ok",
+                 "GGUF in a venv with only the gguf extra: ok", "wheel smoke test: ok"):
         assert line in log, f"{line!r} missing from the smoke test's output:\n{log[-4000:]}"

@@ -18,7 +18,8 @@ CASES = ([(t, None) for t in TRICKY["single"]] + [tuple(p) for p in TRICKY["pair
          + [(text, pair) for _, text, pair in TRICKY_TEXTS]
          + [("UPPERCASE INPUT SHOULD NOT COLLAPSE", None), ("ÀÉÎÕÜ àéîõü ñ ç ß ø å", None),
             ("x" * 150, None), ("naïve" * 30, None)])
-FILES = {"all-MiniLM-L6-v2.q8_0.gguf": None, "tiny-distilbert-wp.f32.gguf": GGUF_DIR / "tiny-distilbert-wp"}
+FILES = {"all-MiniLM-L6-v2.q8_0.gguf": None, "tiny-distilbert-wp.f32.gguf": GGUF_DIR / "tiny-distilbert-wp",
+         "tiny-roberta-bpe.q8_0.gguf": ROOT / "tests" / "checkpoints" / "st-tiny-roberta"}  # byte-level BPE ("gpt2")
 
 
 def original(name):
@@ -76,7 +77,7 @@ def test_the_flags_the_file_states_are_followed():
     (lambda m: m.pop("tokenizer.ggml.tokens"), "'tokenizer.ggml.tokens' is missing"),
     (lambda m: m.update({"tokenizer.ggml.token_type": [1]}), "one type per token"),
     (lambda m: m.update({"tokenizer.ggml.bos_token_id": 10**6}), "outside the vocabulary"),
-    (lambda m: m.update({"tokenizer.ggml.model": "gpt2"}), "tokenizer.ggml.model='gpt2'"),
+    (lambda m: m.update({"tokenizer.ggml.model": "t5"}), "tokenizer.ggml.model='t5' is not supported"),
 ])
 def test_broken_tokenizer_metadata_is_one_clear_error(change, message):
     meta = dict(metadata_of("tiny-distilbert-wp.f32.gguf"))

@@ -41,25 +41,29 @@ def sum_rows(x):
 
 # ----------------------------------------------------------------------------- losses
 
-def cross_entropy(logits, labels, ignore_index=-100):
+def cross_entropy(logits, labels, ignore_index=-100, count=None):
     """torch's CrossEntropyLoss: the mean over the labelled rows of -log softmax(logits)[label]
-    (label -100: ignored). Returns (loss, dlogits): softmax minus the one-hot label, / rows."""
+    (label -100: ignored). Returns (loss, dlogits): softmax minus the one-hot label, / rows.
+    `count`: the rows the mean is over, when these logits are a shard of a batch (default: their own)."""
     z = logits.reshape(-1, logits.shape[-1])  # [..., C] -> [rows, C]
     y = labels.reshape(-1)  # [...] -> [rows]
     rows = np.flatnonzero(y != ignore_index)  # [kept]
+    count = len(rows) if count is None else count
     log_p = z - z.max(axis=-1, keepdims=True)
     log_p = log_p - np.log(np.exp(log_p).sum(axis=-1, keepdims=True))  # log softmax, [rows, C]
-    loss = -log_p[rows, y[rows]].sum() / len(rows)
+    loss = -log_p[rows, y[rows]].sum() / count
     dz = np.zeros_like(z)
     dz[rows] = np.exp(log_p[rows])  # softmax of the kept rows
     dz[rows, y[rows]] -= 1.0
-    return loss, (dz / len(rows)).reshape(logits.shape)  # [rows, C] -> [..., C]
+    return loss, (dz / count).reshape(logits.shape)  # [rows, C] -> [..., C]
 
 
-def mse(predictions, targets):
-    """torch's MSELoss (a one-label classifier is a regression): mean of squared errors, and its gradient."""
+def mse(predictions, targets, count=None):
+    """torch's MSELoss (a one-label classifier is a regression): mean of squared errors, and its gradient
+    (`count`: as cross_entropy's)."""
     error = predictions - targets
-    return np.square(error).mean(), 2.0 * error / error.size
+    count = error.size if count is None else count
+    return np.square(error).sum() / count, 2.0 * error / count
 
 
 # ----------------------------------------------------------------------------- building blocks

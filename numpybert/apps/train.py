@@ -77,13 +77,23 @@ def _labels(name, value, shape, num_classes, floats=False):
     return y.astype(np.int64)
 
 
+TRAINS = {"bert": ("classification", "pretraining"),  # model_type -> the objectives value_and_grad computes
+          "roberta": ("classification",), "xlm-roberta": ("classification",)}
+WHY_NOT = {"pretraining": "it is BERT's MLM + next-sentence prediction, and {name} has no next-sentence head",
+           None: "the backward companion follows BERT and RoBERTa's differences only (positions from the ids, "
+                 "the first-token classifier), not {name}'s"}
+
+
 def _check_model(model, objective):
     if objective not in OBJECTIVES:
         raise InputValueError(f"objective={objective!r}: expected one of {tuple(OBJECTIVES)}")
-    if model.config.model_type != family.DEFAULT:  # the backward companion is written for BERT
-        raise InputValueError(f"{model.model_dir}: value_and_grad trains BERT checkpoints; model_type "
-                              f"{model.config.model_type!r} is not supported")
+    model_type = model.config.model_type
+    if objective not in TRAINS.get(model_type, ()):
+        why = WHY_NOT["pretraining" if model_type in TRAINS else None].format(name=family.get(model_type).name)
+        raise InputValueError(f"{model.model_dir}: value_and_grad cannot train model_type {model_type!r} with "
+                              f"objective {objective!r}: {why}")
     heads, arch, _ = OBJECTIVES[objective]
+    heads = heads if family.get(model_type).classifier == "pooled" else ("classifier",)  # RoBERTa: no pooler
     missing = [h for h in heads if h not in model.params]
     if missing:
         raise MissingWeightsError(f"{model.model_dir}: objective {objective!r} ({arch}) needs the "
@@ -109,18 +119,30 @@ def _forward(model, inputs, mask):
     return hidden_states, pooled, record
 
 
+def _classification_loss(logits, labels, count):
+    """Cross-entropy on class ids; a one-label classifier is a regression (MSE), as transformers' problem_type."""
+    if logits.shape[-1] > 1:
+        return RB.cross_entropy(logits, labels, count=count)
+    loss, dlogits = RB.mse(logits[:, 0], labels.astype(logits.dtype), count=count)
+    return loss, dlogits[:, None]  # [B] -> [B, 1]
+
+
 def _shard_value_and_grad(model, objective, inputs, mask, labels, next_sentence_label, counts):
     """(loss, nested grads) of some rows of the batch; each loss is a mean over `counts`, the batch's
     labelled rows, so the shards' losses and gradients add up to the whole batch's."""
     hidden_states, pooled, record = _forward(model, inputs, mask)
     params, config = model.params, model.config
+    if objective == "classification" and family.get(config.model_type).classifier == "first-token":
+        act = family.get(config.model_type).classifier_act
+        logits = R.first_token_classifier(hidden_states[-1], **params["classifier"], act=act)  # [B, C]
+        loss, dlogits = _classification_loss(logits, labels, counts[0])
+        dlast, grads = RB.first_token_classifier_backward(dlogits, hidden_states[-1], **params["classifier"], act=act)
+        grads.update(RB.bert_backward(dlast, None, inputs, hidden_states, pooled, params, config, record,
+                                      position_padding_idx=config.padding_idx))
+        return loss, grads
     if objective == "classification":
         logits = R.classifier_head(pooled, params["classifier"])  # [B, C]
-        if logits.shape[-1] == 1:  # a regression, as transformers' problem_type "regression"
-            loss, dlogits = RB.mse(logits[:, 0], labels.astype(logits.dtype), count=counts[0])
-            dlogits = dlogits[:, None]  # [B] -> [B, 1]
-        else:
-            loss, dlogits = RB.cross_entropy(logits, labels, count=counts[0])
+        loss, dlogits = _classification_loss(logits, labels, counts[0])
         dpooled, grads = RB.classifier_head_backward(dlogits, pooled, params["classifier"])
         grads.update(RB.bert_backward(None, dpooled, inputs, hidden_states, pooled, params, config, record))
         return loss, grads
@@ -164,7 +186,8 @@ def value_and_grad(model, objective, input_ids=None, attention_mask=None, token_
     ids, mask, types, positions = check_inputs(model.config, input_ids, attention_mask, token_type_ids, position_ids)
     (B, T), config = ids.shape, model.config
     if objective == "classification":
-        C = len(model.params["classifier"]["bias"])
+        head = model.params["classifier"]
+        C = len(head["out_proj"]["bias"] if "out_proj" in head else head["bias"])  # RoBERTa's, BERT's
         y, nsp = _labels("labels", labels, (B,), C, floats=C == 1), None
         counts = (B if C == 1 else int((y != -100).sum()),)
     else:

@@ -221,3 +221,34 @@ def test_sharded_batch_matches_torch(objective, two_threads, monkeypatch):
     assert calls == [4, 4]
     assert worst <= TOL["float64"], name
     assert loss == pytest.approx(torch_loss, rel=1e-12)
+
+
+def roberta_batch(B=3, T=9, seed=0, num_labels=3):
+    """Right-padded with RoBERTa's pad id 1 (so padding takes position padding_idx), one segment, class labels."""
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(T)[None] < np.linspace(T, T // 2, B).astype(int)[:, None]).astype(np.int64)  # [B, T]
+    ids = np.where(mask == 1, rng.integers(3, 99, (B, T)), 1)
+    ids[:, 0] = 0  # <s>
+    return {"input_ids": ids, "attention_mask": mask, "labels": rng.integers(0, num_labels, B)}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_roberta_gradients_match_torch(dtype):
+    """RobertaForSequenceClassification: positions from the ids (the position table's padding row gets no
+    gradient, as the word table's pad row), the classifier dense -> tanh -> out_proj on <s>, no pooler."""
+    worst, name, loss, torch_loss = compare(CHECKPOINTS / "tiny-roberta-classifier", "classification", dtype,
+                                            roberta_batch())
+    assert worst <= (TOL[dtype] if dtype == "float64" else TOL[dtype]["tiny"]), name
+    assert loss == pytest.approx(torch_loss, rel=1e-12 if dtype == "float64" else 1e-5)
+
+
+@pytest.mark.parametrize("model_dir, objective, message", [
+    ("tiny-roberta-mlm", "pretraining", "'roberta' with objective 'pretraining': .*RoBERTa has no next-sentence"),
+    ("tiny-distilbert-classifier", "classification", "'distilbert' .* not DistilBERT's"),
+    ("tiny-electra-classifier", "classification", "'electra' .* not ELECTRA's"),
+])
+def test_untrainable_family_members_are_refused_in_one_line(model_dir, objective, message):
+    model = numpybert.load(CHECKPOINTS / model_dir)
+    with pytest.raises(numpybert.InputValueError, match=message) as error:
+        numpybert.value_and_grad(model, objective, **roberta_batch(), next_sentence_label=np.array([0, 1, 0]))
+    assert "\n" not in str(error.value)

@@ -215,6 +215,9 @@ def bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config,
     dx, grads["encoder"] = encoder_backward(dlast, hidden_states, **params["encoder"], record=record,
                                             n_head=config.num_attention_heads, act=config.hidden_act,
                                             eps=config.layer_norm_eps)
+    if "embeddings_project" in params:  # ELECTRA: back through the projection of the E-wide embeddings to H
+        dx, grads["embeddings_project"] = linear_backward(dx, record["embeddings.output"],
+                                                          params["embeddings_project"]["weight"])  # [B, T, H] -> [B, T, E]
     grads["embeddings"] = embeddings_backward(dx, *inputs, record["embeddings.sum"], **params["embeddings"],
                                               eps=config.layer_norm_eps, pad_token_id=config.pad_token_id,
                                               position_padding_idx=position_padding_idx)

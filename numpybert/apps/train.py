@@ -78,10 +78,11 @@ def _labels(name, value, shape, num_classes, floats=False):
 
 
 TRAINS = {"bert": ("classification", "pretraining"),  # model_type -> the objectives value_and_grad computes
-          "roberta": ("classification",), "xlm-roberta": ("classification",)}
+          "roberta": ("classification",), "xlm-roberta": ("classification",), "electra": ("classification",),
+          "distilbert": ("classification",)}
 WHY_NOT = {"pretraining": "it is BERT's MLM + next-sentence prediction, and {name} has no next-sentence head",
-           None: "the backward companion follows BERT and RoBERTa's differences only (positions from the ids, "
-                 "the first-token classifier), not {name}'s"}
+           None: "the backward companion follows BERT's, RoBERTa's, ELECTRA's and DistilBERT's differences "
+                 "(positions from the ids, the embeddings projection, the first-token classifiers), not {name}'s"}
 
 
 def _check_model(model, objective):

@@ -138,7 +138,8 @@ def self_attention(x, mask_bias, query, key, value, n_head, record=None, at=""):
     return context, probs
 
 
-def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, eps, record=None, at=""):
+def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, eps, record=None, at="",
+                  activations=ACTIVATIONS):
     """One post-LN transformer block (HF's BertLayer): x = LN(x + Attention(x)); x = LN(x + FFN(x)).
     Post-LN: each sub-layer's output is added to its input first, then normalised (pre-LN models,
     like GPT-2, normalise the input instead). Returns the output [B, T, H] and the probs [B, N, T, T]."""
@@ -146,7 +147,7 @@ def encoder_layer(x, mask_bias, attention, intermediate, output, n_head, act, ep
                                     at=at + "attention.self.")
     x = layer_norm(linear(context, **attention["output"]["dense"]) + x, **attention["output"]["LayerNorm"], eps=eps)
     h = linear(x, **intermediate["dense"])  # [B, T, H] -> [B, T, I]: the feed-forward widens,
-    a = ACTIVATIONS[act](h)
+    a = activations[act](h)
     y = layer_norm(linear(a, **output["dense"]) + x, **output["LayerNorm"], eps=eps)  # [B, T, I] -> [B, T, H]: narrows
     rec(record, {"attention.output": x, "intermediate.pre_act": h, "intermediate.output": a, "output": y}, at)
     return y, probs
@@ -171,14 +172,15 @@ def relative_position_bias(T, weight):
     return weight[bucket].transpose(2, 0, 1)[None]  # [T, T] -> [T, T, N] -> [1, N, T, T]
 
 
-def encoder(x, mask_bias, layer, n_head, act, eps, relative_attention_bias=None, record=None):
-    """The stack of L layers. Returns the L+1 hidden states (the embedding output first) and L attentions."""
+def encoder(x, mask_bias, layer, n_head, act, eps, relative_attention_bias=None, record=None, activations=ACTIVATIONS):
+    """The stack of L layers. Returns the L+1 hidden states (the embedding output first) and L attentions.
+    `activations`: the table `act` is looked up in (see `bert`)."""
     if relative_attention_bias is not None:  # MPNet only: relative positions, summed into the mask's bias
         mask_bias = mask_bias + relative_position_bias(x.shape[1], **relative_attention_bias)  # -> [B, N, T, T]
     hidden_states, attentions = [x], []
     for i, weights in enumerate(layer):
         x, probs = encoder_layer(x, mask_bias, **weights, n_head=n_head, act=act, eps=eps, record=record,
-                                 at=f"encoder.layer.{i}.")
+                                 at=f"encoder.layer.{i}.", activations=activations)
         hidden_states.append(x)
         attentions.append(probs)
     return hidden_states, attentions
@@ -201,12 +203,14 @@ def pooler(last_hidden_state, dense, record=None):
 
 
 def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config, mask_value="finfo-min",
-         record=None, inputs_embeds=None):
+         record=None, inputs_embeds=None, activations=ACTIVATIONS):
     """The whole BertModel: returns (hidden_states: L+1 × [B, T, H], attentions: L × [B, N, T, T],
     pooled_output [B, H], or None when the checkpoint has no pooler). `input_ids` may be None when
     `inputs_embeds` [B, T, H] is given. `position_ids` [B, T] are inputs, as token_type_ids: 0, 1, ...
     for BERT; RoBERTa and MPNet count from their padding index (`numpybert.loading.family.position_ids`
-    makes them). `mask_value`: see `attention_mask_bias`."""
+    makes them). `mask_value`: see `attention_mask_bias`. `activations`: the table config.hidden_act is
+    looked up in; training (numpybert/apps/train.py) passes one whose exact GELU takes the fast engine's
+    vectorised erf (the same function, not one `math.erf` per element): speed stays out of this file."""
     x = embeddings(input_ids, token_type_ids, position_ids, **params["embeddings"], eps=config.layer_norm_eps,
                    inputs_embeds=inputs_embeds, record=record)  # [B, T] -> [B, T, E]
     if "embeddings_project" in params:  # ELECTRA only: embeddings E wide (embedding_size), projected to H
@@ -214,7 +218,8 @@ def bert(input_ids, token_type_ids, position_ids, attention_mask, params, config
         rec(record, {"embeddings_project.output": x})
     mask_bias = attention_mask_bias(attention_mask, x.dtype, mask_value)  # [B, T] -> [B, 1, 1, T]
     hidden_states, attentions = encoder(x, mask_bias, **params["encoder"], n_head=config.num_attention_heads,
-                                        act=config.hidden_act, eps=config.layer_norm_eps, record=record)
+                                        act=config.hidden_act, eps=config.layer_norm_eps, record=record,
+                                        activations=activations)
     pooled = pooler(hidden_states[-1], **params["pooler"], record=record) if "pooler" in params else None
     return hidden_states, attentions, pooled
 

@@ -41,25 +41,29 @@ def sum_rows(x):
 
 # ----------------------------------------------------------------------------- losses
 
-def cross_entropy(logits, labels, ignore_index=-100):
+def cross_entropy(logits, labels, ignore_index=-100, count=None):
     """torch's CrossEntropyLoss: the mean over the labelled rows of -log softmax(logits)[label]
-    (label -100: ignored). Returns (loss, dlogits): softmax minus the one-hot label, / rows."""
+    (label -100: ignored). Returns (loss, dlogits): softmax minus the one-hot label, / rows.
+    `count`: the rows the mean is over, when these logits are a shard of a batch (default: their own)."""
     z = logits.reshape(-1, logits.shape[-1])  # [..., C] -> [rows, C]
     y = labels.reshape(-1)  # [...] -> [rows]
     rows = np.flatnonzero(y != ignore_index)  # [kept]
+    count = len(rows) if count is None else count
     log_p = z - z.max(axis=-1, keepdims=True)
     log_p = log_p - np.log(np.exp(log_p).sum(axis=-1, keepdims=True))  # log softmax, [rows, C]
-    loss = -log_p[rows, y[rows]].sum() / len(rows)
+    loss = -log_p[rows, y[rows]].sum() / count
     dz = np.zeros_like(z)
     dz[rows] = np.exp(log_p[rows])  # softmax of the kept rows
     dz[rows, y[rows]] -= 1.0
-    return loss, (dz / len(rows)).reshape(logits.shape)  # [rows, C] -> [..., C]
+    return loss, (dz / count).reshape(logits.shape)  # [rows, C] -> [..., C]
 
 
-def mse(predictions, targets):
-    """torch's MSELoss (a one-label classifier is a regression): mean of squared errors, and its gradient."""
+def mse(predictions, targets, count=None):
+    """torch's MSELoss (a one-label classifier is a regression): mean of squared errors, and its gradient
+    (`count`: as cross_entropy's)."""
     error = predictions - targets
-    return np.square(error).mean(), 2.0 * error / error.size
+    count = error.size if count is None else count
+    return np.square(error).sum() / count, 2.0 * error / count
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -112,16 +116,18 @@ def softmax_backward(dp, p):
 # ----------------------------------------------------------------------------- the model
 
 def embeddings_backward(dy, input_ids, token_type_ids, position_ids, x_sum, word_embeddings, position_embeddings,
-                        LayerNorm, eps, token_type_embeddings=None, pad_token_id=None):
+                        LayerNorm, eps, token_type_embeddings=None, pad_token_id=None, position_padding_idx=None):
     """Through the LayerNorm to the sum, then each table row gets the gradients of every position that
     looked it up: a scatter-add (np.add.at adds a row used twice twice; `g[ids] += dx` would not).
-    The pad token's row learns nothing from lookups (torch's nn.Embedding(padding_idx=pad_token_id))."""
+    The pad token's row learns nothing from lookups (torch's nn.Embedding(padding_idx=pad_token_id)), nor
+    does RoBERTa's padding position (`position_padding_idx`: its position table has a padding_idx too)."""
     dx, grads = layer_norm_backward(dy, x_sum, LayerNorm["weight"], eps)  # [B, T, H]
     g = {"LayerNorm": grads}
     everywhere = np.ones(input_ids.shape, dtype=bool)  # [B, T]
     for name, ids, table, used in (("word_embeddings", input_ids, word_embeddings, input_ids != pad_token_id),
                                    ("token_type_embeddings", token_type_ids, token_type_embeddings, everywhere),
-                                   ("position_embeddings", position_ids, position_embeddings, everywhere)):
+                                   ("position_embeddings", position_ids, position_embeddings,
+                                    position_ids != position_padding_idx)):
         if table is not None:
             g[name] = {"weight": np.zeros_like(table["weight"])}  # [rows of the table, H]
             np.add.at(g[name]["weight"], ids[used], dx[used])  # [B, T] -> [K] ids, [K, H] -> the table's rows
@@ -198,9 +204,10 @@ def pooler_backward(dpooled, last_hidden_state, pooled, dense):
     return dh, {"dense": grads}
 
 
-def bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config, record):
+def bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config, record, position_padding_idx=None):
     """The whole BertModel backwards: the pooler (when its output got a gradient), the encoder, the
-    embeddings. `inputs` = (input_ids, token_type_ids, position_ids) as the forward used them."""
+    embeddings. `inputs` = (input_ids, token_type_ids, position_ids) as the forward used them;
+    `position_padding_idx`: RoBERTa's (see embeddings_backward)."""
     grads = {}
     if dpooled is not None:
         dh, grads["pooler"] = pooler_backward(dpooled, hidden_states[-1], pooled, **params["pooler"])
@@ -208,8 +215,12 @@ def bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config,
     dx, grads["encoder"] = encoder_backward(dlast, hidden_states, **params["encoder"], record=record,
                                             n_head=config.num_attention_heads, act=config.hidden_act,
                                             eps=config.layer_norm_eps)
+    if "embeddings_project" in params:  # ELECTRA: back through the projection of the E-wide embeddings to H
+        dx, grads["embeddings_project"] = linear_backward(dx, record["embeddings.output"],
+                                                          params["embeddings_project"]["weight"])  # [B, T, H] -> [B, T, E]
     grads["embeddings"] = embeddings_backward(dx, *inputs, record["embeddings.sum"], **params["embeddings"],
-                                              eps=config.layer_norm_eps, pad_token_id=config.pad_token_id)
+                                              eps=config.layer_norm_eps, pad_token_id=config.pad_token_id,
+                                              position_padding_idx=position_padding_idx)
     return grads
 
 
@@ -239,3 +250,16 @@ def classifier_head_backward(dlogits, pooled_output, classifier):
     """logits = W·pooled + b (BertForSequenceClassification, dropout off): back to the pooled output."""
     dpooled, grads = linear_backward(dlogits, pooled_output, classifier["weight"])  # [B, C] -> [B, H]
     return dpooled, {"classifier": grads}
+
+
+def first_token_classifier_backward(dlogits, last_hidden_state, dense, out_proj, act):
+    """The family's classifier (RoBERTa's dense -> tanh -> out_proj on the first token) backwards:
+    out_proj, the activation, dense, and the gradient enters the encoder at row 0 only."""
+    first = last_hidden_state[:, 0]  # [B, T, H] -> [B, H]
+    h = R.linear(first, **dense)  # recomputed: [B, H] -> [B, H]
+    a = R.ACTIVATIONS[act](h)
+    da, out_grads = linear_backward(dlogits, a, out_proj["weight"])  # [B, C] -> [B, H]
+    dfirst, dense_grads = linear_backward(ACTIVATION_BACKWARDS[act](da, h, a), first, dense["weight"])
+    dlast = np.zeros_like(last_hidden_state)  # [B, T, H]
+    dlast[:, 0] = dfirst  # [B, H] -> row 0 of [B, T, H]
+    return dlast, {"classifier": {"dense": dense_grads, "out_proj": out_grads}}

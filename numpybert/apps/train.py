@@ -21,6 +21,9 @@ import numpy as np
 
 from .. import reference as R
 from .. import reference_backward as RB
+from ..engine.blocks import blocks, for_each_block, thread_count
+from ..engine.model import erf
+from ..engine.threads import choose_once
 from ..errors import InputTypeError, InputValueError, MissingWeightsError, OutputError
 from ..loading import family
 from ..loading.checkpoint import TIED
@@ -74,25 +77,97 @@ def _labels(name, value, shape, num_classes, floats=False):
     return y.astype(np.int64)
 
 
+TRAINS = {"bert": ("classification", "pretraining"),  # model_type -> the objectives value_and_grad computes
+          "roberta": ("classification",), "xlm-roberta": ("classification",), "electra": ("classification",),
+          "distilbert": ("classification",)}
+WHY_NOT = {"pretraining": "it is BERT's MLM + next-sentence prediction, and {name} has no next-sentence head",
+           None: "the backward companion follows BERT's, RoBERTa's, ELECTRA's and DistilBERT's differences "
+                 "(positions from the ids, the embeddings projection, the first-token classifiers), not {name}'s"}
+
+
 def _check_model(model, objective):
     if objective not in OBJECTIVES:
         raise InputValueError(f"objective={objective!r}: expected one of {tuple(OBJECTIVES)}")
-    if model.config.model_type != family.DEFAULT:  # the backward companion is written for BERT
-        raise InputValueError(f"{model.model_dir}: value_and_grad trains BERT checkpoints; model_type "
-                              f"{model.config.model_type!r} is not supported")
+    model_type = model.config.model_type
+    if objective not in TRAINS.get(model_type, ()):
+        why = WHY_NOT["pretraining" if model_type in TRAINS else None].format(name=family.get(model_type).name)
+        raise InputValueError(f"{model.model_dir}: value_and_grad cannot train model_type {model_type!r} with "
+                              f"objective {objective!r}: {why}")
     heads, arch, _ = OBJECTIVES[objective]
+    heads = heads if family.get(model_type).classifier == "pooled" else ("classifier",)  # RoBERTa: no pooler
     missing = [h for h in heads if h not in model.params]
     if missing:
         raise MissingWeightsError(f"{model.model_dir}: objective {objective!r} ({arch}) needs the "
                                   f"{' and '.join(missing)} weights, which the checkpoint lacks")
 
 
-def _forward(model, input_ids, attention_mask, token_type_ids, position_ids):
-    """The textbook's forward with the record the backward reads."""
-    ids, mask, types, positions = check_inputs(model.config, input_ids, attention_mask, token_type_ids, position_ids)
+def gelu_vectorised_erf(x):
+    """`reference.gelu` (exact GELU, 0.5·x·(1 + erf(x/√2))) with the fast engine's vectorised erf
+    (numpybert/engine/model.py: float64 within a few ulp of `math.erf`, float32 within 2e-7) in place of
+    the textbook's one `math.erf` call per element, which cost 3 s of a MiniLM 16×128 step on its own."""
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+TRAINING_ACTIVATIONS = {**R.ACTIVATIONS, "gelu": gelu_vectorised_erf}  # the training forward's activations
+
+
+def _forward(model, inputs, mask):
+    """The textbook's forward (with the training GELU) and the record the backward reads."""
+    ids, types, positions = inputs
     record = RB.Recorded()
-    hidden_states, _, pooled = R.bert(ids, types, positions, mask, model.params, model.config, model.mask_value, record)
-    return (ids, types, positions), hidden_states, pooled, record
+    hidden_states, _, pooled = R.bert(ids, types, positions, mask, model.params, model.config, model.mask_value,
+                                      record, activations=TRAINING_ACTIVATIONS)
+    return hidden_states, pooled, record
+
+
+def _classification_loss(logits, labels, count):
+    """Cross-entropy on class ids; a one-label classifier is a regression (MSE), as transformers' problem_type."""
+    if logits.shape[-1] > 1:
+        return RB.cross_entropy(logits, labels, count=count)
+    loss, dlogits = RB.mse(logits[:, 0], labels.astype(logits.dtype), count=count)
+    return loss, dlogits[:, None]  # [B] -> [B, 1]
+
+
+def _shard_value_and_grad(model, objective, inputs, mask, labels, next_sentence_label, counts):
+    """(loss, nested grads) of some rows of the batch; each loss is a mean over `counts`, the batch's
+    labelled rows, so the shards' losses and gradients add up to the whole batch's."""
+    hidden_states, pooled, record = _forward(model, inputs, mask)
+    params, config = model.params, model.config
+    if objective == "classification" and family.get(config.model_type).classifier == "first-token":
+        act = family.get(config.model_type).classifier_act
+        logits = R.first_token_classifier(hidden_states[-1], **params["classifier"], act=act)  # [B, C]
+        loss, dlogits = _classification_loss(logits, labels, counts[0])
+        dlast, grads = RB.first_token_classifier_backward(dlogits, hidden_states[-1], **params["classifier"], act=act)
+        grads.update(RB.bert_backward(dlast, None, inputs, hidden_states, pooled, params, config, record,
+                                      position_padding_idx=config.padding_idx))
+        return loss, grads
+    if objective == "classification":
+        logits = R.classifier_head(pooled, params["classifier"])  # [B, C]
+        loss, dlogits = _classification_loss(logits, labels, counts[0])
+        dpooled, grads = RB.classifier_head_backward(dlogits, pooled, params["classifier"])
+        grads.update(RB.bert_backward(None, dpooled, inputs, hidden_states, pooled, params, config, record))
+        return loss, grads
+    cls, last = params["cls"], hidden_states[-1]
+    mlm_logits = R.mlm_head(last, **cls["predictions"], act=config.hidden_act, eps=config.layer_norm_eps)  # [B, T, V]
+    nsp_logits = R.nsp_head(pooled, cls["seq_relationship"])  # [B, 2]
+    mlm_loss, dmlm = RB.cross_entropy(mlm_logits, labels, count=counts[0])
+    nsp_loss, dnsp = RB.cross_entropy(nsp_logits, next_sentence_label, count=counts[1])
+    dlast, mlm_grads, ddecoder = RB.mlm_head_backward(dmlm, last, **cls["predictions"], act=config.hidden_act,
+                                                      eps=config.layer_norm_eps)
+    dpooled, nsp_grads = RB.nsp_head_backward(dnsp, pooled, cls["seq_relationship"])
+    grads = RB.bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config, record)
+    grads["cls"] = {"predictions": mlm_grads, **nsp_grads}
+    grads["embeddings"]["word_embeddings"]["weight"] += ddecoder  # the tied decoder: one tensor, one gradient
+    return mlm_loss + nsp_loss, grads
+
+
+MIN_ROWS_PER_SHARD = 256  # token rows; fewer make a one-thread GEMM stream the weights for too little work
+
+
+def _shards(B, T):
+    """Slices of the batch, one per numpybert thread (`numpybert.set_threads`) when the batch is large."""
+    n = min(thread_count(), B, max(1, B * T // MIN_ROWS_PER_SHARD))
+    return blocks(B, -(-B // n))
 
 
 def value_and_grad(model, objective, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -104,36 +179,37 @@ def value_and_grad(model, objective, input_ids=None, attention_mask=None, token_
     objective "pretraining" (BertForPreTraining): `labels` [B, T] token ids to predict (-100: not
     predicted), `next_sentence_label` [B] (0: B follows A), loss = MLM + NSP cross-entropy.
     grads: {name in the checkpoint file: array in the model's dtype}, every parameter the loss reaches;
-    the MLM decoder's gradient is in the word embeddings' (one tensor, as torch ties them)."""
+    the MLM decoder's gradient is in the word embeddings' (one tensor, as torch ties them).
+
+    With set_threads(n > 1) a large batch is cut into n shards of sequences, each run on its own thread
+    with BLAS on one thread (data parallelism: no threaded small GEMMs), their losses and gradients summed."""
     _check_model(model, objective)
-    inputs, hidden_states, pooled, record = _forward(model, input_ids, attention_mask, token_type_ids, position_ids)
-    params, config, B = model.params, model.config, len(inputs[0])
+    ids, mask, types, positions = check_inputs(model.config, input_ids, attention_mask, token_type_ids, position_ids)
+    (B, T), config = ids.shape, model.config
     if objective == "classification":
-        logits = R.classifier_head(pooled, params["classifier"])  # [B, C]
-        C = logits.shape[-1]
-        y = _labels("labels", labels, (B,), C, floats=C == 1)
-        if C == 1:  # a regression, as transformers' problem_type "regression"
-            loss, dlogits = RB.mse(logits[:, 0], y.astype(logits.dtype))
-            dlogits = dlogits[:, None]  # [B] -> [B, 1]
-        else:
-            loss, dlogits = RB.cross_entropy(logits, y)
-        dpooled, grads = RB.classifier_head_backward(dlogits, pooled, params["classifier"])
-        grads.update(RB.bert_backward(None, dpooled, inputs, hidden_states, pooled, params, config, record))
+        head = model.params["classifier"]
+        C = len(head["out_proj"]["bias"] if "out_proj" in head else head["bias"])  # RoBERTa's, BERT's
+        y, nsp = _labels("labels", labels, (B,), C, floats=C == 1), None
+        counts = (B if C == 1 else int((y != -100).sum()),)
     else:
-        cls, last = params["cls"], hidden_states[-1]
-        mlm_logits = R.mlm_head(last, **cls["predictions"], act=config.hidden_act, eps=config.layer_norm_eps)  # [B, T, V]
-        nsp_logits = R.nsp_head(pooled, cls["seq_relationship"])  # [B, 2]
-        mlm_loss, dmlm = RB.cross_entropy(mlm_logits, _labels("labels", labels, last.shape[:2], config.vocab_size))
-        nsp_loss, dnsp = RB.cross_entropy(nsp_logits, _labels("next_sentence_label", next_sentence_label, (B,), 2))
-        loss = mlm_loss + nsp_loss
-        dlast, mlm_grads, ddecoder = RB.mlm_head_backward(dmlm, last, **cls["predictions"], act=config.hidden_act,
-                                                          eps=config.layer_norm_eps)
-        dpooled, nsp_grads = RB.nsp_head_backward(dnsp, pooled, cls["seq_relationship"])
-        grads = RB.bert_backward(dlast, dpooled, inputs, hidden_states, pooled, params, config, record)
-        grads["cls"] = {"predictions": mlm_grads, **nsp_grads}
-        grads["embeddings"]["word_embeddings"]["weight"] += ddecoder  # the tied decoder: one tensor, one gradient
+        y = _labels("labels", labels, (B, T), config.vocab_size)
+        nsp = _labels("next_sentence_label", next_sentence_label, (B,), 2)
+        counts = (int((y != -100).sum()), int((nsp != -100).sum()))
+    choose_once(B * T)  # unless set_threads was called, a large batch picks the threads (as a forward does)
+    shards = _shards(B, T)
+    results = [None] * len(shards)
+
+    def run(i, s):
+        results[i] = _shard_value_and_grad(model, objective, (ids[s], types[s], positions[s]), mask[s], y[s],
+                                           None if nsp is None else nsp[s], counts)
+    for_each_block(run, list(enumerate(shards)), nbytes=1 << 30, blas=True)
+    loss, grads = results[0][0], flatten(results[0][1])
+    for shard_loss, shard_grads in results[1:]:
+        loss = loss + shard_loss
+        for name, g in flatten(shard_grads).items():
+            grads[name] += g
     names = file_names(model)
-    return loss, {names.get(name, name): g for name, g in flatten(grads).items()}
+    return loss, {names.get(name, name): g for name, g in grads.items()}
 
 
 class AdamW:

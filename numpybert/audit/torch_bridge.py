@@ -350,12 +350,14 @@ TRAINING = {"classification": "BertForSequenceClassification", "pretraining": "B
 def training_reference(model_dir, objective: str, dtype: str, batch: dict, steps: int = 0, lr: float = 1e-3,
                        weight_decay: float = 1e-2) -> dict:
     """torch autograd's side of numpybert.value_and_grad / AdamW: transformers' BertForSequenceClassification
-    or BertForPreTraining in eval mode (dropout off) with gradients on. Returns {"loss": float,
+    (RobertaForSequenceClassification, ... for the family) or BertForPreTraining in eval mode (dropout off) with gradients on. Returns {"loss": float,
     "grads": {parameter name: NumPy array}} of the batch (NumPy arrays: ids and labels), and with
     steps > 0 also "losses": the loss before each of `steps` torch.optim.AdamW steps and "after"
     (the loss after the last one)."""
     setup()
-    model = load_reference(os.fspath(model_dir), dtype, TRAINING[objective], True)
+    family = families.get(_config(os.fspath(model_dir)).get("model_type", families.DEFAULT))
+    arch = TRAINING[objective] if family.model_type == families.DEFAULT else family.heads()[1]  # RoBERTa's class
+    model = load_reference(os.fspath(model_dir), dtype, arch, family.pooler and family.classifier == "pooled")
     model = copy_model(model)  # load_reference caches: never train the cached one
     inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
 

@@ -179,3 +179,83 @@ def test_missing_heads_and_read_only_weights(minilm):
     mapped = numpybert.load(TINY["classification"], mmap=True)
     with pytest.raises(numpybert.InputValueError, match="read-only"):
         numpybert.AdamW(mapped)
+
+
+@pytest.mark.parametrize("dtype, ulps", [("float64", 24), ("float32", 8)])
+def test_training_gelu_is_the_textbook_gelu(dtype, ulps):
+    """The training forward's GELU (the fast engine's vectorised erf) against the textbook's (`math.erf` per
+    element), from -12 to 12 and down to 1e-300 on both sides: within `ulps` units of max(1, |x|) (measured
+    6.0 float64, 1.7 float32; bound 4x for other CPUs' libm), in x's dtype."""
+    from numpybert import reference as R
+    from numpybert.apps.train import gelu_vectorised_erf
+    x = np.concatenate([np.linspace(-12, 12, 20001), np.geomspace(1e-300, 1, 500), -np.geomspace(1e-300, 1, 500),
+                        [0.0]]).astype(dtype)
+    ours, textbook = gelu_vectorised_erf(x), R.gelu(x)
+    assert ours.dtype == np.dtype(dtype)
+    error = np.abs(ours.astype(np.float64) - textbook) / (np.finfo(dtype).eps * np.maximum(1.0, np.abs(x)))
+    assert error.max() <= ulps
+
+
+@pytest.fixture
+def two_threads():
+    """set_threads(2) for one test, one thread again after it."""
+    numpybert.set_threads(2)
+    yield
+    numpybert.set_threads(1)
+
+
+@pytest.mark.parametrize("objective", ["classification", "pretraining"])
+def test_sharded_batch_matches_torch(objective, two_threads, monkeypatch):
+    """Under set_threads(2) a batch of 8×64 (512 token rows) runs as two shards of 4 sequences on two threads
+    (each loss a mean over the whole batch's labelled rows, the second shard's MLM labels all but one -100):
+    their summed gradients equal torch autograd's within 1e-8 (float64; measured as the unsharded ones)."""
+    from numpybert.apps import train
+    calls = []
+    shard = train._shard_value_and_grad
+    monkeypatch.setattr(train, "_shard_value_and_grad", lambda *args: calls.append(len(args[2][0])) or shard(*args))
+    batch = batch_for(objective, 99, B=8, T=64)
+    if objective == "pretraining":
+        batch["labels"][4:] = -100
+        batch["labels"][6, 3] = 7
+    worst, name, loss, torch_loss = compare(TINY[objective], objective, "float64", batch)
+    assert calls == [4, 4]
+    assert worst <= TOL["float64"], name
+    assert loss == pytest.approx(torch_loss, rel=1e-12)
+
+
+def roberta_batch(B=3, T=9, seed=0, num_labels=3):
+    """Right-padded with RoBERTa's pad id 1 (so padding takes position padding_idx), one segment, class labels."""
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(T)[None] < np.linspace(T, T // 2, B).astype(int)[:, None]).astype(np.int64)  # [B, T]
+    ids = np.where(mask == 1, rng.integers(3, 99, (B, T)), 1)
+    ids[:, 0] = 0  # <s>
+    return {"input_ids": ids, "attention_mask": mask, "labels": rng.integers(0, num_labels, B)}
+
+
+FAMILY = {"tiny-roberta-classifier": roberta_batch(), "tiny-electra-classifier": batch_for("classification", 99),
+          "tiny-distilbert-classifier": {k: v for k, v in batch_for("classification", 99).items() if k != "token_type_ids"}}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model_dir", sorted(FAMILY))
+def test_family_classifier_gradients_match_torch(model_dir, dtype):
+    """RobertaForSequenceClassification (positions from the ids: the position table's padding row gets no
+    gradient, as the word table's pad row; dense -> tanh -> out_proj on <s>, no pooler),
+    ElectraForSequenceClassification (the embeddings projection 16 -> 32; dense -> gelu -> out_proj) and
+    DistilBertForSequenceClassification (no token types; pre_classifier -> ReLU -> classifier): measured worst
+    float64 2.3e-15, 2.1e-15, 4.7e-15; float32 1.1e-6, 1.7e-6, 2.8e-6 (the tiny bound above)."""
+    worst, name, loss, torch_loss = compare(CHECKPOINTS / model_dir, "classification", dtype, FAMILY[model_dir])
+    assert worst <= (TOL[dtype] if dtype == "float64" else TOL[dtype]["tiny"]), name
+    assert loss == pytest.approx(torch_loss, rel=1e-12 if dtype == "float64" else 1e-5)
+
+
+@pytest.mark.parametrize("model_dir, objective, message", [
+    ("tiny-roberta-mlm", "pretraining", "'roberta' with objective 'pretraining': .*RoBERTa has no next-sentence"),
+    ("tiny-electra-classifier", "pretraining", "'electra' with objective 'pretraining': .*ELECTRA has no next"),
+    ("tiny-mpnet", "classification", "'mpnet' with objective 'classification': .* not MPNet's"),
+])
+def test_untrainable_family_members_are_refused_in_one_line(model_dir, objective, message):
+    model = numpybert.load(CHECKPOINTS / model_dir)
+    with pytest.raises(numpybert.InputValueError, match=message) as error:
+        numpybert.value_and_grad(model, objective, **roberta_batch(), next_sentence_label=np.array([0, 1, 0]))
+    assert "\n" not in str(error.value)

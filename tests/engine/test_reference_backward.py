@@ -27,7 +27,7 @@ def body_lines(function: ast.FunctionDef) -> int:
 def test_one_backward_per_forward_and_short_functions():
     functions = {n.name: n for n in ast.walk(ast.parse(SOURCE)) if isinstance(n, ast.FunctionDef)}
     forwards = {"linear", "layer_norm", "gelu", "softmax", "embeddings", "attention", "self_attention", "encoder_layer",
-                "encoder", "pooler", "bert", "mlm_head", "nsp_head", "classifier_head"}
+                "encoder", "pooler", "bert", "mlm_head", "nsp_head", "classifier_head", "first_token_classifier"}
     assert {f"{name}_backward" for name in forwards} <= set(functions)
     assert forwards <= {name for name, _ in inspect.getmembers(R, inspect.isfunction)}
     long = {name: n for name, f in functions.items() if (n := body_lines(f)) > 20}

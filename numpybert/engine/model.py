@@ -103,11 +103,10 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
     residual, rounded as torch rounds it: two passes over the dtype instead of over float64);
     then in float64 whatever x is, rounded once at the end: float32 LayerNorm otherwise rounds
     four times (centre, divide, scale, shift), which made numpybert's hidden states less accurate
-    than torch's (`numpybert audit --live --oracle`). Row sums by NumPy, not BLAS: a BLAS
-    matrix-vector product's sum for a row depends on where the row sits in the block, so a
-    text's numbers would depend on its neighbours. Normalising in float32 from the centring on
-    was 1.6x faster but doubled the distance from the float64 result at MiniLM's fifth layer on
-    8 × 256 inputs (1.4e-5, torch 7.5e-6): docs/performance.md."""
+    than torch's (`numpybert audit --live --oracle`). The moments are `row_dots`: one BLAS dot
+    per row, so a row's numbers never depend on its neighbours in the block. Normalising in
+    float32 from the centring on was 1.6x faster but doubled the distance from the float64
+    result at MiniLM's fifth layer on 8 × 256 inputs (1.4e-5, torch 7.5e-6): docs/performance.md."""
     H = x.shape[-1]
     y = scratch(x.shape, np.float64, "layer_norm")
     if add:
@@ -116,15 +115,37 @@ def _layer_norm_rows(x, add, weight, bias, eps, out):
             out += a
         x = out
     np.copyto(y, x)  # [rows, H] in float64
-    mean = y.sum(axis=-1, keepdims=True)  # [rows, H] -> [rows, 1]
+    mean = row_dots(y, _ones(H, np.float64))  # [rows, H] -> [rows, 1]
     mean /= H
     y -= mean
-    var = np.einsum("ij,ij->i", y, y)[:, None]  # sum of squares without a temporary: [rows, 1]
+    var = row_dots(y, y)  # sum of squares: [rows, H] -> [rows, 1]
     var /= H
     var += eps
     y /= np.sqrt(var, out=var)
     y *= weight
     np.add(y, bias, out=out, casting="same_kind")  # the one rounding to out's dtype
+
+
+def row_dots(a, b):
+    """The dot product of each row (last axis) of a with b's (b may be one row [n]): [..., n] -> [..., 1].
+    One BLAS dot per row (np.vecdot, NumPy ≥ 2), ~2× faster than `sum` or `einsum` here, and
+    unlike a matrix-vector product (`a @ ones`) a row's result depends on that row alone, never on
+    where it sits in the block (tests/engine/test_math.py)."""
+    if hasattr(np, "vecdot"):
+        return np.vecdot(a, b)[..., None]
+    return np.einsum("...j,...j->...", a, b)[..., None]  # NumPy 1 has no vecdot
+
+
+_ONES = {}
+
+
+def _ones(n, dtype):
+    """A read-only vector of n ones (row sums as dot products with it)."""
+    key = (n, np.dtype(dtype))
+    if key not in _ONES:
+        _ONES[key] = np.ones(n, dtype)
+        _ONES[key].flags.writeable = False
+    return _ONES[key]
 
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,
@@ -245,7 +266,7 @@ def softmax(x, out=None):
     (all scores equal, so the result is uniform), exactly as torch's eager attention. `out` may be x."""
     e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
     np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e /= row_dots(e, _ones(e.shape[-1], e.dtype))  # the sums: [..., n] -> [..., 1]
     return e
 
 

@@ -175,6 +175,38 @@ def test_add_layer_norm_sums_in_hfs_order_then_normalises(dtype):
     assert np.array_equal(M.add_layer_norm(h.copy(), b, x, {"weight": w, "bias": beta}, 1e-12, out=h), y)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_dots_are_each_rows_own(dtype):
+    """LayerNorm's moments and softmax's sums are one BLAS dot per row (`row_dots`): a row's
+    result is the same bits wherever the row sits (first, in a block's tail, alone), so a text's
+    numbers never depend on its neighbours (resumed `embed` runs stay byte-identical). A
+    matrix-vector product `a @ ones` fails this. Sums within a few ulp of the float64 sum."""
+    rng = np.random.default_rng(9)
+    for n in (384, 129, 37):  # BLAS kernels' full blocks and ragged tails
+        a = rng.normal(0, 3, (301, n)).astype(dtype)
+        ones = np.ones(n, dtype)
+        whole = M.row_dots(a, ones)
+        assert whole.shape == (301, 1) and whole.dtype == dtype
+        for part in (slice(3, None), slice(5, 6), slice(100, 103)):
+            assert np.array_equal(M.row_dots(a[part], ones), whole[part])
+            assert np.array_equal(M.row_dots(a[part], a[part]), M.row_dots(a, a)[part])
+        ref = a.astype(np.float64).sum(axis=1, keepdims=True)
+        scale = np.abs(a.astype(np.float64)).sum(axis=1, keepdims=True)  # the sum's condition
+        assert np.all(np.abs(whole - ref) <= 4 * n * np.finfo(dtype).eps * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_and_softmax_rows_do_not_depend_on_their_neighbours(dtype):
+    rng = np.random.default_rng(10)
+    x = rng.normal(0, 3, (2 * M.BLOCK_BYTES // (384 * 4) + 7, 384)).astype(dtype)  # several blocks, ragged
+    w, b = rng.normal(1, 0.1, 384).astype(dtype), rng.normal(0, 0.1, 384).astype(dtype)
+    y = M.layer_norm(x, w, b, 1e-12)
+    s = M.softmax(x)
+    for start in (1, 3, 170, len(x) - 2):
+        assert np.array_equal(M.layer_norm(x[start:], w, b, 1e-12), y[start:])
+        assert np.array_equal(M.softmax(x[start:]), s[start:])
+
+
 def test_float32_layer_norm_survives_a_sum_of_squares_over_float32s_range():
     """|x - mean| ~ 1e20: a float32 sum of squares would overflow (and normalise by an infinite
     variance); LayerNorm's float64 keeps the row finite and right."""

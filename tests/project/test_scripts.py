@@ -32,6 +32,28 @@ def test_profile_ops_accounts_for_each_kind_of_operation():
     assert re.search(r"numpybert's dense GEMMs alone take [\d.]+× torch's whole forward", out)
 
 
+def test_profile_threads_accounts_for_each_thread_and_its_idle_time():
+    """2 threads on 32×16 = 512 token rows: numpybert's threads share the sequences (the worker
+    thread has a column); each column's kinds add up to its busy time, which never exceeds the
+    forward's wall time (idle ≥ 0)."""
+    out = run_script("profile_threads.py", "--model", TINY, "--shapes", "32x16", "--threads", "2", "--reps", "2")
+    head = re.search(r"32×16, 2 threads, 2 forwards: median ([\d.]+) ms per forward", out)
+    assert head and float(head[1]) > 0
+    columns = re.search(r"^\| per forward, ms \| (.+) \|$", out, re.M)[1].split(" | ")
+    assert columns[0] == "MainThread" and len(columns) == 2  # the calling thread and numpybert's worker
+    rows = [row for row in re.findall(r"^\| ([^*|][^|]*?) \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+            if not row[0].startswith("CPU / busy")]  # the kinds of work, in ms (not the CPU ratio row)
+    kinds = [name for name, _, _ in rows]
+    assert kinds[:6] == ["dense GEMMs (QKV, output, FFN)", "bias adds after the GEMMs",
+                         "attention products Q·Kᵀ, P·V, scale, mask", "softmax", "GELU", "LayerNorm (+ bias + residual)"]
+    busy = re.search(r"^\| \*\*busy\*\* \| \*\*([\d.]+)\*\* \| \*\*([\d.]+)\*\* \|$", out, re.M)
+    for column in (1, 2):
+        assert float(rows[0][column]) > 0  # both threads multiplied matrices
+        assert abs(sum(float(row[column]) for row in rows) - float(busy[column])) <= 0.05 * len(rows) + 0.05
+    idle = re.findall(r"(-?[\d.]+) \((-?\d+)%\)", re.search(r"^\| idle .*$", out, re.M)[0])
+    assert len(idle) == 2 and all(float(ms) >= 0 for ms, _ in idle)
+
+
 def test_accuracy_oracle_compares_every_hidden_state():
     out = run_script("accuracy_oracle.py", "--model", TINY, "--padded", "2x32")
     blocks = out.split("== ")[1:]

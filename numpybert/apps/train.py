@@ -77,9 +77,11 @@ def _labels(name, value, shape, num_classes, floats=False):
     return y.astype(np.int64)
 
 
-TRAINS = {"bert": ("classification", "pretraining"),  # model_type -> the objectives value_and_grad computes
-          "roberta": ("classification",), "xlm-roberta": ("classification",), "electra": ("classification",),
-          "distilbert": ("classification",)}
+def objectives_of(member) -> tuple:
+    """The objectives value_and_grad computes for a family member (family.py `trains`, `nsp`)."""
+    return () if not member.trains else ("classification", "pretraining") if member.nsp else ("classification",)
+
+
 WHY_NOT = {"pretraining": "it is BERT's MLM + next-sentence prediction, and {name} has no next-sentence head",
            None: "the backward companion follows BERT's, RoBERTa's, ELECTRA's and DistilBERT's differences "
                  "(positions from the ids, the embeddings projection, the first-token classifiers), not {name}'s"}
@@ -89,8 +91,9 @@ def _check_model(model, objective):
     if objective not in OBJECTIVES:
         raise InputValueError(f"objective={objective!r}: expected one of {tuple(OBJECTIVES)}")
     model_type = model.config.model_type
-    if objective not in TRAINS.get(model_type, ()):
-        why = WHY_NOT["pretraining" if model_type in TRAINS else None].format(name=family.get(model_type).name)
+    member = family.get(model_type)
+    if objective not in objectives_of(member):
+        why = WHY_NOT["pretraining" if member.trains else None].format(name=member.name)
         raise InputValueError(f"{model.model_dir}: value_and_grad cannot train model_type {model_type!r} with "
                               f"objective {objective!r}: {why}")
     heads, arch, _ = OBJECTIVES[objective]

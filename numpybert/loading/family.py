@@ -50,6 +50,7 @@ class Family:
     classifier: str = "pooled"  # "pooled": one Linear on pooled_output; "first-token": dense, act, out_proj
     classifier_act: str | None = None  # the first-token classifier's activation
     relative_attention: bool = False  # MPNet: T5-style bucketed relative position bias on every layer's scores
+    trains: bool = True  # value_and_grad follows its differences (apps/train.py); "pretraining" also needs nsp
     instead_of_pooler: str = ""  # what its classifier reads instead of a pooler (explain)
 
     def heads(self) -> tuple:
@@ -117,7 +118,7 @@ FAMILIES = {f.model_type: f for f in (
            config_own=("relative_attention_num_buckets",),
            positions_from_ids=True, fixed_padding_idx=1,  # MPNetEmbeddings.padding_idx = 1, whatever pad_token_id
            token_types=False, mlm_act="gelu", classifier="first-token", classifier_act="tanh",
-           relative_attention=True,
+           relative_attention=True, trains=False,
            instead_of_pooler="MPNet has a pooler (tanh(W·h_<s> + b), as BERT's), but MPNetForSequenceClassification "
            "does not use it: MPNetClassificationHead takes the <s> vector, last_hidden_state[:, 0], through dense "
            "-> tanh -> out_proj; sentence-transformers' all-mpnet-base-v2 pools the token vectors (mean)."),

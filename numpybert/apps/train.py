@@ -97,7 +97,7 @@ def _check_model(model, objective):
         raise InputValueError(f"{model.model_dir}: value_and_grad cannot train model_type {model_type!r} with "
                               f"objective {objective!r}: {why}")
     heads, arch, _ = OBJECTIVES[objective]
-    heads = heads if family.get(model_type).classifier == "pooled" else ("classifier",)  # RoBERTa: no pooler
+    heads = heads if member.classifier == "pooled" else ("classifier",)  # RoBERTa: no pooler
     missing = [h for h in heads if h not in model.params]
     if missing:
         raise MissingWeightsError(f"{model.model_dir}: objective {objective!r} ({arch}) needs the "

@@ -150,7 +150,7 @@ def _ones(n, dtype):
 
 # float32 erf and GELU share one approximation: the normal CDF as a logistic,
 #     Φ(x) = 1 / (1 + exp(x·k(x²))),   k(s) = -ln(Φ/(1-Φ))/x, smooth and even,
-# with k a degree-6 polynomial on x² ∈ [0, 30] (beyond, Φ is 0 or 1 in float32) fitted by
+# with k a degree-6 polynomial on x² ∈ [0, 30] (beyond, Φ is 0 or 1 in float32, and k keeps falling) fitted by
 # scripts/fit_gelu.py: GELU error 6.8e-8 in exact arithmetic. Unlike 1 + erf(x/√2), which rounds
 # near 1, the logistic keeps its accuracy where Φ → 1, and it costs ~17 passes, not ~30.
 # erf(u) = 2Φ(u√2) - 1 = tanh(-y/2) with y = x·k(x²), x = u√2; max abs error 2e-7 (tests/engine/test_math.py).
@@ -169,11 +169,13 @@ def _polyval(coefficients, x):
 
 
 def _logit_of_phi(x):
-    """y = x·k(x²), so that Φ(x) = 1 / (1 + exp(y)) (float32)."""
-    t = np.square(x)
-    np.clip(t, 0.0, 30.0, out=t)
-    y = _polyval(_GELU32_K, t)
-    y *= x
+    """y = x·k(x²), so that Φ(x) = 1 / (1 + exp(y)) (float32). Beyond the fit (x² > 30) k keeps
+    falling (checked to 1e12 by tests/engine/test_math.py), so Φ only saturates further: no clip
+    pass needed (6% of GELU's time). Huge |x| overflow k to -inf, giving Φ = 0 or 1 as wanted."""
+    with np.errstate(over="ignore"):
+        t = np.square(x)
+        y = _polyval(_GELU32_K, t)
+        y *= x
     return y
 
 

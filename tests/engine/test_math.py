@@ -16,12 +16,22 @@ TINY = [0.0, -0.0, 5e-324, -5e-324, 1e-310, 1e-300, 1e-45, 1e-40, 1e-38, 1e-20, 
 
 
 def dense_grid(dtype):
-    """±10 densely, the tails to ±30, tiny values and subnormals of the dtype."""
-    x = np.concatenate([np.linspace(-10, 10, 400_001), np.linspace(-30, 30, 6_001),
+    """±10 densely, the tails to ±30, far beyond (float32's logistic has no clip), tiny values and
+    subnormals of the dtype."""
+    far = np.geomspace(30, 1e29, 2_000)
+    x = np.concatenate([np.linspace(-10, 10, 400_001), np.linspace(-30, 30, 6_001), far, -far,
                         np.array(TINY), -np.array(TINY), np.geomspace(1e-30, 1, 1_000)])
     x = x.astype(dtype)
     return np.concatenate([x, [np.finfo(dtype).smallest_subnormal, -np.finfo(dtype).smallest_subnormal,
                                np.finfo(dtype).tiny, np.finfo(dtype).max, -np.finfo(dtype).max]]).astype(dtype)
+
+
+def test_the_float32_logistics_k_keeps_falling_beyond_its_fit():
+    """Φ(x) = 1 / (1 + exp(x·k(x²))) is fitted on x² ≤ 30 and evaluated unclipped beyond
+    (model._logit_of_phi): k must keep falling there, so Φ only moves further towards 0 or 1."""
+    t = np.geomspace(25, 1e12, 20_000)
+    k = np.polyval(M._GELU32_K, t)
+    assert np.all(np.diff(k) < 0) and k.max() < -3
 
 
 def math_erf(x):

@@ -2,10 +2,18 @@
 
 import os
 import pathlib
+import signal
 
 import pytest
 
 from helpers import ROOT, make_text_model, require_minilm
+
+# A test run started in the background without job control (`nohup bash .ci/run &`, some CI shells) ignores
+# SIGINT, and every process it spawns inherits that: the Ctrl-C tests (`numpybert embed` stopped with SIGINT)
+# would signal processes that cannot hear it. Give the children a terminal's default instead (a handler, not
+# SIG_IGN, becomes SIG_DFL across exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -382,17 +382,24 @@ class ServerProcess:
                                      env={**os.environ, **(env or {})})
         self.started = time.perf_counter()
         self.output = None
+        self.workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
 
     def wait_ready(self, headers=None):
+        """Until GET /health answers 200 from every worker. With --workers N the kernel picks which worker
+        accepts each new connection, and one still loading answers 503 while another is ready (seen with
+        all-mpnet-base-v2): fresh connections until N distinct pids (/info) have said 200."""
         deadline = time.monotonic() + START_TIMEOUT
+        ready = set()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the server exited with {self.proc.returncode}: {self.proc.stdout.read()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/health", timeout=1.0, headers=headers).status_code == 200:
-                    return self
+            with contextlib.suppress(httpx.HTTPError), httpx.Client(timeout=1.0, headers=headers) as c:
+                if c.get(self.url + "/health").status_code == 200:  # one connection: /info from the same worker
+                    ready.add(c.get(self.url + "/info").json()["pid"] if self.workers > 1 else None)
+            if len(ready) == self.workers:
+                return self
             time.sleep(0.05)
-        raise AssertionError(f"the server did not get ready in {START_TIMEOUT} s")
+        raise AssertionError(f"the server did not get ready in {START_TIMEOUT} s ({len(ready)} of {self.workers} workers)")
 
     def stop(self, timeout=30.0) -> int:
         """SIGTERM, wait; the exit status (the output is kept in self.output)."""
